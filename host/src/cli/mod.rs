@@ -1,0 +1,86 @@
+//! The `plugboard` command line: argument types and what each command does.
+//! `main.rs` only parses, dispatches and turns errors into exit codes.
+
+mod policy;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use policy::{check, run};
+
+use crate::policy::model::World;
+
+#[derive(Debug, Parser)]
+#[command(name = "plugboard", version, about = "Call routing for pay-per-call marketing")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with policy components locally: validate, run on a sample.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a component exactly as an upload would.
+    Check(CheckArgs),
+    /// Run a policy on a sample input and print its result, cost and logs.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The component file (`.wasm`).
+    pub file: PathBuf,
+    /// The world it must implement: scorer, bidder or selector.
+    #[arg(long)]
+    pub world: World,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The component file (`.wasm`).
+    pub file: PathBuf,
+    /// The world it implements: scorer, bidder or selector.
+    #[arg(long)]
+    pub world: World,
+    /// Sample input: JSON with `call` (+ `caller_history`) for a scorer, `offer`
+    /// for a bidder, `call`, `quality` and `bids` for a selector.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Fuel budget (instructions) of the invocation.
+    #[arg(long)]
+    pub fuel: Option<u64>,
+    /// Wall-clock budget of the invocation, in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Memory cap of the invocation, in MiB.
+    #[arg(long)]
+    pub memory_mib: Option<usize>,
+}
+
+/// Why a command failed; printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad input {path}: {reason}")]
+    Input { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Engine(#[from] crate::policy::EngineError),
+    #[error("{0}")]
+    Load(#[from] crate::policy::LoadError),
+    #[error("{0}")]
+    Policy(#[from] crate::policy::PolicyFailure),
+}

@@ -1,0 +1,16 @@
+//! The one place that reads the OS clock. Pure layers take `now` as an argument;
+//! the shell asks here, so that a lint can ban the clock everywhere else.
+
+use std::time::{Instant, SystemTime};
+
+/// Monotonic now, for measuring and for deadlines.
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// Wall-clock now, for records and for policies' `call-time`.
+#[allow(clippy::disallowed_methods)]
+pub fn wall() -> SystemTime {
+    SystemTime::now()
+}

@@ -1,0 +1,221 @@
+//! One invocation of a policy: a fresh `Store` with a fuel budget, an epoch
+//! deadline and a memory cap; the outcome classified into a typed failure.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::{ResourceLimiter, Store, Trap};
+
+use super::engine::PolicyEngine;
+use super::kv::PolicyKv;
+use super::model::{CallerHistory, GuestLog};
+use crate::clock;
+
+/// Lines a guest may log per invocation; later lines are counted, not kept.
+pub(crate) const MAX_LOG_LINES: usize = 64;
+/// Bytes of one log message or field value kept; the rest is cut.
+pub(crate) const MAX_LOG_TEXT: usize = 1024;
+
+/// What the host hands a policy for one invocation besides its arguments.
+#[derive(Clone)]
+pub struct InvocationContext {
+    /// History of the current call's caller (scorer and selector worlds).
+    pub history: CallerHistory,
+    /// The policy's key-value store.
+    pub kv: Arc<dyn PolicyKv>,
+    /// The policy's own space in `kv`, so that policies never share keys.
+    pub kv_namespace: String,
+}
+
+/// Why an invocation produced no usable result. Each ends that invocation only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum PolicyFailure {
+    /// The guest trapped (panic, `unreachable`, out-of-bounds access, stack overflow…).
+    #[error("policy trapped: {0}")]
+    Trap(String),
+    /// The wall-clock deadline passed (host calls included).
+    #[error("policy exceeded its time budget")]
+    Timeout,
+    /// The fuel budget ran out.
+    #[error("policy ran out of fuel")]
+    OutOfFuel,
+    /// The guest tried to grow its memory past the cap.
+    #[error("policy exceeded its memory cap")]
+    MemoryLimit,
+    /// The guest returned a value outside the contract (e.g. a score above 100).
+    #[error("policy returned a bad output: {0}")]
+    BadOutput(String),
+    /// The guest declined with an error of its own (`err` of the scorer world).
+    #[error("policy returned an error: {0}")]
+    GuestError(String),
+    /// The host could not instantiate the policy (e.g. too many instances at once).
+    #[error("policy could not be instantiated: {0}")]
+    Unavailable(String),
+}
+
+/// The outcome of one invocation with what it cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invocation<T> {
+    pub outcome: Result<T, PolicyFailure>,
+    pub fuel_used: u64,
+    pub elapsed: Duration,
+    /// Largest linear memory the instance reached, in bytes.
+    pub memory_peak_bytes: usize,
+    pub logs: Vec<GuestLog>,
+    /// Lines past [`MAX_LOG_LINES`] that were dropped.
+    pub logs_dropped: u32,
+}
+
+/// The `T` of every `Store`: per-invocation limits and what the imports serve.
+pub(crate) struct InvocationState {
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) logs: Vec<GuestLog>,
+    pub(crate) logs_dropped: u32,
+    pub(crate) history: CallerHistory,
+    pub(crate) kv: Arc<dyn PolicyKv>,
+    pub(crate) kv_namespace: String,
+    started: Instant,
+    deadline: Duration,
+}
+
+impl InvocationState {
+    /// Epoch interruption only fires inside guest code; a host call checks the
+    /// deadline itself so that time spent in the host counts too.
+    pub(crate) fn check_deadline(&self) -> wasmtime::Result<()> {
+        if clock::now().saturating_duration_since(self.started) > self.deadline {
+            return Err(wasmtime::Error::new(HostDeadlineExceeded));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded during a host call")]
+pub(crate) struct HostDeadlineExceeded;
+
+#[derive(Debug, thiserror::Error)]
+#[error("memory growth to {desired} bytes refused (cap {cap} bytes)")]
+pub(crate) struct MemoryCapExceeded {
+    desired: usize,
+    cap: usize,
+}
+
+/// Caps linear memory and records its high-water mark.
+pub(crate) struct MemoryLimiter {
+    cap: usize,
+    peak: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.exceeded = true;
+            // A trap rather than a failed `memory.grow`: a Rust guest would abort
+            // anyway, and this way the outcome says why.
+            return Err(wasmtime::Error::new(MemoryCapExceeded {
+                desired,
+                cap: self.cap,
+            }));
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Runs `body` in a fresh store with the engine's limits and classifies the result.
+pub(crate) fn invoke<T>(
+    engine: &PolicyEngine,
+    ctx: &InvocationContext,
+    body: impl FnOnce(&mut Store<InvocationState>) -> wasmtime::Result<Result<T, PolicyFailure>>,
+) -> Invocation<T> {
+    let limits = engine.limits();
+    let started = clock::now();
+    let state = InvocationState {
+        limiter: MemoryLimiter {
+            cap: limits.memory_bytes,
+            peak: 0,
+            exceeded: false,
+        },
+        logs: Vec::new(),
+        logs_dropped: 0,
+        history: ctx.history,
+        kv: ctx.kv.clone(),
+        kv_namespace: ctx.kv_namespace.clone(),
+        started,
+        deadline: limits.deadline,
+    };
+    let mut store = Store::new(engine.wasmtime(), state);
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(engine.deadline_ticks());
+    let outcome = match store.set_fuel(limits.fuel) {
+        Ok(()) => match body(&mut store) {
+            Ok(result) => result,
+            Err(error) => Err(classify(&error, store.data())),
+        },
+        Err(error) => Err(PolicyFailure::Unavailable(error.to_string())),
+    };
+    let fuel_left = store.get_fuel().unwrap_or(0);
+    let state = store.into_data();
+    Invocation {
+        outcome,
+        fuel_used: limits.fuel.saturating_sub(fuel_left),
+        elapsed: clock::now().saturating_duration_since(started),
+        memory_peak_bytes: state.limiter.peak,
+        logs: state.logs,
+        logs_dropped: state.logs_dropped,
+    }
+}
+
+fn classify(error: &wasmtime::Error, state: &InvocationState) -> PolicyFailure {
+    if state.limiter.exceeded || error.is::<MemoryCapExceeded>() {
+        return PolicyFailure::MemoryLimit;
+    }
+    if error.is::<HostDeadlineExceeded>() {
+        return PolicyFailure::Timeout;
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => PolicyFailure::OutOfFuel,
+        Some(Trap::Interrupt) => PolicyFailure::Timeout,
+        Some(trap) => PolicyFailure::Trap(trap.to_string()),
+        None if is_instantiation_error(error) => PolicyFailure::Unavailable(first_line(error)),
+        None => PolicyFailure::Trap(first_line(error)),
+    }
+}
+
+fn is_instantiation_error(error: &wasmtime::Error) -> bool {
+    error.is::<wasmtime::PoolConcurrencyLimitError>()
+}
+
+fn first_line(error: &wasmtime::Error) -> String {
+    let text = error.to_string();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub(crate) fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}

@@ -1,0 +1,26 @@
+//! The policy runtime: WebAssembly components that score calls, bid and order
+//! bids. `wasmtime` and the WIT-generated types live here and nowhere else.
+//!
+//! Reading order: [`model`] (what policies see and return), [`PolicyEngine`]
+//! (engine and limits), [`CompiledPolicy`] (validate, compile, invoke),
+//! [`PolicyRegistry`] (hot swap, canary, shadow).
+
+mod artifact;
+mod bindings;
+mod compiled;
+mod convert;
+mod engine;
+mod imports;
+mod invoke;
+mod kv;
+pub mod model;
+mod registry;
+mod validate;
+
+pub use artifact::ArtifactCache;
+pub use compiled::{CompiledPolicy, content_address};
+pub use engine::{EPOCH_TICK, EngineError, Limits, PolicyEngine};
+pub use invoke::{Invocation, InvocationContext, PolicyFailure};
+pub use kv::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, MemoryKv, PolicyKv};
+pub use registry::{Canary, Deployment, DeploymentError, FailureMode, PolicyRegistry, Run, ShadowRun};
+pub use validate::{LoadError, PACKAGE, PACKAGE_VERSION};

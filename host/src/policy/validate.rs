@@ -1,0 +1,114 @@
+//! Checks an uploaded policy before and after compilation: size, that it is a
+//! component, and that it imports only what its world allows.
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::model::World;
+
+/// The package version this host implements; imports must name it.
+pub const PACKAGE: &str = "plugboard:policy";
+pub const PACKAGE_VERSION: &str = "0.1.0";
+
+/// Why an upload was refused. Messages are meant for the policy's author.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("the file is {size} bytes, above the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("not a WebAssembly binary (no `\\0asm` header)")]
+    NotWasm,
+    #[error(
+        "a core WebAssembly module, not a component: build the policy with the guest SDK \
+         (or wrap the module with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    #[error("the component imports `{import}`, which the {world} world does not provide")]
+    ForbiddenImport { import: String, world: World },
+    #[error("the component does not implement the {expected} world: {detail}")]
+    WrongWorld { expected: World, detail: String },
+}
+
+/// Checks that need only the bytes, so that hostile input never reaches the compiler.
+pub(crate) fn check_bytes(bytes: &[u8], limit: usize) -> Result<(), LoadError> {
+    if bytes.len() > limit {
+        return Err(LoadError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    let Some(version) = bytes.strip_prefix(b"\0asm") else {
+        return Err(LoadError::NotWasm);
+    };
+    // The four bytes after the magic: version 1, layer 0 for a core module;
+    // version 0x0d, layer 1 for a component (component model binary format).
+    match version.get(..4) {
+        Some([1, 0, 0, 0]) => Err(LoadError::CoreModule),
+        Some([_, _, 1, 0]) => Ok(()),
+        _ => Err(LoadError::Invalid(
+            "unknown WebAssembly binary version or layer".to_owned(),
+        )),
+    }
+}
+
+/// The interfaces a world's components may import, by unversioned name.
+fn allowed_imports(world: World) -> &'static [&'static str] {
+    match world {
+        World::Scorer | World::Selector => &["types", "log", "caller-history", "kv"],
+        World::Bidder => &["types", "log", "kv"],
+    }
+}
+
+/// Refuses any import outside the world, naming the first one found.
+pub(crate) fn check_imports(engine: &Engine, component: &Component, world: World) -> Result<(), LoadError> {
+    let allowed = allowed_imports(world);
+    for (name, _) in component.component_type().imports(engine) {
+        let permitted = name
+            .strip_prefix(PACKAGE)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|rest| rest.split_once('@'))
+            .is_some_and(|(interface, version)| {
+                version == PACKAGE_VERSION && allowed.contains(&interface)
+            });
+        if !permitted {
+            return Err(LoadError::ForbiddenImport {
+                import: name.to_owned(),
+                world,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Explains a missing or mistyped export: which world the component looks like.
+pub(crate) fn wrong_world(engine: &Engine, component: &Component, expected: World, cause: &str) -> LoadError {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let looks_like = World::ALL
+        .into_iter()
+        .find(|w| *w != expected && exports.iter().any(|e| e == w.export_name()));
+    let detail = match looks_like {
+        Some(other) => format!(
+            "it exports `{}` (a {other} policy?) instead of `{}`",
+            other.export_name(),
+            expected.export_name()
+        ),
+        None if exports.iter().any(|e| e == expected.export_name()) => {
+            format!("its `{}` export has the wrong type: {cause}", expected.export_name())
+        }
+        None => format!(
+            "it has no `{}` export (exports: {})",
+            expected.export_name(),
+            if exports.is_empty() {
+                "none".to_owned()
+            } else {
+                exports.join(", ")
+            }
+        ),
+    };
+    LoadError::WrongWorld { expected, detail }
+}
