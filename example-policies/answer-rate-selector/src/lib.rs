@@ -44,7 +44,7 @@ impl Selector for AnswerRateSelector {
         let order: Vec<u32> = ranked.iter().map(|(index, _)| *index).collect();
         if let Some(&(first, ev)) = ranked.first() {
             let first_id = bids[first as usize].id.as_str();
-            let ev_text = (ev / 1_000_000).to_string();
+            let ev_text = (ev / 1000).to_string();
             host.info("ranked", &[("first", first_id), ("expected_micros", &ev_text)]);
         }
         order

@@ -64,6 +64,7 @@ impl CompiledPolicy {
             Some(component) => component,
             None => Component::new(wasmtime, bytes).map_err(|e| LoadError::Invalid(root_cause(&e)))?,
         };
+        validate::check_exports(wasmtime, &component, world)?;
         validate::check_imports(wasmtime, &component, world)?;
         let instance_pre = engine
             .linker(world)

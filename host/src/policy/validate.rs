@@ -81,6 +81,19 @@ pub(crate) fn check_imports(engine: &Engine, component: &Component, world: World
     Ok(())
 }
 
+/// Refuses a component without its world's export, before looking at imports,
+/// so that a policy built for another world is named as such.
+pub(crate) fn check_exports(engine: &Engine, component: &Component, world: World) -> Result<(), LoadError> {
+    let exports_it = component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name == world.export_name());
+    if exports_it {
+        return Ok(());
+    }
+    Err(wrong_world(engine, component, world, "missing export"))
+}
+
 /// Explains a missing or mistyped export: which world the component looks like.
 pub(crate) fn wrong_world(engine: &Engine, component: &Component, expected: World, cause: &str) -> LoadError {
     let exports: Vec<String> = component

@@ -1,0 +1,70 @@
+//! A scorer that misbehaves as its call's `campaign_id` asks, so that the host's
+//! sandbox can be tested against each kind of hostile guest with one build.
+//! Any other campaign gets a well-behaved constant score of 42.
+
+use std::hint::black_box;
+
+use guest_sdk::{Call, CallerHistory, Quality, Scorer};
+
+pub struct HostileScorer;
+
+impl Scorer for HostileScorer {
+    fn score(call: &Call, host: &impl CallerHistory) -> Result<Quality, String> {
+        match call.campaign_id.as_str() {
+            "spin" => spin(),
+            "spin-in-host" => loop {
+                black_box(host.caller_history());
+            },
+            "grow" => grow(),
+            "recurse" => Ok(Quality::new(black_box(recurse(black_box(1))) as u8)),
+            "panic" => panic!("hostile guest panics on purpose"),
+            "score-250" => Ok(Quality {
+                score: 250,
+                tags: vec![],
+            }),
+            "error" => Err("cannot decide on this call".to_owned()),
+            "log-flood" => {
+                for i in 0..1000 {
+                    host.info("flood", &[("i", &i.to_string())]);
+                }
+                Ok(Quality::new(1))
+            }
+            "count" => {
+                let seen = host.kv_get("count").map_or(0, |v| v.first().copied().unwrap_or(0));
+                host.kv_set("count", &[seen.wrapping_add(1)])
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok(Quality::new(seen.wrapping_add(1)))
+            }
+            _ => Ok(Quality::new(42).tag("constant")),
+        }
+    }
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = black_box(x.wrapping_add(1));
+    }
+}
+
+fn grow() -> Result<Quality, String> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // Reserved, not written: the test is about growth, not about the
+        // instructions it takes to fill memory.
+        let mut block: Vec<u8> = Vec::with_capacity(1 << 20);
+        black_box(block.as_mut_ptr());
+        hoard.push(block);
+        black_box(&hoard);
+    }
+}
+
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 32]);
+    if depth == u64::MAX {
+        return 0;
+    }
+    black_box(recurse(black_box(depth + 1))) + frame[(depth % 32) as usize]
+}
+
+guest_sdk::export_scorer!(HostileScorer);

@@ -1,0 +1,214 @@
+//! Hostile guests, built from `tests/guests/` by the test command. Each gets
+//! its specific typed outcome or rejection, and a normal invocation right
+//! after still succeeds on the same engine.
+
+use std::time::Duration;
+
+use expect_test::{Expect, expect};
+use host::policy::{CompiledPolicy, Limits, LoadError, PolicyEngine, PolicyFailure};
+use tests::{World, context, engine, engine_with, example_policy, sample_call, test_guest};
+
+fn hostile(engine: &PolicyEngine) -> CompiledPolicy {
+    CompiledPolicy::load(engine, World::Scorer, &test_guest("hostile-scorer.wasm"), None)
+        .expect("the hostile scorer is a valid component")
+}
+
+/// Runs the misbehaviour `mode`, checks its failure, then a normal call.
+fn misbehave(engine: &PolicyEngine, mode: &str) -> PolicyFailure {
+    let policy = hostile(engine);
+    let ctx = context();
+    let failure = policy
+        .score(&ctx, &sample_call(mode))
+        .outcome
+        .expect_err("the hostile call fails");
+    let normal = policy.score(&ctx, &sample_call("well-behaved"));
+    assert_eq!(normal.outcome.map(|q| q.score), Ok(42), "after {mode}");
+    failure
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel() {
+    let engine = engine_with(Limits {
+        fuel: 1_000_000,
+        deadline: Duration::from_secs(30),
+        ..Limits::default()
+    });
+    assert_eq!(misbehave(&engine, "spin"), PolicyFailure::OutOfFuel);
+}
+
+#[test]
+fn infinite_loop_without_a_fuel_limit_hits_the_deadline() {
+    let engine = engine_with(Limits {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_millis(20),
+        ..Limits::default()
+    });
+    assert_eq!(misbehave(&engine, "spin"), PolicyFailure::Timeout);
+}
+
+#[test]
+fn time_spent_in_host_calls_counts_against_the_deadline() {
+    let engine = engine_with(Limits {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_millis(20),
+        ..Limits::default()
+    });
+    assert_eq!(misbehave(&engine, "spin-in-host"), PolicyFailure::Timeout);
+}
+
+#[test]
+fn memory_growth_past_the_cap_is_a_memory_limit() {
+    let engine = engine();
+    assert_eq!(misbehave(&engine, "grow"), PolicyFailure::MemoryLimit);
+}
+
+/// A Rust guest keeps its frames on a shadow stack in linear memory, placed
+/// first; overflowing it runs below address 0, which traps.
+#[test]
+fn deep_recursion_traps() {
+    let failure = misbehave(&engine(), "recurse");
+    expect![[r#"Trap("wasm trap: out of bounds memory access")"#]].assert_eq(&format!("{failure:?}"));
+}
+
+#[test]
+fn panic_traps() {
+    let failure = misbehave(&engine(), "panic");
+    expect![[r#"Trap("wasm trap: wasm `unreachable` instruction executed")"#]].assert_eq(&format!("{failure:?}"));
+}
+
+#[test]
+fn score_above_100_is_a_bad_output() {
+    let failure = misbehave(&engine(), "score-250");
+    assert_eq!(failure, PolicyFailure::BadOutput("score 250 is above 100".to_owned()));
+}
+
+#[test]
+fn a_guest_error_is_reported_as_such() {
+    let failure = misbehave(&engine(), "error");
+    assert_eq!(failure, PolicyFailure::GuestError("cannot decide on this call".to_owned()));
+}
+
+#[test]
+fn a_log_flood_is_capped_and_counted() {
+    let engine = engine();
+    let invocation = hostile(&engine).score(&context(), &sample_call("log-flood"));
+    assert_eq!(invocation.outcome.map(|q| q.score), Ok(1));
+    assert_eq!(invocation.logs.len(), 64);
+    assert_eq!(invocation.logs_dropped, 1000 - 64);
+}
+
+#[test]
+fn key_value_state_persists_across_invocations_of_a_policy() {
+    let engine = engine();
+    let policy = hostile(&engine);
+    let ctx = context();
+    let counts: Vec<u8> = (0..3)
+        .map(|_| policy.score(&ctx, &sample_call("count")).outcome.map(|q| q.score))
+        .collect::<Result<_, _>>()
+        .expect("counting works");
+    assert_eq!(counts, [1, 2, 3]);
+    let mut other = context();
+    other.kv_namespace = "another-policy".to_owned();
+    other.kv = ctx.kv.clone();
+    assert_eq!(policy.score(&other, &sample_call("count")).outcome.map(|q| q.score), Ok(1));
+}
+
+fn rejection(world: World, bytes: &[u8], expected: Expect) {
+    let engine = engine();
+    let error = CompiledPolicy::load(&engine, world, bytes, None).expect_err("upload is refused");
+    expected.assert_eq(&format!("{error:?}\n{error}"));
+    // The engine is unharmed: a good policy still loads and runs.
+    let good = hostile(&engine);
+    assert_eq!(good.score(&context(), &sample_call("ok")).outcome.map(|q| q.score), Ok(42));
+}
+
+#[test]
+fn a_component_for_the_wrong_world_is_refused() {
+    rejection(
+        World::Scorer,
+        &example_policy("state-hour-bidder"),
+        expect![[r#"
+            WrongWorld { expected: Scorer, detail: "it exports `bid` (a bidder policy?) instead of `score`" }
+            the component does not implement the scorer world: it exports `bid` (a bidder policy?) instead of `score`"#]],
+    );
+}
+
+#[test]
+fn a_scorer_uploaded_as_a_bidder_is_refused_for_its_world_first() {
+    rejection(
+        World::Bidder,
+        &example_policy("geo-history-scorer"),
+        expect![[r#"
+            WrongWorld { expected: Bidder, detail: "it exports `score` (a scorer policy?) instead of `bid`" }
+            the component does not implement the bidder world: it exports `score` (a scorer policy?) instead of `bid`"#]],
+    );
+}
+
+#[test]
+fn a_core_module_is_refused() {
+    rejection(
+        World::Scorer,
+        &test_guest("hostile-scorer.core.wasm"),
+        expect![[r#"
+            CoreModule
+            a core WebAssembly module, not a component: build the policy with the guest SDK (or wrap the module with `wasm-tools component new`)"#]],
+    );
+}
+
+/// Deterministic noise (xorshift), so the test input is the same every run.
+fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn random_bytes_are_refused() {
+    rejection(
+        World::Scorer,
+        &noise(4096, 0x9e37_79b9_7f4a_7c15),
+        expect![[r#"
+            NotWasm
+            not a WebAssembly binary (no `\0asm` header)"#]],
+    );
+}
+
+#[test]
+fn random_bytes_behind_a_component_header_are_refused() {
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.extend(noise(4096, 7));
+    let engine = engine();
+    let error = CompiledPolicy::load(&engine, World::Scorer, &bytes, None).expect_err("refused");
+    assert!(matches!(error, LoadError::Invalid(_)), "{error:?}");
+}
+
+#[test]
+fn an_oversized_file_is_refused_before_compilation() {
+    let mut bytes = test_guest("hostile-scorer.wasm");
+    bytes.resize(Limits::default().component_bytes + 1, 0);
+    rejection(
+        World::Scorer,
+        &bytes,
+        expect![[r#"
+            TooLarge { size: 10485761, limit: 10485760 }
+            the file is 10485761 bytes, above the limit of 10485760 bytes"#]],
+    );
+}
+
+#[test]
+fn a_component_importing_the_filesystem_is_refused_naming_the_import() {
+    let engine = engine();
+    let bytes = test_guest("wasi-filesystem-scorer.wasm");
+    let error = CompiledPolicy::load(&engine, World::Scorer, &bytes, None).expect_err("refused");
+    let LoadError::ForbiddenImport { import, world } = &error else {
+        panic!("expected a forbidden import, got {error:?}");
+    };
+    assert!(import.starts_with("wasi:"), "{import}");
+    assert_eq!(*world, World::Scorer);
+    assert!(error.to_string().contains(import.as_str()));
+}

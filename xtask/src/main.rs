@@ -1,0 +1,52 @@
+//! `cargo xtask`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `cargo xtask test`: everything CI runs (toolchain targets, guest builds,
+//!   fmt, clippy, all tests);
+//! - `cargo xtask policies`: build the example policies into `target/policies/`;
+//! - `cargo xtask guests`: build the test guests into `target/test-guests/`;
+//! - `cargo xtask component CORE.wasm OUT.wasm`: wrap a core module built with
+//!   the guest SDK into a component.
+
+mod guests;
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("policies") => guests::build_example_policies().map(drop),
+        Some("guests") => guests::build_test_guests().map(drop),
+        Some("component") => match &args[1..] {
+            [core, out] => guests::componentize_file(core.as_ref(), out.as_ref()),
+            _ => bail!("usage: cargo xtask component CORE.wasm OUT.wasm"),
+        },
+        _ => bail!("usage: cargo xtask (test | policies | guests | component CORE.wasm OUT.wasm)"),
+    }
+}
+
+/// The whole suite, as CI runs it on a fresh clone.
+fn test() -> Result<()> {
+    guests::ensure_wasm_targets()?;
+    guests::build_example_policies()?;
+    guests::build_test_guests()?;
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&["test", "--workspace"])?;
+    Ok(())
+}
+
+pub(crate) fn cargo(args: &[&str]) -> Result<()> {
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(guests::workspace_root())
+        .status()
+        .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
