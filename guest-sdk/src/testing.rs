@@ -7,11 +7,19 @@ use std::collections::BTreeMap;
 use crate::host::{CallerHistory, Host};
 use crate::types::{History, KvError, Level};
 
+/// One line a policy logged: level, message, fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedLine {
+    pub level: Level,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
 /// An in-memory [`Host`]; `logs` and `kv` are public so tests can assert on them.
 #[derive(Debug, Default)]
 pub struct TestHost {
     pub history: History,
-    pub logs: RefCell<Vec<(Level, String, Vec<(String, String)>)>>,
+    pub logs: RefCell<Vec<LoggedLine>>,
     pub kv: RefCell<BTreeMap<String, Vec<u8>>>,
 }
 
@@ -30,7 +38,11 @@ impl Host for TestHost {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        self.logs.borrow_mut().push((level, message.to_owned(), fields));
+        self.logs.borrow_mut().push(LoggedLine {
+            level,
+            message: message.to_owned(),
+            fields,
+        });
     }
 
     fn kv_get(&self, key: &str) -> Option<Vec<u8>> {

@@ -25,7 +25,10 @@ fn policy_file(name: &str) -> String {
 }
 
 fn sample_file(name: &str) -> String {
-    format!("{}/../example-policies/{name}/sample.json", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../example-policies/{name}/sample.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 #[test]
@@ -35,17 +38,26 @@ fn check_accepts_each_example_policy_for_its_world() {
         ("state-hour-bidder", "bidder"),
         ("answer-rate-selector", "selector"),
     ] {
-        let (ok, stdout, stderr) = plugboard(&["policy", "check", &policy_file(name), "--world", world]);
+        let (ok, stdout, stderr) =
+            plugboard(&["policy", "check", &policy_file(name), "--world", world]);
         assert!(ok, "{name}: {stderr}");
         assert!(stdout.starts_with("ok: "), "{stdout}");
-        assert!(stdout.contains(&format!("valid {world} policy")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("valid {world} policy")),
+            "{stdout}"
+        );
     }
 }
 
 #[test]
 fn check_refuses_the_wrong_world_with_one_line_and_a_failure_code() {
-    let (ok, stdout, stderr) =
-        plugboard(&["policy", "check", &policy_file("state-hour-bidder"), "--world", "scorer"]);
+    let (ok, stdout, stderr) = plugboard(&[
+        "policy",
+        "check",
+        &policy_file("state-hour-bidder"),
+        "--world",
+        "scorer",
+    ]);
     assert!(!ok);
     assert!(stdout.is_empty());
     assert_eq!(
@@ -139,7 +151,10 @@ fn run_refuses_input_missing_what_the_world_needs() {
         &input.display().to_string(),
     ]);
     assert!(!ok);
-    assert!(stderr.starts_with("error: bad input") && stderr.contains("a scorer needs `call`"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: bad input") && stderr.contains("a scorer needs `call`"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -2,20 +2,34 @@
 
 use expect_test::expect;
 use host::policy::model::{BidCandidate, CallerHistory, Offer, Quality, TargetStats};
-use tests::{World, context, engine, example_policy, example_policy_names, load, render, sample_call};
+use tests::{
+    World, context, engine, example_policy, example_policy_names, load, render, sample_call,
+};
 
 /// Every crate in `example-policies/` must appear here, with a test below.
-const TESTED: &[&str] = &["answer-rate-selector", "geo-history-scorer", "state-hour-bidder"];
+const TESTED: &[&str] = &[
+    "answer-rate-selector",
+    "geo-history-scorer",
+    "state-hour-bidder",
+];
 
 #[test]
 fn every_example_policy_has_a_host_level_test() {
-    assert_eq!(example_policy_names(), TESTED, "add a host-level test for the new policy");
+    assert_eq!(
+        example_policy_names(),
+        TESTED,
+        "add a host-level test for the new policy"
+    );
 }
 
 #[test]
 fn geo_history_scorer_rates_a_first_call_from_paid_traffic() {
     let engine = engine();
-    let policy = load(&engine, World::Scorer, &example_policy("geo-history-scorer"));
+    let policy = load(
+        &engine,
+        World::Scorer,
+        &example_policy("geo-history-scorer"),
+    );
     let invocation = policy.score(&context(), &sample_call("solar"));
     expect![[r#"
         Ok(Quality { score: 85, tags: ["business-hours", "first-call", "paid-traffic"] })
@@ -29,7 +43,11 @@ fn geo_history_scorer_rates_a_first_call_from_paid_traffic() {
 #[test]
 fn geo_history_scorer_reads_the_callers_history_through_the_host() {
     let engine = engine();
-    let policy = load(&engine, World::Scorer, &example_policy("geo-history-scorer"));
+    let policy = load(
+        &engine,
+        World::Scorer,
+        &example_policy("geo-history-scorer"),
+    );
     let call = sample_call("solar");
     let mut ctx = context();
     ctx.history = CallerHistory {
@@ -52,7 +70,10 @@ fn offer(region: &str, hour: u8, score: u8) -> Offer {
     Offer {
         call_id: call.id,
         campaign_id: call.campaign_id,
-        quality: Quality { score, tags: vec![] },
+        quality: Quality {
+            score,
+            tags: vec![],
+        },
         caller_geography: geography,
         time: host::policy::model::CallTime {
             local_hour: hour,
@@ -67,10 +88,15 @@ fn state_hour_bidder_bids_by_state_and_hour() {
     let engine = engine();
     let policy = load(&engine, World::Bidder, &example_policy("state-hour-bidder"));
     let ctx = context();
-    let bids: Vec<String> = [("CA", 11, 80), ("TX", 18, 95), ("NY", 11, 80), ("CA", 23, 80)]
-        .into_iter()
-        .map(|(region, hour, score)| render(&policy.bid(&ctx, &offer(region, hour, score))))
-        .collect();
+    let bids: Vec<String> = [
+        ("CA", 11, 80),
+        ("TX", 18, 95),
+        ("NY", 11, 80),
+        ("CA", 23, 80),
+    ]
+    .into_iter()
+    .map(|(region, hour, score)| render(&policy.bid(&ctx, &offer(region, hour, score))))
+    .collect();
     expect![[r#"
         Ok(Some(BidDecision { amount_micros: 30000000, target_id: None, min_duration_seconds: Some(90) }))
         Info bid [("region", "CA"), ("amount_micros", "30000000")]
@@ -90,7 +116,10 @@ fn state_hour_bidder_paces_with_its_key_value_store() {
     let policy = load(&engine, World::Bidder, &example_policy("state-hour-bidder"));
     let ctx = context();
     for _ in 0..3 {
-        assert!(matches!(policy.bid(&ctx, &offer("CA", 11, 80)).outcome, Ok(Some(_))));
+        assert!(matches!(
+            policy.bid(&ctx, &offer("CA", 11, 80)).outcome,
+            Ok(Some(_))
+        ));
     }
     let day = sample_call("solar").time.unix_seconds.div_euclid(86_400);
     let stored = ctx.kv.get(&ctx.kv_namespace, &format!("bids:{day}"));
@@ -116,7 +145,11 @@ fn candidate(id: &str, amount_usd: u64, offered: u32, answered: u32) -> BidCandi
 #[test]
 fn answer_rate_selector_puts_the_reliable_buyer_first() {
     let engine = engine();
-    let policy = load(&engine, World::Selector, &example_policy("answer-rate-selector"));
+    let policy = load(
+        &engine,
+        World::Selector,
+        &example_policy("answer-rate-selector"),
+    );
     let bids = [
         candidate("rich-but-absent", 40, 200, 30),
         candidate("reliable", 30, 200, 190),

@@ -9,8 +9,13 @@ use host::policy::{CompiledPolicy, Limits, LoadError, PolicyEngine, PolicyFailur
 use tests::{World, context, engine, engine_with, example_policy, sample_call, test_guest};
 
 fn hostile(engine: &PolicyEngine) -> CompiledPolicy {
-    CompiledPolicy::load(engine, World::Scorer, &test_guest("hostile-scorer.wasm"), None)
-        .expect("the hostile scorer is a valid component")
+    CompiledPolicy::load(
+        engine,
+        World::Scorer,
+        &test_guest("hostile-scorer.wasm"),
+        None,
+    )
+    .expect("the hostile scorer is a valid component")
 }
 
 /// Runs the misbehaviour `mode`, checks its failure, then a normal call.
@@ -67,25 +72,33 @@ fn memory_growth_past_the_cap_is_a_memory_limit() {
 #[test]
 fn deep_recursion_traps() {
     let failure = misbehave(&engine(), "recurse");
-    expect![[r#"Trap("wasm trap: out of bounds memory access")"#]].assert_eq(&format!("{failure:?}"));
+    expect![[r#"Trap("wasm trap: out of bounds memory access")"#]]
+        .assert_eq(&format!("{failure:?}"));
 }
 
 #[test]
 fn panic_traps() {
     let failure = misbehave(&engine(), "panic");
-    expect![[r#"Trap("wasm trap: wasm `unreachable` instruction executed")"#]].assert_eq(&format!("{failure:?}"));
+    expect![[r#"Trap("wasm trap: wasm `unreachable` instruction executed")"#]]
+        .assert_eq(&format!("{failure:?}"));
 }
 
 #[test]
 fn score_above_100_is_a_bad_output() {
     let failure = misbehave(&engine(), "score-250");
-    assert_eq!(failure, PolicyFailure::BadOutput("score 250 is above 100".to_owned()));
+    assert_eq!(
+        failure,
+        PolicyFailure::BadOutput("score 250 is above 100".to_owned())
+    );
 }
 
 #[test]
 fn a_guest_error_is_reported_as_such() {
     let failure = misbehave(&engine(), "error");
-    assert_eq!(failure, PolicyFailure::GuestError("cannot decide on this call".to_owned()));
+    assert_eq!(
+        failure,
+        PolicyFailure::GuestError("cannot decide on this call".to_owned())
+    );
 }
 
 #[test]
@@ -103,14 +116,25 @@ fn key_value_state_persists_across_invocations_of_a_policy() {
     let policy = hostile(&engine);
     let ctx = context();
     let counts: Vec<u8> = (0..3)
-        .map(|_| policy.score(&ctx, &sample_call("count")).outcome.map(|q| q.score))
+        .map(|_| {
+            policy
+                .score(&ctx, &sample_call("count"))
+                .outcome
+                .map(|q| q.score)
+        })
         .collect::<Result<_, _>>()
         .expect("counting works");
     assert_eq!(counts, [1, 2, 3]);
     let mut other = context();
     other.kv_namespace = "another-policy".to_owned();
     other.kv = ctx.kv.clone();
-    assert_eq!(policy.score(&other, &sample_call("count")).outcome.map(|q| q.score), Ok(1));
+    assert_eq!(
+        policy
+            .score(&other, &sample_call("count"))
+            .outcome
+            .map(|q| q.score),
+        Ok(1)
+    );
 }
 
 fn rejection(world: World, bytes: &[u8], expected: Expect) {
@@ -119,7 +143,12 @@ fn rejection(world: World, bytes: &[u8], expected: Expect) {
     expected.assert_eq(&format!("{error:?}\n{error}"));
     // The engine is unharmed: a good policy still loads and runs.
     let good = hostile(&engine);
-    assert_eq!(good.score(&context(), &sample_call("ok")).outcome.map(|q| q.score), Ok(42));
+    assert_eq!(
+        good.score(&context(), &sample_call("ok"))
+            .outcome
+            .map(|q| q.score),
+        Ok(42)
+    );
 }
 
 #[test]

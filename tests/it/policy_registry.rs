@@ -10,13 +10,28 @@ use tests::{World, context, engine, example_policy, load, sample_call, test_gues
 #[test]
 fn hot_swap_under_load_never_fails_an_invocation() {
     let engine = engine();
-    let geo = load(&engine, World::Scorer, &example_policy("geo-history-scorer"));
+    let geo = load(
+        &engine,
+        World::Scorer,
+        &example_policy("geo-history-scorer"),
+    );
     let constant = load(&engine, World::Scorer, &test_guest("hostile-scorer.wasm"));
     let call = sample_call("solar");
-    let geo_score = geo.score(&context(), &call).outcome.expect("geo scores").score;
-    assert_ne!(geo_score, 42, "the two versions must be told apart by their results");
+    let geo_score = geo
+        .score(&context(), &call)
+        .outcome
+        .expect("geo scores")
+        .score;
+    assert_ne!(
+        geo_score, 42,
+        "the two versions must be told apart by their results"
+    );
     let expected = |version: &str| {
-        if version == geo.sha256() { geo_score } else { 42 }
+        if version == geo.sha256() {
+            geo_score
+        } else {
+            42
+        }
     };
 
     let registry = Arc::new(PolicyRegistry::new());
@@ -25,7 +40,8 @@ fn hot_swap_under_load_never_fails_an_invocation() {
     let invocations = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..3)
         .map(|_| {
-            let (registry, stop, invocations) = (registry.clone(), stop.clone(), invocations.clone());
+            let (registry, stop, invocations) =
+                (registry.clone(), stop.clone(), invocations.clone());
             let (call, geo_sha, geo_score) = (call.clone(), geo.sha256().to_owned(), geo_score);
             std::thread::spawn(move || {
                 let ctx = context();
@@ -33,7 +49,11 @@ fn hot_swap_under_load_never_fails_an_invocation() {
                 while !stop.load(Ordering::Relaxed) {
                     let deployment = registry.get("scorer-1").expect("deployed");
                     let run = deployment.score(&ctx, &call);
-                    let want = if run.version == geo_sha { geo_score } else { 42 };
+                    let want = if run.version == geo_sha {
+                        geo_score
+                    } else {
+                        42
+                    };
                     match run.invocation.outcome {
                         Ok(q) if q.score == want => {}
                         other => failures.push(format!("{}: {other:?}", run.version)),
@@ -61,16 +81,28 @@ fn hot_swap_under_load_never_fails_an_invocation() {
         .into_iter()
         .flat_map(|w| w.join().expect("worker finished"))
         .collect();
-    assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert!(swaps >= 200);
     let last = registry.get("scorer-1").expect("deployed");
-    assert_eq!(expected(last.active().sha256()), if swaps % 2 == 1 { 42 } else { geo_score });
+    assert_eq!(
+        expected(last.active().sha256()),
+        if swaps % 2 == 1 { 42 } else { geo_score }
+    );
 }
 
 #[test]
 fn canary_takes_its_share_of_calls_deterministically() {
     let engine = engine();
-    let geo = load(&engine, World::Scorer, &example_policy("geo-history-scorer"));
+    let geo = load(
+        &engine,
+        World::Scorer,
+        &example_policy("geo-history-scorer"),
+    );
     let constant = load(&engine, World::Scorer, &test_guest("hostile-scorer.wasm"));
     let deployment = Deployment::new(geo.clone())
         .with_canary(constant.clone(), 25)
@@ -82,17 +114,32 @@ fn canary_takes_its_share_of_calls_deterministically() {
         call.id = format!("call-{i}");
         let run = deployment.score(&ctx, &call);
         let score = run.invocation.outcome.expect("scores").score;
-        assert_eq!(run.canary, score == 42, "the result comes from the chosen version");
-        assert_eq!(run.canary, deployment.pick(&call.id).1, "same call, same side");
+        assert_eq!(
+            run.canary,
+            score == 42,
+            "the result comes from the chosen version"
+        );
+        assert_eq!(
+            run.canary,
+            deployment.pick(&call.id).1,
+            "same call, same side"
+        );
         canary_calls += usize::from(run.canary);
     }
-    assert!((60..=140).contains(&canary_calls), "{canary_calls} of 400 calls in a 25% canary");
+    assert!(
+        (60..=140).contains(&canary_calls),
+        "{canary_calls} of 400 calls in a 25% canary"
+    );
 }
 
 #[test]
 fn shadow_is_recorded_beside_the_active_result_and_never_replaces_it() {
     let engine = engine();
-    let geo = load(&engine, World::Scorer, &example_policy("geo-history-scorer"));
+    let geo = load(
+        &engine,
+        World::Scorer,
+        &example_policy("geo-history-scorer"),
+    );
     let constant = load(&engine, World::Scorer, &test_guest("hostile-scorer.wasm"));
     let deployment = Deployment::new(geo.clone())
         .with_shadow(constant.clone())
@@ -115,13 +162,24 @@ fn shadow_writes_go_to_a_key_space_of_their_own() {
     let ctx = context();
     let run = deployment.score(&ctx, &sample_call("count"));
     assert_eq!(run.invocation.outcome.map(|q| q.score), Ok(1));
-    assert_eq!(run.shadow.expect("shadow").invocation.outcome.map(|q| q.score), Ok(1));
+    assert_eq!(
+        run.shadow
+            .expect("shadow")
+            .invocation
+            .outcome
+            .map(|q| q.score),
+        Ok(1)
+    );
 }
 
 #[test]
 fn deployments_refuse_versions_of_another_world_and_bad_percentages() {
     let engine = engine();
-    let scorer = load(&engine, World::Scorer, &example_policy("geo-history-scorer"));
+    let scorer = load(
+        &engine,
+        World::Scorer,
+        &example_policy("geo-history-scorer"),
+    );
     let bidder = load(&engine, World::Bidder, &example_policy("state-hour-bidder"));
     let mixed = Deployment::new(scorer.clone()).with_canary(bidder, 10);
     assert_eq!(
@@ -141,7 +199,8 @@ fn compiled_artifacts_are_cached_and_reused_after_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cache = ArtifactCache::new(dir.path());
     let bytes = example_policy("geo-history-scorer");
-    let first = CompiledPolicy::load(&engine(), World::Scorer, &bytes, Some(&cache)).expect("loads");
+    let first =
+        CompiledPolicy::load(&engine(), World::Scorer, &bytes, Some(&cache)).expect("loads");
     assert!(!first.loaded_from_cache());
     // A new engine, as after a restart.
     let engine = engine();
@@ -167,7 +226,12 @@ fn a_corrupted_artifact_is_discarded_and_recompiled() {
     }
     let again = CompiledPolicy::load(&engine, World::Scorer, &bytes, Some(&cache)).expect("loads");
     assert!(!again.loaded_from_cache());
-    assert!(again.score(&context(), &sample_call("solar")).outcome.is_ok());
+    assert!(
+        again
+            .score(&context(), &sample_call("solar"))
+            .outcome
+            .is_ok()
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

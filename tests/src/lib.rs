@@ -9,9 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use host::policy::model::{CallFacts, CallTime, Geography, Header};
-use host::policy::{
-    CompiledPolicy, Invocation, InvocationContext, Limits, MemoryKv, PolicyEngine,
-};
+use host::policy::{CompiledPolicy, Invocation, InvocationContext, Limits, MemoryKv, PolicyEngine};
 
 pub use host::policy::model::World;
 
@@ -23,9 +21,8 @@ pub fn target_dir() -> PathBuf {
 }
 
 fn read_built(path: PathBuf, how: &str) -> Vec<u8> {
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("cannot read {}: {e}; build it with `{how}`", path.display())
-    })
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}; build it with `{how}`", path.display()))
 }
 
 /// The component of `example-policies/<name>`.
@@ -38,7 +35,10 @@ pub fn example_policy(name: &str) -> Vec<u8> {
 
 /// A file built from `tests/guests/*` (`<name>.wasm`, or `<name>.core.wasm`).
 pub fn test_guest(file: &str) -> Vec<u8> {
-    read_built(target_dir().join("test-guests").join(file), "cargo xtask guests")
+    read_built(
+        target_dir().join("test-guests").join(file),
+        "cargo xtask guests",
+    )
 }
 
 /// The example policy crates, by folder name.
@@ -55,7 +55,11 @@ pub fn example_policy_names() -> Vec<String> {
 /// The `plugboard` binary, built by `cargo xtask test` before the tests.
 pub fn plugboard_bin() -> PathBuf {
     let bin = target_dir().join("debug").join("plugboard");
-    assert!(bin.is_file(), "{} is missing; run `cargo build -p host`", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing; run `cargo build -p host`",
+        bin.display()
+    );
     bin
 }
 
@@ -112,10 +116,16 @@ pub fn sample_call(campaign_id: &str) -> CallFacts {
 pub fn render<T: Debug>(invocation: &Invocation<T>) -> String {
     let mut out = format!("{:?}\n", invocation.outcome);
     for line in &invocation.logs {
-        out.push_str(&format!("{:?} {} {:?}\n", line.level, line.message, line.fields));
+        out.push_str(&format!(
+            "{:?} {} {:?}\n",
+            line.level, line.message, line.fields
+        ));
     }
     if invocation.logs_dropped > 0 {
-        out.push_str(&format!("({} log lines dropped)\n", invocation.logs_dropped));
+        out.push_str(&format!(
+            "({} log lines dropped)\n",
+            invocation.logs_dropped
+        ));
     }
     out
 }

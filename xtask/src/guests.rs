@@ -35,7 +35,9 @@ pub fn ensure_wasm_targets() -> Result<()> {
     for target in [CORE_TARGET, WASI_TARGET] {
         if !installed.lines().any(|l| l.trim() == target) {
             eprintln!("xtask: rustup target add {target}");
-            let status = Command::new("rustup").args(["target", "add", target]).status()?;
+            let status = Command::new("rustup")
+                .args(["target", "add", target])
+                .status()?;
             if !status.success() {
                 bail!("rustup target add {target} failed");
             }
@@ -78,7 +80,8 @@ pub fn build_test_guests() -> Result<Vec<PathBuf>> {
     for name in &core {
         let module = core_module_path(CORE_TARGET, name);
         let dest = out.join(format!("{name}.core.wasm"));
-        std::fs::copy(&module, &dest).with_context(|| format!("cannot copy {}", module.display()))?;
+        std::fs::copy(&module, &dest)
+            .with_context(|| format!("cannot copy {}", module.display()))?;
         built.push(dest);
     }
     built.extend(build_components(&wasi, WASI_TARGET, &out)?);

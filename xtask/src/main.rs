@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask test`: everything CI runs (toolchain targets, guest builds,
 //!   fmt, clippy, all tests);
+//! - `cargo xtask bench [FILTER]`: build the example policies, run the benchmarks;
 //! - `cargo xtask policies`: build the example policies into `target/policies/`;
 //! - `cargo xtask guests`: build the test guests into `target/test-guests/`;
 //! - `cargo xtask component CORE.wasm OUT.wasm`: wrap a core module built with
@@ -17,13 +18,16 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("bench") => bench(&args[1..]),
         Some("policies") => guests::build_example_policies().map(drop),
         Some("guests") => guests::build_test_guests().map(drop),
         Some("component") => match &args[1..] {
             [core, out] => guests::componentize_file(core.as_ref(), out.as_ref()),
             _ => bail!("usage: cargo xtask component CORE.wasm OUT.wasm"),
         },
-        _ => bail!("usage: cargo xtask (test | policies | guests | component CORE.wasm OUT.wasm)"),
+        _ => bail!(
+            "usage: cargo xtask (test | bench [FILTER] | policies | guests | component CORE.wasm OUT.wasm)"
+        ),
     }
 }
 
@@ -33,9 +37,26 @@ fn test() -> Result<()> {
     guests::build_example_policies()?;
     guests::build_test_guests()?;
     cargo(&["fmt", "--all", "--check"])?;
-    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    // The CLI tests run the real binary.
+    cargo(&["build", "-p", "host", "--bin", "plugboard"])?;
     cargo(&["test", "--workspace"])?;
     Ok(())
+}
+
+fn bench(filter: &[String]) -> Result<()> {
+    guests::ensure_wasm_targets()?;
+    guests::build_example_policies()?;
+    let mut args = vec!["bench", "-p", "host", "--bench", "policy", "--"];
+    args.extend(filter.iter().map(String::as_str));
+    cargo(&args)
 }
 
 pub(crate) fn cargo(args: &[&str]) -> Result<()> {

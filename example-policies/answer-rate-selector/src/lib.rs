@@ -28,7 +28,12 @@ fn expected_value(bid: &Bid) -> u64 {
 }
 
 impl Selector for AnswerRateSelector {
-    fn select(_call: &Call, _quality: &Quality, bids: &[Bid], host: &impl CallerHistory) -> Vec<u32> {
+    fn select(
+        _call: &Call,
+        _quality: &Quality,
+        bids: &[Bid],
+        host: &impl CallerHistory,
+    ) -> Vec<u32> {
         let mut ranked: Vec<(u32, u64)> = bids
             .iter()
             .zip(0u32..)
@@ -38,14 +43,21 @@ impl Selector for AnswerRateSelector {
         // host's order, so equal bids keep their built-in ranking.
         ranked.sort_by(|(a, ev_a), (b, ev_b)| {
             ev_b.cmp(ev_a)
-                .then_with(|| bids[*b as usize].amount_micros.cmp(&bids[*a as usize].amount_micros))
+                .then_with(|| {
+                    bids[*b as usize]
+                        .amount_micros
+                        .cmp(&bids[*a as usize].amount_micros)
+                })
                 .then_with(|| a.cmp(b))
         });
         let order: Vec<u32> = ranked.iter().map(|(index, _)| *index).collect();
         if let Some(&(first, ev)) = ranked.first() {
             let first_id = bids[first as usize].id.as_str();
             let ev_text = (ev / 1000).to_string();
-            host.info("ranked", &[("first", first_id), ("expected_micros", &ev_text)]);
+            host.info(
+                "ranked",
+                &[("first", first_id), ("expected_micros", &ev_text)],
+            );
         }
         order
     }
@@ -76,12 +88,20 @@ mod tests {
     }
 
     fn order(bids: &[Bid]) -> Vec<u32> {
-        AnswerRateSelector::select(&Call::default(), &Quality::new(70), bids, &TestHost::default())
+        AnswerRateSelector::select(
+            &Call::default(),
+            &Quality::new(70),
+            bids,
+            &TestHost::default(),
+        )
     }
 
     #[test]
     fn a_reliable_buyer_beats_a_richer_one_that_rarely_answers() {
-        let bids = [bid("rich", 40, 100, 20, 200), bid("reliable", 30, 100, 95, 200)];
+        let bids = [
+            bid("rich", 40, 100, 20, 200),
+            bid("reliable", 30, 100, 95, 200),
+        ];
         assert_eq!(order(&bids), [1, 0]);
     }
 
@@ -99,7 +119,11 @@ mod tests {
 
     #[test]
     fn equal_bids_keep_the_host_order_and_every_bid_is_ranked_once() {
-        let bids = [bid("a", 10, 5, 5, 100), bid("b", 10, 5, 5, 100), bid("c", 10, 5, 5, 100)];
+        let bids = [
+            bid("a", 10, 5, 5, 100),
+            bid("b", 10, 5, 5, 100),
+            bid("c", 10, 5, 5, 100),
+        ];
         assert_eq!(order(&bids), [0, 1, 2]);
     }
 

@@ -77,7 +77,11 @@ impl Scorer for GeoHistoryScorer {
         let score_text = score.to_string();
         host.info(
             "scored",
-            &[("score", &score_text), ("tags", &joined), ("region", &geo.region)],
+            &[
+                ("score", &score_text),
+                ("tags", &joined),
+                ("region", &geo.region),
+            ],
         );
         let score = u8::try_from(score).map_err(|_| "score out of range".to_owned())?;
         Ok(Quality {
@@ -165,8 +169,14 @@ mod tests {
     fn paid_traffic_keyword_and_verified_caller_id_reach_the_top() {
         let mut call = weekday_call();
         call.attribution = vec![
-            Attribute { key: "source".into(), value: "google-ads".into() },
-            Attribute { key: "keyword".into(), value: "solar panels".into() },
+            Attribute {
+                key: "source".into(),
+                value: "google-ads".into(),
+            },
+            Attribute {
+                key: "keyword".into(),
+                value: "solar panels".into(),
+            },
         ];
         call.headers = vec![Header {
             name: "P-Asserted-Identity".into(),
@@ -183,7 +193,10 @@ mod tests {
         call.time.local_hour = 23;
         let q = score(&call, History::default());
         assert_eq!(q.score, 0);
-        assert_eq!(q.tags, ["anonymous", "non-geographic-caller", "night", "first-call"]);
+        assert_eq!(
+            q.tags,
+            ["anonymous", "non-geographic-caller", "night", "first-call"]
+        );
     }
 
     #[test]
@@ -204,6 +217,6 @@ mod tests {
         GeoHistoryScorer::score(&weekday_call(), &host).unwrap();
         let logs = host.logs.borrow();
         assert_eq!(logs.len(), 1);
-        assert_eq!(logs[0].1, "scored");
+        assert_eq!(logs[0].message, "scored");
     }
 }

@@ -62,7 +62,10 @@ impl Bidder for StateHourBidder {
         }
         let amount = base * hour_pct / 100 * quality_pct / 100;
         let amount_text = amount.to_string();
-        host.info("bid", &[("region", region), ("amount_micros", &amount_text)]);
+        host.info(
+            "bid",
+            &[("region", region), ("amount_micros", &amount_text)],
+        );
         Some(BidDecision {
             amount_micros: amount,
             target_id: None,

@@ -12,7 +12,11 @@ pub use policy::{check, run};
 use crate::policy::model::World;
 
 #[derive(Debug, Parser)]
-#[command(name = "plugboard", version, about = "Call routing for pay-per-call marketing")]
+#[command(
+    name = "plugboard",
+    version,
+    about = "Call routing for pay-per-call marketing"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

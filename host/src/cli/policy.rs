@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{CheckArgs, CliError, RunArgs};
 use crate::clock;
-use crate::policy::model::{BidCandidate, CallFacts, CallerHistory, GuestLog, Offer, Quality, World};
-use crate::policy::{CompiledPolicy, Invocation, InvocationContext, Limits, MemoryKv, PolicyEngine};
+use crate::policy::model::{
+    BidCandidate, CallFacts, CallerHistory, GuestLog, Offer, Quality, World,
+};
+use crate::policy::{
+    CompiledPolicy, Invocation, InvocationContext, Limits, MemoryKv, PolicyEngine,
+};
 
 /// What `policy run --input` reads. Which fields are needed depends on the world.
 #[derive(Debug, Deserialize)]
@@ -63,13 +67,18 @@ pub fn run(args: &RunArgs) -> Result<String, CliError> {
         path: args.input.clone(),
         reason,
     };
-    let input: SampleInput = serde_json::from_str(&input_text).map_err(|e| bad_input(e.to_string()))?;
+    let input: SampleInput =
+        serde_json::from_str(&input_text).map_err(|e| bad_input(e.to_string()))?;
 
     let defaults = Limits::default();
     let limits = Limits {
         fuel: args.fuel.unwrap_or(defaults.fuel),
-        deadline: args.timeout_ms.map_or(defaults.deadline, Duration::from_millis),
-        memory_bytes: args.memory_mib.map_or(defaults.memory_bytes, |mib| mib << 20),
+        deadline: args
+            .timeout_ms
+            .map_or(defaults.deadline, Duration::from_millis),
+        memory_bytes: args
+            .memory_mib
+            .map_or(defaults.memory_bytes, |mib| mib << 20),
         ..defaults
     };
     let engine = PolicyEngine::new(limits)?;
@@ -136,15 +145,28 @@ fn render_text(run: &RunReport<'_>) -> String {
     let _ = writeln!(out, "sha256:  {}", run.sha256);
     let _ = writeln!(out, "result:  {}", run.result);
     let _ = writeln!(out, "fuel:    {} instructions", run.fuel_used);
-    let _ = writeln!(out, "time:    {:.1} µs (compile {:.1} ms)", run.elapsed_us, run.compile_ms);
+    let _ = writeln!(
+        out,
+        "time:    {:.1} µs (compile {:.1} ms)",
+        run.elapsed_us, run.compile_ms
+    );
     let _ = writeln!(
         out,
         "memory:  {:.2} MiB high-water",
         run.memory_peak_bytes as f64 / f64::from(1 << 20)
     );
-    let _ = writeln!(out, "logs:    {} line(s), {} dropped", run.logs.len(), run.logs_dropped);
+    let _ = writeln!(
+        out,
+        "logs:    {} line(s), {} dropped",
+        run.logs.len(),
+        run.logs_dropped
+    );
     for line in run.logs {
-        let fields: Vec<String> = line.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let fields: Vec<String> = line
+            .fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let _ = writeln!(
             out,
             "  {:<5} {} {}",

@@ -4,13 +4,16 @@
 use std::fmt;
 
 use sha2::{Digest, Sha256};
+use wasmtime::Store;
 use wasmtime::component::Component;
 
 use super::artifact::ArtifactCache;
 use super::bindings::{bidder, scorer, selector};
 use super::convert;
 use super::engine::PolicyEngine;
-use super::invoke::{Invocation, InvocationContext, InvocationState, PolicyFailure, invoke};
+use super::invoke::{
+    Invocation, InvocationContext, InvocationState, PolicyFailure, invoke, new_store,
+};
 use super::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
 use super::validate::{self, LoadError};
 
@@ -62,7 +65,9 @@ impl CompiledPolicy {
         let from_cache = cached.is_some();
         let component = match cached {
             Some(component) => component,
-            None => Component::new(wasmtime, bytes).map_err(|e| LoadError::Invalid(root_cause(&e)))?,
+            None => {
+                Component::new(wasmtime, bytes).map_err(|e| LoadError::Invalid(root_cause(&e)))?
+            }
         };
         validate::check_exports(wasmtime, &component, world)?;
         validate::check_imports(wasmtime, &component, world)?;
@@ -70,7 +75,9 @@ impl CompiledPolicy {
             .linker(world)
             .instantiate_pre(&component)
             .map_err(|e| validate::wrong_world(wasmtime, &component, world, &root_cause(&e)))?;
-        let typed = |e: wasmtime::Error| validate::wrong_world(wasmtime, &component, world, &root_cause(&e));
+        let typed = |e: wasmtime::Error| {
+            validate::wrong_world(wasmtime, &component, world, &root_cause(&e))
+        };
         let pre = match world {
             World::Scorer => WorldPre::Scorer(scorer::ScorerPre::new(instance_pre).map_err(typed)?),
             World::Bidder => WorldPre::Bidder(bidder::BidderPre::new(instance_pre).map_err(typed)?),
@@ -132,7 +139,9 @@ impl CompiledPolicy {
         let offer = convert::offer(offer);
         invoke(&self.engine, ctx, |store| {
             let instance = pre.instantiate(&mut *store)?;
-            Ok(convert::checked_bid(instance.call_bid(&mut *store, &offer)?))
+            Ok(convert::checked_bid(
+                instance.call_bid(&mut *store, &offer)?,
+            ))
         })
     }
 
@@ -157,6 +166,26 @@ impl CompiledPolicy {
         })
     }
 
+    /// An instance kept across calls, to measure the floor of invocation cost.
+    /// Calls never use it: sharing an instance would share guest state.
+    pub fn warm_scorer(&self, ctx: &InvocationContext) -> Result<WarmScorer, PolicyFailure> {
+        let WorldPre::Scorer(pre) = &self.pre else {
+            return Err(PolicyFailure::Unavailable(format!(
+                "a {} policy is not a scorer",
+                self.world
+            )));
+        };
+        let mut store = new_store(&self.engine, ctx);
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| PolicyFailure::Unavailable(e.to_string()))?;
+        Ok(WarmScorer {
+            fuel: self.engine.limits().fuel,
+            store,
+            instance,
+        })
+    }
+
     /// Asking a version for another world's decision is a host bug; it fails
     /// the invocation instead of panicking.
     fn not_this_world<T>(&self, ctx: &InvocationContext, asked: World) -> Invocation<T> {
@@ -178,4 +207,25 @@ fn root_cause(error: &wasmtime::Error) -> String {
         source = inner.source();
     }
     message
+}
+
+/// A scorer instance reused across calls; see [`CompiledPolicy::warm_scorer`].
+pub struct WarmScorer {
+    fuel: u64,
+    store: Store<InvocationState>,
+    instance: scorer::Scorer,
+}
+
+impl WarmScorer {
+    pub fn score(&mut self, call: &CallFacts) -> Result<Quality, PolicyFailure> {
+        let call = convert::call(call);
+        self.store
+            .set_fuel(self.fuel)
+            .map_err(|e| PolicyFailure::Unavailable(e.to_string()))?;
+        match self.instance.call_score(&mut self.store, &call) {
+            Ok(Ok(quality)) => convert::checked_quality(quality),
+            Ok(Err(reason)) => Err(PolicyFailure::GuestError(reason)),
+            Err(error) => Err(PolicyFailure::Trap(error.to_string())),
+        }
+    }
 }

@@ -3,7 +3,9 @@
 
 use super::bindings::types as wit;
 use super::invoke::PolicyFailure;
-use super::model::{BidCandidate, BidDecision, CallFacts, CallTime, Geography, Header, Offer, Quality};
+use super::model::{
+    BidCandidate, BidDecision, CallFacts, CallTime, Geography, Header, Offer, Quality,
+};
 
 /// Most tags a scorer may return; each at most [`MAX_TAG_BYTES`].
 pub const MAX_TAGS: usize = 16;
@@ -107,7 +109,11 @@ pub(crate) fn checked_quality(q: wit::Quality) -> Result<Quality, PolicyFailure>
             q.tags.len()
         )));
     }
-    if let Some(tag) = q.tags.iter().find(|t| t.is_empty() || t.len() > MAX_TAG_BYTES) {
+    if let Some(tag) = q
+        .tags
+        .iter()
+        .find(|t| t.is_empty() || t.len() > MAX_TAG_BYTES)
+    {
         return Err(PolicyFailure::BadOutput(format!(
             "tag of {} bytes, tags must be 1 to {MAX_TAG_BYTES} bytes",
             tag.len()
@@ -119,7 +125,9 @@ pub(crate) fn checked_quality(q: wit::Quality) -> Result<Quality, PolicyFailure>
     })
 }
 
-pub(crate) fn checked_bid(b: Option<wit::BidDecision>) -> Result<Option<BidDecision>, PolicyFailure> {
+pub(crate) fn checked_bid(
+    b: Option<wit::BidDecision>,
+) -> Result<Option<BidDecision>, PolicyFailure> {
     let Some(b) = b else { return Ok(None) };
     if let Some(target) = &b.target_id
         && (target.is_empty() || target.len() > MAX_ID_BYTES)
@@ -147,7 +155,9 @@ pub(crate) fn checked_order(order: Vec<u32>, bids: usize) -> Result<Vec<u32>, Po
                 PolicyFailure::BadOutput(format!("index {index} is out of range for {bids} bids"))
             })?;
         if std::mem::replace(slot, true) {
-            return Err(PolicyFailure::BadOutput(format!("index {index} appears twice")));
+            return Err(PolicyFailure::BadOutput(format!(
+                "index {index} appears twice"
+            )));
         }
     }
     Ok(order)

@@ -64,8 +64,18 @@ struct EngineInner {
 }
 
 impl PolicyEngine {
+    /// An engine with the pooling instance allocator (the faster one; see
+    /// `docs/benchmarks.md`).
     pub fn new(limits: Limits) -> Result<Self, EngineError> {
-        let engine = Engine::new(&engine_config(&limits)).map_err(|e| EngineError(e.to_string()))?;
+        Self::with_allocation(limits, InstanceAllocation::Pooling)
+    }
+
+    pub fn with_allocation(
+        limits: Limits,
+        allocation: InstanceAllocation,
+    ) -> Result<Self, EngineError> {
+        let engine = Engine::new(&engine_config(&limits, allocation))
+            .map_err(|e| EngineError(e.to_string()))?;
         let scorer = world_linker(&engine, World::Scorer)?;
         let bidder = world_linker(&engine, World::Bidder)?;
         let selector = world_linker(&engine, World::Selector)?;
@@ -108,7 +118,16 @@ impl PolicyEngine {
     }
 }
 
-fn engine_config(limits: &Limits) -> Config {
+/// How instance memory is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceAllocation {
+    /// Slots reserved up front and reused: a fresh instance is a warm slot.
+    Pooling,
+    /// mmap and munmap for every instance.
+    OnDemand,
+}
+
+fn engine_config(limits: &Limits, allocation: InstanceAllocation) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.consume_fuel(true);
@@ -117,6 +136,9 @@ fn engine_config(limits: &Limits) -> Config {
     // rather than take the host thread's stack.
     config.max_wasm_stack(512 << 10);
 
+    if allocation == InstanceAllocation::OnDemand {
+        return config;
+    }
     // A fresh instance per invocation: the pooling allocator makes that a
     // matter of reusing a warm slot instead of mmap/munmap each time.
     let mut pool = PoolingAllocationConfig::default();

@@ -146,24 +146,8 @@ pub(crate) fn invoke<T>(
     body: impl FnOnce(&mut Store<InvocationState>) -> wasmtime::Result<Result<T, PolicyFailure>>,
 ) -> Invocation<T> {
     let limits = engine.limits();
-    let started = clock::now();
-    let state = InvocationState {
-        limiter: MemoryLimiter {
-            cap: limits.memory_bytes,
-            peak: 0,
-            exceeded: false,
-        },
-        logs: Vec::new(),
-        logs_dropped: 0,
-        history: ctx.history,
-        kv: ctx.kv.clone(),
-        kv_namespace: ctx.kv_namespace.clone(),
-        started,
-        deadline: limits.deadline,
-    };
-    let mut store = Store::new(engine.wasmtime(), state);
-    store.limiter(|state| &mut state.limiter);
-    store.set_epoch_deadline(engine.deadline_ticks());
+    let mut store = new_store(engine, ctx);
+    let started = store.data().started;
     let outcome = match store.set_fuel(limits.fuel) {
         Ok(()) => match body(&mut store) {
             Ok(result) => result,
@@ -181,6 +165,30 @@ pub(crate) fn invoke<T>(
         logs: state.logs,
         logs_dropped: state.logs_dropped,
     }
+}
+
+/// A store with the engine's limits: memory cap, epoch deadline. Fuel is set
+/// by the caller, per call.
+pub(crate) fn new_store(engine: &PolicyEngine, ctx: &InvocationContext) -> Store<InvocationState> {
+    let limits = engine.limits();
+    let state = InvocationState {
+        limiter: MemoryLimiter {
+            cap: limits.memory_bytes,
+            peak: 0,
+            exceeded: false,
+        },
+        logs: Vec::new(),
+        logs_dropped: 0,
+        history: ctx.history,
+        kv: ctx.kv.clone(),
+        kv_namespace: ctx.kv_namespace.clone(),
+        started: clock::now(),
+        deadline: limits.deadline,
+    };
+    let mut store = Store::new(engine.wasmtime(), state);
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(engine.deadline_ticks());
+    store
 }
 
 fn classify(error: &wasmtime::Error, state: &InvocationState) -> PolicyFailure {

@@ -39,10 +39,16 @@ impl MemoryKv {
         Self::default()
     }
 
-    fn with_spaces<R>(&self, f: impl FnOnce(&mut HashMap<String, BTreeMap<String, Vec<u8>>>) -> R) -> R {
+    fn with_spaces<R>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, BTreeMap<String, Vec<u8>>>) -> R,
+    ) -> R {
         // A poisoned lock only means another invocation panicked mid-write of a
         // map that stays consistent; keep serving.
-        let mut spaces = self.spaces.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut spaces = self
+            .spaces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut spaces)
     }
 }

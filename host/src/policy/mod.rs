@@ -18,9 +18,11 @@ mod registry;
 mod validate;
 
 pub use artifact::ArtifactCache;
-pub use compiled::{CompiledPolicy, content_address};
-pub use engine::{EPOCH_TICK, EngineError, Limits, PolicyEngine};
+pub use compiled::{CompiledPolicy, WarmScorer, content_address};
+pub use engine::{EPOCH_TICK, EngineError, InstanceAllocation, Limits, PolicyEngine};
 pub use invoke::{Invocation, InvocationContext, PolicyFailure};
 pub use kv::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, MemoryKv, PolicyKv};
-pub use registry::{Canary, Deployment, DeploymentError, FailureMode, PolicyRegistry, Run, ShadowRun};
+pub use registry::{
+    Canary, Deployment, DeploymentError, FailureMode, PolicyRegistry, Run, ShadowRun,
+};
 pub use validate::{LoadError, PACKAGE, PACKAGE_VERSION};

@@ -79,7 +79,11 @@ impl Deployment {
         }
     }
 
-    pub fn with_canary(mut self, version: Arc<CompiledPolicy>, percent: u8) -> Result<Self, DeploymentError> {
+    pub fn with_canary(
+        mut self,
+        version: Arc<CompiledPolicy>,
+        percent: u8,
+    ) -> Result<Self, DeploymentError> {
         if percent > 100 {
             return Err(DeploymentError::CanaryPercent(percent));
         }
@@ -99,7 +103,11 @@ impl Deployment {
         self
     }
 
-    fn same_world(&self, role: &'static str, version: &CompiledPolicy) -> Result<(), DeploymentError> {
+    fn same_world(
+        &self,
+        role: &'static str,
+        version: &CompiledPolicy,
+    ) -> Result<(), DeploymentError> {
         if version.world() != self.active.world() {
             return Err(DeploymentError::WorldMismatch {
                 role,
@@ -134,7 +142,9 @@ impl Deployment {
     /// call ids (the same call always lands on the same side), else the active one.
     pub fn pick(&self, call_id: &str) -> (&Arc<CompiledPolicy>, bool) {
         match &self.canary {
-            Some(canary) if canary_bucket(call_id, canary.version.sha256()) < u64::from(canary.percent) => {
+            Some(canary)
+                if canary_bucket(call_id, canary.version.sha256()) < u64::from(canary.percent) =>
+            {
                 (&canary.version, true)
             }
             _ => (&self.active, false),
@@ -156,7 +166,9 @@ impl Deployment {
         quality: &Quality,
         bids: &[BidCandidate],
     ) -> Run<Vec<u32>> {
-        self.run(&call.id, ctx, |policy, ctx| policy.select(ctx, call, quality, bids))
+        self.run(&call.id, ctx, |policy, ctx| {
+            policy.select(ctx, call, quality, bids)
+        })
     }
 
     fn run<T>(
@@ -251,7 +263,10 @@ mod tests {
         let in_canary = (0..10_000)
             .filter(|i| canary_bucket(&format!("call-{i}"), "abc") < 20)
             .count();
-        assert!((1_800..2_200).contains(&in_canary), "{in_canary} of 10000 in a 20% canary");
+        assert!(
+            (1_800..2_200).contains(&in_canary),
+            "{in_canary} of 10000 in a 20% canary"
+        );
     }
 
     #[test]

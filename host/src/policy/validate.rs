@@ -61,7 +61,11 @@ fn allowed_imports(world: World) -> &'static [&'static str] {
 }
 
 /// Refuses any import outside the world, naming the first one found.
-pub(crate) fn check_imports(engine: &Engine, component: &Component, world: World) -> Result<(), LoadError> {
+pub(crate) fn check_imports(
+    engine: &Engine,
+    component: &Component,
+    world: World,
+) -> Result<(), LoadError> {
     let allowed = allowed_imports(world);
     for (name, _) in component.component_type().imports(engine) {
         let permitted = name
@@ -83,7 +87,11 @@ pub(crate) fn check_imports(engine: &Engine, component: &Component, world: World
 
 /// Refuses a component without its world's export, before looking at imports,
 /// so that a policy built for another world is named as such.
-pub(crate) fn check_exports(engine: &Engine, component: &Component, world: World) -> Result<(), LoadError> {
+pub(crate) fn check_exports(
+    engine: &Engine,
+    component: &Component,
+    world: World,
+) -> Result<(), LoadError> {
     let exports_it = component
         .component_type()
         .exports(engine)
@@ -95,7 +103,12 @@ pub(crate) fn check_exports(engine: &Engine, component: &Component, world: World
 }
 
 /// Explains a missing or mistyped export: which world the component looks like.
-pub(crate) fn wrong_world(engine: &Engine, component: &Component, expected: World, cause: &str) -> LoadError {
+pub(crate) fn wrong_world(
+    engine: &Engine,
+    component: &Component,
+    expected: World,
+    cause: &str,
+) -> LoadError {
     let exports: Vec<String> = component
         .component_type()
         .exports(engine)
@@ -111,7 +124,10 @@ pub(crate) fn wrong_world(engine: &Engine, component: &Component, expected: Worl
             expected.export_name()
         ),
         None if exports.iter().any(|e| e == expected.export_name()) => {
-            format!("its `{}` export has the wrong type: {cause}", expected.export_name())
+            format!(
+                "its `{}` export has the wrong type: {cause}",
+                expected.export_name()
+            )
         }
         None => format!(
             "it has no `{}` export (exports: {})",

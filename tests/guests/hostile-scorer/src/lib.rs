@@ -30,7 +30,9 @@ impl Scorer for HostileScorer {
                 Ok(Quality::new(1))
             }
             "count" => {
-                let seen = host.kv_get("count").map_or(0, |v| v.first().copied().unwrap_or(0));
+                let seen = host
+                    .kv_get("count")
+                    .map_or(0, |v| v.first().copied().unwrap_or(0));
                 host.kv_set("count", &[seen.wrapping_add(1)])
                     .map_err(|e| format!("{e:?}"))?;
                 Ok(Quality::new(seen.wrapping_add(1)))
