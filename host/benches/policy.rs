@@ -17,10 +17,14 @@ use host::policy::{
 };
 
 fn policy_bytes(name: &str) -> Vec<u8> {
+    built_bytes("policies", name)
+}
+
+fn built_bytes(folder: &str, name: &str) -> Vec<u8> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("policies").join(format!("{name}.wasm"));
+    let path = target.join(folder).join(format!("{name}.wasm"));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; run `cargo xtask bench`", path.display()))
 }
@@ -106,8 +110,20 @@ fn fresh_instance(c: &mut Criterion) {
         let scorer = load("geo-history-scorer", World::Scorer);
         let bidder = load("state-hour-bidder", World::Bidder);
         let selector = load("answer-rate-selector", World::Selector);
+        // The test guest's well-behaved path: returns a constant, no host
+        // calls — the fixed cost of a fresh instance.
+        let minimal = CompiledPolicy::load(
+            &engine,
+            World::Scorer,
+            &built_bytes("test-guests", "hostile-scorer"),
+            None,
+        )
+        .expect("loads");
         let (call, offer, quality, bids) = (call(), offer(), quality(), bids());
         let mut group = c.benchmark_group(format!("fresh-instance/{label}"));
+        group.bench_function("minimal-scorer", |b| {
+            b.iter(|| minimal.score(&ctx, &call).outcome.expect("scores"))
+        });
         group.bench_function("geo-history-scorer", |b| {
             b.iter(|| scorer.score(&ctx, &call).outcome.expect("scores"))
         });

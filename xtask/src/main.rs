@@ -54,6 +54,7 @@ fn test() -> Result<()> {
 fn bench(filter: &[String]) -> Result<()> {
     guests::ensure_wasm_targets()?;
     guests::build_example_policies()?;
+    guests::build_test_guests()?;
     let mut args = vec!["bench", "-p", "host", "--bench", "policy", "--"];
     args.extend(filter.iter().map(String::as_str));
     cargo(&args)

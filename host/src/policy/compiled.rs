@@ -176,11 +176,14 @@ impl CompiledPolicy {
             )));
         };
         let mut store = new_store(&self.engine, ctx);
+        store
+            .set_fuel(self.engine.limits().fuel)
+            .map_err(|e| PolicyFailure::Unavailable(e.to_string()))?;
         let instance = pre
             .instantiate(&mut store)
             .map_err(|e| PolicyFailure::Unavailable(e.to_string()))?;
         Ok(WarmScorer {
-            fuel: self.engine.limits().fuel,
+            engine: self.engine.clone(),
             store,
             instance,
         })
@@ -211,7 +214,7 @@ fn root_cause(error: &wasmtime::Error) -> String {
 
 /// A scorer instance reused across calls; see [`CompiledPolicy::warm_scorer`].
 pub struct WarmScorer {
-    fuel: u64,
+    engine: PolicyEngine,
     store: Store<InvocationState>,
     instance: scorer::Scorer,
 }
@@ -220,12 +223,14 @@ impl WarmScorer {
     pub fn score(&mut self, call: &CallFacts) -> Result<Quality, PolicyFailure> {
         let call = convert::call(call);
         self.store
-            .set_fuel(self.fuel)
+            .set_fuel(self.engine.limits().fuel)
             .map_err(|e| PolicyFailure::Unavailable(e.to_string()))?;
+        self.store.set_epoch_deadline(self.engine.deadline_ticks());
+        self.store.data_mut().restart_clock();
         match self.instance.call_score(&mut self.store, &call) {
             Ok(Ok(quality)) => convert::checked_quality(quality),
             Ok(Err(reason)) => Err(PolicyFailure::GuestError(reason)),
-            Err(error) => Err(PolicyFailure::Trap(error.to_string())),
+            Err(error) => Err(PolicyFailure::Trap(format!("{error:?}"))),
         }
     }
 }

@@ -81,6 +81,11 @@ pub(crate) struct InvocationState {
 }
 
 impl InvocationState {
+    /// Starts the wall-clock budget anew, for a store that serves several calls.
+    pub(crate) fn restart_clock(&mut self) {
+        self.started = clock::now();
+    }
+
     /// Epoch interruption only fires inside guest code; a host call checks the
     /// deadline itself so that time spent in the host counts too.
     pub(crate) fn check_deadline(&self) -> wasmtime::Result<()> {
