@@ -4,12 +4,21 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use host::policy::{ArtifactCache, CompiledPolicy, Deployment, DeploymentError, PolicyRegistry};
-use tests::{World, context, engine, example_policy, load, sample_call, test_guest};
+use std::time::Duration;
+
+use host::policy::{
+    ArtifactCache, CompiledPolicy, Deployment, DeploymentError, Limits, PolicyRegistry,
+};
+use tests::{World, context, engine, engine_with, example_policy, load, sample_call, test_guest};
 
 #[test]
 fn hot_swap_under_load_never_fails_an_invocation() {
-    let engine = engine();
+    // More threads than cores: a wall-clock deadline would also count the time
+    // a thread waits for a core, which is not what this test is about.
+    let engine = engine_with(Limits {
+        deadline: Duration::from_secs(5),
+        ..Limits::default()
+    });
     let geo = load(
         &engine,
         World::Scorer,

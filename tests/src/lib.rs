@@ -63,8 +63,14 @@ pub fn plugboard_bin() -> PathBuf {
     bin
 }
 
+/// An engine with the default limits but a one-second deadline: tests run in
+/// parallel on few cores, and a wall-clock deadline also counts the time a
+/// thread waits for a core. Tests about deadlines set their own.
 pub fn engine() -> PolicyEngine {
-    engine_with(Limits::default())
+    engine_with(Limits {
+        deadline: std::time::Duration::from_secs(1),
+        ..Limits::default()
+    })
 }
 
 pub fn engine_with(limits: Limits) -> PolicyEngine {
