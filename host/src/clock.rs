@@ -14,3 +14,10 @@ pub fn now() -> Instant {
 pub fn wall() -> SystemTime {
     SystemTime::now()
 }
+
+/// Wall-clock now in Unix seconds.
+pub fn unix_now() -> i64 {
+    wall()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

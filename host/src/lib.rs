@@ -3,9 +3,18 @@
 //! The crate map, in reading order:
 //! - [`policy`]: WebAssembly policies (scorer, bidder, selector) — validation,
 //!   compilation, sandboxed invocation, hot swap;
+//! - [`store`]: sled behind typed per-entity functions;
 //! - [`cli`]: the `plugboard` command line;
 //! - [`clock`]: the one reader of the OS clock.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod dni;
+pub mod lifecycle;
+pub mod metrics;
+pub mod number;
 pub mod policy;
+pub mod runtime;
+pub mod store;

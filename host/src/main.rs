@@ -1,31 +1,87 @@
 //! The `plugboard` binary: parse arguments, dispatch, map errors to exit codes.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
-use host::cli::{self, Cli, Command, PolicyCommand};
+use host::cli::{self, AdminCommand, Cli, Command, PolicyCommand, ServeArgs};
+use host::config::{Config, ConfigFile, DEFAULT_DATA_DIR};
 
 fn main() -> ExitCode {
+    let args = Cli::parse();
+    let default_level = match args.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Cli::parse();
     let outcome = match &args.command {
-        Command::Policy(PolicyCommand::Check(check)) => cli::check(check),
-        Command::Policy(PolicyCommand::Run(run)) => cli::run(run),
+        Command::Serve(serve) => run_server(serve).map(|()| String::new()),
+        Command::Admin(AdminCommand::Bootstrap { data_dir }) => {
+            let dir = data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+            host::runtime::bootstrap(&dir).map_err(anyhow::Error::from)
+        }
+        Command::Policy(PolicyCommand::Check(check)) => {
+            cli::check(check).map_err(anyhow::Error::from)
+        }
+        Command::Policy(PolicyCommand::Run(run)) => cli::run(run).map_err(anyhow::Error::from),
     };
     match outcome {
         Ok(report) => {
-            println!("{}", report.trim_end());
+            if !report.is_empty() {
+                println!("{}", report.trim_end());
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_server(args: &ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let config = Config::resolve(
+        file,
+        args.http_listen,
+        args.data_dir.clone(),
+        args.example_policies.clone(),
+    );
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(host::runtime::serve(config, shutdown_signal()))?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }

@@ -24,9 +24,41 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server: HTTP API and embedded store.
+    Serve(ServeArgs),
+    /// Administration of a data directory.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Work with policy components locally: validate, run on a sample.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file setting any of `http_listen`, `data_dir`, `example_policies`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address of the HTTP API (default 127.0.0.1:8080).
+    #[arg(long)]
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// Folder of the embedded store (default ./plugboard-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Folder of example policies to load on first start (default
+    /// target/policies when it exists).
+    #[arg(long)]
+    pub example_policies: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the first operator and print its API key (once).
+    Bootstrap {
+        /// Folder of the embedded store (default ./plugboard-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,10 +113,10 @@ pub enum CliError {
     },
     #[error("bad input {path}: {reason}")]
     Input { path: PathBuf, reason: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Engine(#[from] crate::policy::EngineError),
-    #[error("{0}")]
+    #[error(transparent)]
     Load(#[from] crate::policy::LoadError),
-    #[error("{0}")]
+    #[error(transparent)]
     Policy(#[from] crate::policy::PolicyFailure),
 }

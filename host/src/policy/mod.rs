@@ -15,6 +15,7 @@ mod invoke;
 mod kv;
 pub mod model;
 mod registry;
+mod sample;
 mod validate;
 
 pub use artifact::ArtifactCache;
@@ -25,4 +26,5 @@ pub use kv::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, Mem
 pub use registry::{
     Canary, Deployment, DeploymentError, FailureMode, PolicyRegistry, Run, ShadowRun,
 };
+pub use sample::{MissingInput, SampleInput, SampleReport, run_sample};
 pub use validate::{LoadError, PACKAGE, PACKAGE_VERSION};

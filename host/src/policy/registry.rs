@@ -13,7 +13,7 @@ use super::invoke::{Invocation, InvocationContext};
 use super::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
 
 /// What the host does when an invocation fails (SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureMode {
     /// Carry on as if there were no policy: default score, built-in ranking.

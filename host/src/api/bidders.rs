@@ -1,0 +1,410 @@
+//! Bidders, their SIP targets and their bids. Bidders manage their own;
+//! operators see all; marketers see bids through call records only.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::campaigns::check_sip_uri;
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Body, Caller};
+use super::{ApiState, new_id};
+use crate::clock;
+use crate::policy::model::World;
+use crate::store::{Bid, Bidder, Role, Target};
+
+const BIDDER_ROLES: &[Role] = &[Role::Operator, Role::Bidder];
+
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_bidder, list_bidders))
+        .routes(routes!(get_bidder, update_bidder))
+        .routes(routes!(create_target, list_targets))
+        .routes(routes!(update_target, delete_target))
+        .routes(routes!(create_bid, list_bids))
+        .routes(routes!(get_bid, update_bid, delete_bid))
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::unprocessable("request.invalid_field", message)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BidderSpec {
+    pub name: String,
+    /// Real-time bid endpoint (http:// or https://).
+    pub rtb_url: Option<String>,
+    /// A `bidder` world policy of this tenant.
+    pub strategy_policy_id: Option<String>,
+}
+
+fn visible_bidder(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Bidder> {
+    state
+        .store
+        .bidder(id)?
+        .filter(|b| caller.owns(&b.tenant_id))
+        .ok_or_else(|| ApiError::not_found("bidder"))
+}
+
+fn check_bidder(state: &ApiState, caller: &Caller, spec: &BidderSpec) -> ApiResult<()> {
+    if spec.name.trim().is_empty() || spec.name.len() > 200 {
+        return Err(invalid("`name` must be 1 to 200 characters"));
+    }
+    if let Some(url) = &spec.rtb_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(invalid("`rtb_url` must be an http:// or https:// URL"));
+    }
+    if let Some(id) = &spec.strategy_policy_id {
+        let policy = state
+            .store
+            .policy(id)?
+            .filter(|p| p.shared || caller.owns(&p.tenant_id));
+        match policy {
+            Some(p) if p.world == World::Bidder => {}
+            Some(_) => {
+                return Err(ApiError::unprocessable(
+                    "policy.wrong_world",
+                    "a bidder strategy must be a bidder policy",
+                ));
+            }
+            None => {
+                return Err(ApiError::unprocessable(
+                    "policy.not_found",
+                    format!("no policy {id} you may use"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/bidders", tag = "bidders", request_body = BidderSpec,
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 201, body = Bidder), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_bidder(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Body(spec): Body<BidderSpec>,
+) -> ApiResult<(StatusCode, Json<Bidder>)> {
+    caller.require(BIDDER_ROLES)?;
+    check_bidder(&state, &caller, &spec)?;
+    let bidder = Bidder {
+        id: new_id("bdr")?,
+        tenant_id: caller.tenant_id.clone(),
+        name: spec.name.trim().to_owned(),
+        rtb_url: spec.rtb_url,
+        strategy_policy_id: spec.strategy_policy_id,
+        created_at: clock::unix_now(),
+    };
+    state.store.put_bidder(&bidder)?;
+    Ok((StatusCode::CREATED, Json(bidder)))
+}
+
+#[utoipa::path(get, path = "/v1/bidders", tag = "bidders",
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Vec<Bidder>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_bidders(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<Bidder>>> {
+    caller.require(BIDDER_ROLES)?;
+    let mut bidders: Vec<Bidder> = state
+        .store
+        .bidders()?
+        .into_iter()
+        .filter(|b| caller.owns(&b.tenant_id))
+        .collect();
+    bidders.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(Json(bidders))
+}
+
+#[utoipa::path(get, path = "/v1/bidders/{id}", tag = "bidders",
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Bidder), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_bidder(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Bidder>> {
+    caller.require(BIDDER_ROLES)?;
+    Ok(Json(visible_bidder(&state, &caller, &id)?))
+}
+
+#[utoipa::path(put, path = "/v1/bidders/{id}", tag = "bidders", request_body = BidderSpec,
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Bidder), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_bidder(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(spec): Body<BidderSpec>,
+) -> ApiResult<Json<Bidder>> {
+    caller.require(BIDDER_ROLES)?;
+    let mut bidder = visible_bidder(&state, &caller, &id)?;
+    check_bidder(&state, &caller, &spec)?;
+    bidder.name = spec.name.trim().to_owned();
+    bidder.rtb_url = spec.rtb_url;
+    bidder.strategy_policy_id = spec.strategy_policy_id;
+    state.store.put_bidder(&bidder)?;
+    Ok(Json(bidder))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// SIP URI the call is sent to.
+    pub uri: String,
+    /// Seconds to ring before the next bid is tried (default 20).
+    pub ring_timeout_s: Option<u32>,
+    /// Calls at once (default 10).
+    pub max_concurrent: Option<u32>,
+}
+
+fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Target> {
+    check_sip_uri("uri", &spec.uri)?;
+    let ring_timeout_s = spec.ring_timeout_s.unwrap_or(20);
+    if !(1..=300).contains(&ring_timeout_s) {
+        return Err(invalid("`ring_timeout_s` must be 1 to 300"));
+    }
+    let max_concurrent = spec.max_concurrent.unwrap_or(10);
+    if !(1..=100_000).contains(&max_concurrent) {
+        return Err(invalid("`max_concurrent` must be 1 to 100000"));
+    }
+    Ok(Target {
+        id,
+        bidder_id: bidder.id.clone(),
+        tenant_id: bidder.tenant_id.clone(),
+        uri: spec.uri,
+        ring_timeout_s,
+        max_concurrent,
+        created_at: clock::unix_now(),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/bidders/{id}/targets", tag = "bidders", request_body = TargetSpec,
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 201, body = Target), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_target(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(spec): Body<TargetSpec>,
+) -> ApiResult<(StatusCode, Json<Target>)> {
+    caller.require(BIDDER_ROLES)?;
+    let bidder = visible_bidder(&state, &caller, &id)?;
+    let target = target_from(spec, new_id("tgt")?, &bidder)?;
+    state.store.put_target(&target)?;
+    Ok((StatusCode::CREATED, Json(target)))
+}
+
+#[utoipa::path(get, path = "/v1/bidders/{id}/targets", tag = "bidders",
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Vec<Target>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_targets(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Target>>> {
+    caller.require(BIDDER_ROLES)?;
+    let bidder = visible_bidder(&state, &caller, &id)?;
+    let mut targets: Vec<Target> = state
+        .store
+        .targets()?
+        .into_iter()
+        .filter(|t| t.bidder_id == bidder.id)
+        .collect();
+    targets.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(Json(targets))
+}
+
+fn visible_target(
+    state: &ApiState,
+    caller: &Caller,
+    bidder_id: &str,
+    target_id: &str,
+) -> ApiResult<(Bidder, Target)> {
+    let bidder = visible_bidder(state, caller, bidder_id)?;
+    let target = state
+        .store
+        .target(target_id)?
+        .filter(|t| t.bidder_id == bidder.id)
+        .ok_or_else(|| ApiError::not_found("target"))?;
+    Ok((bidder, target))
+}
+
+#[utoipa::path(put, path = "/v1/bidders/{id}/targets/{target_id}", tag = "bidders", request_body = TargetSpec,
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Target), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_target(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, target_id)): Path<(String, String)>,
+    Body(spec): Body<TargetSpec>,
+) -> ApiResult<Json<Target>> {
+    caller.require(BIDDER_ROLES)?;
+    let (bidder, old) = visible_target(&state, &caller, &id, &target_id)?;
+    let mut target = target_from(spec, old.id, &bidder)?;
+    target.created_at = old.created_at;
+    state.store.put_target(&target)?;
+    Ok(Json(target))
+}
+
+#[utoipa::path(delete, path = "/v1/bidders/{id}/targets/{target_id}", tag = "bidders",
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_target(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, target_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require(BIDDER_ROLES)?;
+    let (_, target) = visible_target(&state, &caller, &id, &target_id)?;
+    if state.store.bids()?.iter().any(|b| b.target_id == target.id) {
+        return Err(ApiError::conflict(
+            "target.in_use",
+            "bids still route to this target; delete them first",
+        ));
+    }
+    state.store.delete_target(&target.id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BidSpec {
+    pub campaign_id: String,
+    pub target_id: String,
+    /// Payout per billable call, micros of the campaign's currency.
+    pub amount_micros: u64,
+    #[serde(default)]
+    pub min_quality: u8,
+    /// Calls shorter than this are not billable (default 90).
+    pub min_duration_s: Option<u32>,
+    pub hourly_cap: Option<u32>,
+    pub daily_cap: Option<u32>,
+}
+
+fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> ApiResult<Bid> {
+    let campaign = state
+        .store
+        .campaign(&spec.campaign_id)?
+        .filter(|c| caller.is_operator() || c.bidder_access.allows(&caller.tenant_id))
+        .ok_or_else(|| {
+            ApiError::unprocessable("campaign.not_found", "no such campaign open to you")
+        })?;
+    let target = state
+        .store
+        .target(&spec.target_id)?
+        .filter(|t| caller.owns(&t.tenant_id))
+        .ok_or_else(|| ApiError::unprocessable("target.not_found", "no such target of yours"))?;
+    if spec.min_quality > 100 {
+        return Err(invalid("`min_quality` must be 0 to 100"));
+    }
+    if spec.amount_micros == 0 {
+        return Err(invalid("`amount_micros` must be positive"));
+    }
+    Ok(Bid {
+        id,
+        tenant_id: target.tenant_id.clone(),
+        bidder_id: target.bidder_id.clone(),
+        campaign_id: campaign.id,
+        target_id: target.id,
+        amount_micros: spec.amount_micros,
+        min_quality: spec.min_quality,
+        min_duration_s: spec.min_duration_s.unwrap_or(90),
+        hourly_cap: spec.hourly_cap,
+        daily_cap: spec.daily_cap,
+        created_at: clock::unix_now(),
+    })
+}
+
+fn visible_bid(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Bid> {
+    state
+        .store
+        .bid(id)?
+        .filter(|b| caller.owns(&b.tenant_id))
+        .ok_or_else(|| ApiError::not_found("bid"))
+}
+
+#[utoipa::path(post, path = "/v1/bids", tag = "bids", request_body = BidSpec,
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 201, body = Bid), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_bid(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Body(spec): Body<BidSpec>,
+) -> ApiResult<(StatusCode, Json<Bid>)> {
+    caller.require(BIDDER_ROLES)?;
+    let bid = bid_from(&state, &caller, spec, new_id("bid")?)?;
+    state.store.put_bid(&bid)?;
+    Ok((StatusCode::CREATED, Json(bid)))
+}
+
+#[utoipa::path(get, path = "/v1/bids", tag = "bids",
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Vec<Bid>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_bids(State(state): State<ApiState>, caller: Caller) -> ApiResult<Json<Vec<Bid>>> {
+    caller.require(BIDDER_ROLES)?;
+    let mut bids: Vec<Bid> = state
+        .store
+        .bids()?
+        .into_iter()
+        .filter(|b| caller.owns(&b.tenant_id))
+        .collect();
+    bids.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(Json(bids))
+}
+
+#[utoipa::path(get, path = "/v1/bids/{id}", tag = "bids",
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Bid), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_bid(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Bid>> {
+    caller.require(BIDDER_ROLES)?;
+    Ok(Json(visible_bid(&state, &caller, &id)?))
+}
+
+#[utoipa::path(put, path = "/v1/bids/{id}", tag = "bids", request_body = BidSpec,
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Bid), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_bid(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(spec): Body<BidSpec>,
+) -> ApiResult<Json<Bid>> {
+    caller.require(BIDDER_ROLES)?;
+    let old = visible_bid(&state, &caller, &id)?;
+    let mut bid = bid_from(&state, &caller, spec, old.id)?;
+    bid.created_at = old.created_at;
+    state.store.put_bid(&bid)?;
+    Ok(Json(bid))
+}
+
+#[utoipa::path(delete, path = "/v1/bids/{id}", tag = "bids",
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_bid(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(BIDDER_ROLES)?;
+    let bid = visible_bid(&state, &caller, &id)?;
+    state.store.delete_bid(&bid.id)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,530 @@
+//! Campaigns, their numbers, their number pool and DNI sessions. Marketers
+//! manage their own; operators see all; bidders use the marketplace instead.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Body, Caller};
+use super::{ApiState, new_id};
+use crate::clock;
+use crate::dni::{self, Assignment};
+use crate::number::normalize_e164;
+use crate::policy::model::World;
+use crate::store::{BidderAccess, Campaign, DniSession, Pool, Role};
+
+const CAMPAIGN_ROLES: &[Role] = &[Role::Operator, Role::Marketer];
+
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_campaign, list_campaigns))
+        .routes(routes!(get_campaign, update_campaign, delete_campaign))
+        .routes(routes!(list_numbers, add_number))
+        .routes(routes!(remove_number))
+        .routes(routes!(get_pool, put_pool))
+        .routes(routes!(create_dni_session, find_dni_session))
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCampaign {
+    pub name: String,
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    #[serde(default)]
+    pub floor_price_micros: u64,
+    pub fallback_target: Option<String>,
+    pub scorer_policy_id: Option<String>,
+    pub selector_policy_id: Option<String>,
+    #[serde(default)]
+    pub shared_attribution_keys: Vec<String>,
+    #[serde(default)]
+    pub bidder_access: BidderAccess,
+    #[serde(default)]
+    pub early_ringback: bool,
+    pub auction_timeout_ms: Option<u32>,
+}
+
+/// Fields to change; absent fields stay, `null` clears an optional one.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignUpdate {
+    pub name: Option<String>,
+    pub numbers: Option<Vec<String>>,
+    pub floor_price_micros: Option<u64>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub fallback_target: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub scorer_policy_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub selector_policy_id: Option<Option<String>>,
+    pub shared_attribution_keys: Option<Vec<String>>,
+    pub bidder_access: Option<BidderAccess>,
+    pub early_ringback: Option<bool>,
+    pub auction_timeout_ms: Option<u32>,
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::unprocessable("request.invalid_field", message)
+}
+
+fn normalized_numbers(numbers: &[String]) -> ApiResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::with_capacity(numbers.len());
+    for number in numbers {
+        let e164 = normalize_e164(number)
+            .map_err(|e| ApiError::unprocessable("number.invalid", e.to_string()))?;
+        if !out.contains(&e164) {
+            out.push(e164);
+        }
+    }
+    Ok(out)
+}
+
+/// A SIP URI a B2BUA can call: `sip:` or `sips:`, a host, no spaces.
+pub(super) fn check_sip_uri(field: &str, uri: &str) -> ApiResult<()> {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"));
+    let host = rest.map(|r| r.rsplit('@').next().unwrap_or(r));
+    match host {
+        Some(h) if !h.is_empty() && uri.len() <= 512 && !uri.contains(char::is_whitespace) => {
+            Ok(())
+        }
+        _ => Err(invalid(format!(
+            "`{field}` must be a SIP URI such as sip:sales@192.0.2.10:5060"
+        ))),
+    }
+}
+
+/// The caller may attach a policy of `world` that it owns or that is shared.
+fn check_policy(state: &ApiState, caller: &Caller, id: &str, world: World) -> ApiResult<()> {
+    let usable = state
+        .store
+        .policy(id)?
+        .filter(|p| p.shared || caller.owns(&p.tenant_id));
+    match usable {
+        Some(policy) if policy.world == world => Ok(()),
+        Some(policy) => Err(ApiError::unprocessable(
+            "policy.wrong_world",
+            format!(
+                "policy {id} is a {} policy, a {world} is needed here",
+                policy.world
+            ),
+        )),
+        None => Err(ApiError::unprocessable(
+            "policy.not_found",
+            format!("no policy {id} you may use"),
+        )),
+    }
+}
+
+fn check_campaign(state: &ApiState, caller: &Caller, c: &Campaign) -> ApiResult<()> {
+    if c.name.trim().is_empty() || c.name.len() > 200 {
+        return Err(invalid("`name` must be 1 to 200 characters"));
+    }
+    if let Some(uri) = &c.fallback_target {
+        check_sip_uri("fallback_target", uri)?;
+    }
+    if let Some(id) = &c.scorer_policy_id {
+        check_policy(state, caller, id, World::Scorer)?;
+    }
+    if let Some(id) = &c.selector_policy_id {
+        check_policy(state, caller, id, World::Selector)?;
+    }
+    if !(10..=5000).contains(&c.auction_timeout_ms) {
+        return Err(invalid("`auction_timeout_ms` must be 10 to 5000"));
+    }
+    Ok(())
+}
+
+/// The campaign `id` if the caller may see it (404 otherwise, never 403).
+pub(super) fn visible_campaign(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Campaign> {
+    state
+        .store
+        .campaign(id)?
+        .filter(|c| caller.owns(&c.tenant_id))
+        .ok_or_else(|| ApiError::not_found("campaign"))
+}
+
+#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", request_body = NewCampaign,
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 201, body = Campaign), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_campaign(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Body(new): Body<NewCampaign>,
+) -> ApiResult<(StatusCode, Json<Campaign>)> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let campaign = Campaign {
+        id: new_id("cmp")?,
+        tenant_id: caller.tenant_id.clone(),
+        name: new.name.trim().to_owned(),
+        numbers: normalized_numbers(&new.numbers)?,
+        floor_price_micros: new.floor_price_micros,
+        fallback_target: new.fallback_target,
+        scorer_policy_id: new.scorer_policy_id,
+        selector_policy_id: new.selector_policy_id,
+        shared_attribution_keys: new.shared_attribution_keys,
+        bidder_access: new.bidder_access,
+        early_ringback: new.early_ringback,
+        auction_timeout_ms: new.auction_timeout_ms.unwrap_or(100),
+        created_at: clock::unix_now(),
+    };
+    check_campaign(&state, &caller, &campaign)?;
+    state.store.put_campaign(&campaign)?;
+    Ok((StatusCode::CREATED, Json(campaign)))
+}
+
+#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns",
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = Vec<Campaign>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list_campaigns(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<Campaign>>> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let mut campaigns: Vec<Campaign> = state
+        .store
+        .campaigns()?
+        .into_iter()
+        .filter(|c| caller.owns(&c.tenant_id))
+        .collect();
+    campaigns.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(Json(campaigns))
+}
+
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns",
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = Campaign), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_campaign(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Campaign>> {
+    caller.require(CAMPAIGN_ROLES)?;
+    Ok(Json(visible_campaign(&state, &caller, &id)?))
+}
+
+#[utoipa::path(put, path = "/v1/campaigns/{id}", tag = "campaigns", request_body = CampaignUpdate,
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = Campaign), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_campaign(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(update): Body<CampaignUpdate>,
+) -> ApiResult<Json<Campaign>> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let mut c = visible_campaign(&state, &caller, &id)?;
+    if let Some(name) = update.name {
+        c.name = name.trim().to_owned();
+    }
+    if let Some(numbers) = update.numbers {
+        c.numbers = normalized_numbers(&numbers)?;
+    }
+    if let Some(floor) = update.floor_price_micros {
+        c.floor_price_micros = floor;
+    }
+    if let Some(fallback) = update.fallback_target {
+        c.fallback_target = fallback;
+    }
+    if let Some(scorer) = update.scorer_policy_id {
+        c.scorer_policy_id = scorer;
+    }
+    if let Some(selector) = update.selector_policy_id {
+        c.selector_policy_id = selector;
+    }
+    if let Some(keys) = update.shared_attribution_keys {
+        c.shared_attribution_keys = keys;
+    }
+    if let Some(access) = update.bidder_access {
+        c.bidder_access = access;
+    }
+    if let Some(early) = update.early_ringback {
+        c.early_ringback = early;
+    }
+    if let Some(timeout) = update.auction_timeout_ms {
+        c.auction_timeout_ms = timeout;
+    }
+    check_campaign(&state, &caller, &c)?;
+    state.store.put_campaign(&c)?;
+    Ok(Json(c))
+}
+
+#[utoipa::path(delete, path = "/v1/campaigns/{id}", tag = "campaigns",
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_campaign(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let c = visible_campaign(&state, &caller, &id)?;
+    state.store.delete_campaign(&c.id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNumber {
+    pub number: String,
+}
+
+#[utoipa::path(get, path = "/v1/campaigns/{id}/numbers", tag = "campaigns",
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = Vec<String>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_numbers(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<String>>> {
+    caller.require(CAMPAIGN_ROLES)?;
+    Ok(Json(visible_campaign(&state, &caller, &id)?.numbers))
+}
+
+#[utoipa::path(post, path = "/v1/campaigns/{id}/numbers", tag = "campaigns", request_body = NewNumber,
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 201, body = Vec<String>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_number(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(new): Body<NewNumber>,
+) -> ApiResult<(StatusCode, Json<Vec<String>>)> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let mut c = visible_campaign(&state, &caller, &id)?;
+    let number = normalize_e164(&new.number)
+        .map_err(|e| ApiError::unprocessable("number.invalid", e.to_string()))?;
+    if !c.numbers.contains(&number) {
+        c.numbers.push(number);
+        state.store.put_campaign(&c)?;
+    }
+    Ok((StatusCode::CREATED, Json(c.numbers)))
+}
+
+#[utoipa::path(delete, path = "/v1/campaigns/{id}/numbers/{number}", tag = "campaigns",
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn remove_number(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, number)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let mut c = visible_campaign(&state, &caller, &id)?;
+    let number = normalize_e164(&number).map_err(|_| ApiError::not_found("number"))?;
+    let before = c.numbers.len();
+    c.numbers.retain(|n| n != &number);
+    if c.numbers.len() == before {
+        return Err(ApiError::not_found("number"));
+    }
+    state.store.put_campaign(&c)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    pub numbers: Vec<String>,
+    /// Seconds a number stays with a visitor session (default 1800).
+    pub ttl_s: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/campaigns/{id}/pool", tag = "dni",
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = Pool), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_pool(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Pool>> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let c = visible_campaign(&state, &caller, &id)?;
+    state
+        .store
+        .pool(&c.id)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("pool"))
+}
+
+#[utoipa::path(put, path = "/v1/campaigns/{id}/pool", tag = "dni", request_body = PoolSpec,
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = Pool), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_pool(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(spec): Body<PoolSpec>,
+) -> ApiResult<Json<Pool>> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let c = visible_campaign(&state, &caller, &id)?;
+    let numbers = normalized_numbers(&spec.numbers)?;
+    let ttl_s = spec.ttl_s.unwrap_or(1800);
+    if !(60..=86_400).contains(&ttl_s) {
+        return Err(invalid("`ttl_s` must be 60 to 86400 seconds"));
+    }
+    let _guard = state.dni_lock.lock().await;
+    let mut pool = state.store.pool(&c.id)?.unwrap_or(Pool {
+        campaign_id: c.id.clone(),
+        numbers: vec![],
+        ttl_s,
+        exhausted_count: 0,
+        holders: BTreeMap::new(),
+    });
+    pool.holders.retain(|number, _| numbers.contains(number));
+    pool.numbers = numbers;
+    pool.ttl_s = ttl_s;
+    state.store.put_pool(&pool)?;
+    Ok(Json(pool))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DniRequest {
+    /// The visitor session to renew; absent for a new visitor.
+    pub session_id: Option<String>,
+    /// What the website knows of the visit: source, keyword, landing page…
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DniResponse {
+    /// Absent when the pool was exhausted (nothing is held).
+    pub session_id: Option<String>,
+    /// The number to show the visitor.
+    pub number: String,
+    /// When the number stops being held for the session (Unix seconds).
+    pub expires_at: Option<i64>,
+    /// False when the pool was exhausted and this is the default number.
+    pub pooled: bool,
+}
+
+#[utoipa::path(post, path = "/v1/campaigns/{id}/dni-sessions", tag = "dni", request_body = DniRequest,
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 201, body = DniResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_dni_session(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<DniRequest>,
+) -> ApiResult<(StatusCode, Json<DniResponse>)> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let c = visible_campaign(&state, &caller, &id)?;
+    if request
+        .session_id
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.len() > 128)
+    {
+        return Err(invalid("`session_id` must be 1 to 128 characters"));
+    }
+    if request.attributes.len() > 32 {
+        return Err(invalid("at most 32 attributes"));
+    }
+    let _guard = state.dni_lock.lock().await;
+    let mut pool = state
+        .store
+        .pool(&c.id)?
+        .ok_or_else(|| ApiError::not_found("pool"))?;
+    let current = match &request.session_id {
+        Some(session) => state
+            .store
+            .dni_session(session)?
+            .filter(|s| s.campaign_id == c.id),
+        None => None,
+    };
+    let new_session = new_id("dni")?;
+    let assignment = dni::assign(
+        &pool,
+        current.as_ref(),
+        request.session_id.as_deref(),
+        request.attributes.into_iter().collect(),
+        clock::unix_now(),
+        || new_session,
+    );
+    dni::apply(&mut pool, &assignment);
+    state.store.put_dni_session(assignment.session(), &pool)?;
+    let result = match &assignment {
+        Assignment::Renewed(_) => "renewed",
+        Assignment::Assigned(_) => "assigned",
+        Assignment::Exhausted => "exhausted",
+    };
+    state.metrics.inc(
+        "plugboard_dni_assignments_total",
+        vec![("result", result.to_owned())],
+    );
+    let response = match assignment.session() {
+        Some(s) => DniResponse {
+            session_id: Some(s.id.clone()),
+            number: s.number.clone(),
+            expires_at: Some(s.expires_at),
+            pooled: true,
+        },
+        None => DniResponse {
+            session_id: None,
+            number: c.numbers.first().cloned().ok_or_else(|| {
+                ApiError::conflict(
+                    "dni.exhausted",
+                    "the pool is exhausted and the campaign has no default number",
+                )
+            })?,
+            expires_at: None,
+            pooled: false,
+        },
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DniLookup {
+    /// A pooled number, any accepted format.
+    pub number: String,
+    /// The moment of the call (Unix seconds); default now.
+    pub at: Option<i64>,
+}
+
+/// Which visitor session held a pooled number at a moment: a call's attribution.
+#[utoipa::path(get, path = "/v1/campaigns/{id}/dni-sessions", tag = "dni", params(DniLookup),
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = DniSession), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn find_dni_session(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(lookup): Query<DniLookup>,
+) -> ApiResult<Json<DniSession>> {
+    caller.require(CAMPAIGN_ROLES)?;
+    let c = visible_campaign(&state, &caller, &id)?;
+    let number = normalize_e164(&lookup.number)
+        .map_err(|e| ApiError::unprocessable("number.invalid", e.to_string()))?;
+    let at = lookup.at.unwrap_or_else(clock::unix_now);
+    let sessions = state.store.dni_sessions_of(&c.id)?;
+    dni::session_at(&sessions, &number, at)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("session"))
+}

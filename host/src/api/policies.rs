@@ -1,0 +1,407 @@
+//! Policies: upload (the body is the component), versions, deployment
+//! (active, canary, shadow, failure mode), rollback and dry-run.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Body, Caller};
+use super::{ApiState, new_id};
+use crate::clock;
+use crate::lifecycle::{DeploymentSpec, LifecycleError};
+use crate::policy::model::World;
+use crate::policy::{FailureMode, LoadError, MemoryKv, SampleInput, SampleReport, run_sample};
+use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, Role};
+
+/// Routes; `upload_limit` is the component size limit (uploads get one more
+/// byte of room so that the runtime, not the body limit, names the problem).
+pub(super) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(upload_policy, list_policies))
+        .routes(routes!(add_version, list_versions))
+        .layer(DefaultBodyLimit::max(upload_limit + 1));
+    OpenApiRouter::new()
+        .merge(uploads)
+        .routes(routes!(get_policy))
+        .routes(routes!(get_deployment, put_deployment))
+        .routes(routes!(rollback))
+        .routes(routes!(dry_run))
+}
+
+fn lifecycle_error(e: LifecycleError) -> ApiError {
+    match e {
+        LifecycleError::Load(load) => load_error(&load),
+        LifecycleError::UnknownVersion(v) => ApiError::unprocessable(
+            "policy.version_not_found",
+            format!("no version {v} of this policy"),
+        ),
+        LifecycleError::Deployment(d) => {
+            ApiError::unprocessable("deployment.invalid", d.to_string())
+        }
+        LifecycleError::NoActive => ApiError::unprocessable("deployment.invalid", e.to_string()),
+        LifecycleError::NoHistory => ApiError::conflict("deployment.no_history", e.to_string()),
+        LifecycleError::Store(s) => s.into(),
+        LifecycleError::Worker(w) => ApiError::internal(w),
+    }
+}
+
+fn load_error(e: &LoadError) -> ApiError {
+    let code = match e {
+        LoadError::TooLarge { .. } => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "policy.too_large",
+                e.to_string(),
+            );
+        }
+        LoadError::NotWasm => "policy.not_wasm",
+        LoadError::CoreModule => "policy.not_a_component",
+        LoadError::Invalid(_) => "policy.invalid",
+        LoadError::ForbiddenImport { .. } => "policy.forbidden_import",
+        LoadError::WrongWorld { .. } => "policy.wrong_world",
+    };
+    ApiError::unprocessable(code, e.to_string())
+}
+
+fn upload_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Vec<u8>> {
+    match body {
+        Ok(bytes) if bytes.is_empty() => Err(ApiError::bad_request(
+            "policy.empty",
+            "the body must be the component's bytes",
+        )),
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "policy.too_large",
+                "the component is larger than the upload limit",
+            ))
+        }
+        Err(rejection) => Err(ApiError::bad_request(
+            "request.unreadable",
+            rejection.body_text(),
+        )),
+    }
+}
+
+/// Which worlds each role may upload.
+fn may_upload(role: Role, world: World) -> bool {
+    match role {
+        Role::Operator => true,
+        Role::Marketer => matches!(world, World::Scorer | World::Selector),
+        Role::Bidder => world == World::Bidder,
+    }
+}
+
+fn visible_policy(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Policy> {
+    state
+        .store
+        .policy(id)?
+        .filter(|p| p.shared || caller.owns(&p.tenant_id))
+        .ok_or_else(|| ApiError::not_found("policy"))
+}
+
+/// A policy the caller may change: its own (or any, for an operator).
+fn owned_policy(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Policy> {
+    state
+        .store
+        .policy(id)?
+        .filter(|p| caller.owns(&p.tenant_id))
+        .ok_or_else(|| ApiError::not_found("policy"))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// scorer, bidder or selector.
+    pub world: World,
+    /// A name to recognise the policy by (default: the world).
+    pub name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Uploaded {
+    /// The policy's id.
+    pub id: String,
+    /// The version's name (first 16 hex digits of its SHA-256).
+    pub version: String,
+    pub sha256: String,
+    pub world: World,
+    pub size: u64,
+}
+
+/// Uploads a component as a new policy; the body is the component's bytes.
+/// It is validated and compiled before the response; rejections say why.
+#[utoipa::path(post, path = "/v1/policies", tag = "policies", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 201, body = Uploaded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn upload_policy(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(query): Query<UploadQuery>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Uploaded>)> {
+    if !may_upload(caller.role, query.world) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth.forbidden_role",
+            format!(
+                "a {:?} key may not upload a {} policy",
+                caller.role, query.world
+            )
+            .to_lowercase(),
+        ));
+    }
+    let bytes = upload_bytes(body)?;
+    let name = query.name.unwrap_or_else(|| query.world.to_string());
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(ApiError::unprocessable(
+            "request.invalid_field",
+            "`name` must be 1 to 200 characters",
+        ));
+    }
+    let policy = Policy {
+        id: new_id("pol")?,
+        tenant_id: caller.tenant_id.clone(),
+        name,
+        world: query.world,
+        shared: false,
+        created_at: clock::unix_now(),
+    };
+    let outcome = state.policies.add_version(&policy, bytes).await;
+    let result = if outcome.is_ok() { "ok" } else { "rejected" };
+    state.metrics.inc(
+        "plugboard_policy_uploads_total",
+        vec![
+            ("world", query.world.to_string()),
+            ("result", result.to_owned()),
+        ],
+    );
+    let version = outcome.map_err(lifecycle_error)?;
+    Ok((StatusCode::CREATED, Json(uploaded(&policy, version))))
+}
+
+fn uploaded(policy: &Policy, version: PolicyVersion) -> Uploaded {
+    Uploaded {
+        id: policy.id.clone(),
+        version: version.version,
+        sha256: version.sha256,
+        world: policy.world,
+        size: version.size,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/policies", tag = "policies",
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = Vec<Policy>), (status = 401, body = ErrorBody)))]
+async fn list_policies(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<Policy>>> {
+    let mut policies: Vec<Policy> = state
+        .store
+        .policies()?
+        .into_iter()
+        .filter(|p| p.shared || caller.owns(&p.tenant_id))
+        .collect();
+    policies.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(Json(policies))
+}
+
+#[utoipa::path(get, path = "/v1/policies/{id}", tag = "policies",
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = Policy), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_policy(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Policy>> {
+    Ok(Json(visible_policy(&state, &caller, &id)?))
+}
+
+/// Uploads another version of a policy; the body is the component's bytes.
+#[utoipa::path(post, path = "/v1/policies/{id}/versions", tag = "policies",
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 201, body = Uploaded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_version(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Uploaded>)> {
+    let policy = owned_policy(&state, &caller, &id)?;
+    let bytes = upload_bytes(body)?;
+    let version = state
+        .policies
+        .add_version(&policy, bytes)
+        .await
+        .map_err(lifecycle_error)?;
+    Ok((StatusCode::CREATED, Json(uploaded(&policy, version))))
+}
+
+#[utoipa::path(get, path = "/v1/policies/{id}/versions", tag = "policies",
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = Vec<PolicyVersion>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_versions(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<PolicyVersion>>> {
+    let policy = visible_policy(&state, &caller, &id)?;
+    Ok(Json(state.store.policy_versions(&policy.id)?))
+}
+
+fn empty_deployment(policy_id: &str) -> DeploymentRecord {
+    DeploymentRecord {
+        policy_id: policy_id.to_owned(),
+        active: None,
+        canary: None,
+        shadow: None,
+        failure_mode: FailureMode::Fallback,
+        history: vec![],
+        updated_at: 0,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/policies/{id}/deployment", tag = "policies",
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = DeploymentRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_deployment(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeploymentRecord>> {
+    let policy = visible_policy(&state, &caller, &id)?;
+    Ok(Json(
+        state
+            .store
+            .deployment(&policy.id)?
+            .unwrap_or_else(|| empty_deployment(&policy.id)),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentRequest {
+    /// The version serving calls; null takes the policy out of service.
+    pub active: Option<String>,
+    /// A version taking `percent` of calls, chosen per call id.
+    #[serde(default)]
+    pub canary: Option<CanarySpec>,
+    /// A version run beside the active one, recorded, never routing.
+    #[serde(default)]
+    pub shadow: Option<String>,
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+}
+
+/// Activates versions atomically: calls in flight finish on the version they
+/// started with.
+#[utoipa::path(put, path = "/v1/policies/{id}/deployment", tag = "policies", request_body = DeploymentRequest,
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = DeploymentRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_deployment(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<DeploymentRequest>,
+) -> ApiResult<Json<DeploymentRecord>> {
+    let policy = owned_policy(&state, &caller, &id)?;
+    let spec = DeploymentSpec {
+        active: request.active,
+        canary: request.canary,
+        shadow: request.shadow,
+        failure_mode: request.failure_mode,
+    };
+    Ok(Json(
+        state
+            .policies
+            .deploy(&policy, spec)
+            .await
+            .map_err(lifecycle_error)?,
+    ))
+}
+
+/// Makes the previously active version active again.
+#[utoipa::path(post, path = "/v1/policies/{id}/rollback", tag = "policies",
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = DeploymentRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn rollback(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeploymentRecord>> {
+    let policy = owned_policy(&state, &caller, &id)?;
+    Ok(Json(
+        state
+            .policies
+            .rollback(&policy)
+            .await
+            .map_err(lifecycle_error)?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunRequest {
+    /// The version to run; default the active one.
+    pub version: Option<String>,
+    pub input: SampleInput,
+}
+
+/// Runs a version on a sample, in the call sandbox, with a throwaway
+/// key-value store: result, fuel, time, memory and guest logs.
+#[utoipa::path(post, path = "/v1/policies/{id}/dry-run", tag = "policies", request_body = DryRunRequest,
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = SampleReport), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn dry_run(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<DryRunRequest>,
+) -> ApiResult<Json<SampleReport>> {
+    let policy = visible_policy(&state, &caller, &id)?;
+    let version = match request.version {
+        Some(v) => v,
+        None => state
+            .store
+            .deployment(&policy.id)?
+            .and_then(|d| d.active)
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "deployment.none",
+                    "no active version; name one in `version`",
+                )
+            })?,
+    };
+    let compiled = state
+        .policies
+        .version(&policy, &version)
+        .await
+        .map_err(lifecycle_error)?;
+    let report = tokio::task::spawn_blocking(move || {
+        run_sample(
+            &compiled,
+            &request.input,
+            Arc::new(MemoryKv::new()),
+            "dry-run",
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::unprocessable("request.invalid_field", e.to_string()))?;
+    Ok(Json(report))
+}

@@ -1,0 +1,106 @@
+//! Typed configuration with every default in one place. A TOML file may set
+//! any field; command-line flags win over the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::policy::Limits;
+
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "plugboard-data";
+
+/// Everything `plugboard serve` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub http_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Where to find the bundled example policies to load on first start.
+    pub example_policies: Option<PathBuf>,
+    pub policy_limits: Limits,
+}
+
+/// The file's shape: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub http_listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub example_policies: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad config {path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl Config {
+    /// Defaults, then the file, then the flags.
+    pub fn resolve(
+        file: ConfigFile,
+        http_listen: Option<SocketAddr>,
+        data_dir: Option<PathBuf>,
+        example_policies: Option<PathBuf>,
+    ) -> Self {
+        Config {
+            http_listen: http_listen
+                .or(file.http_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            example_policies: example_policies
+                .or(file.example_policies)
+                .or_else(default_example_dir),
+            policy_limits: Limits::default(),
+        }
+    }
+}
+
+/// `target/policies` of a checkout, where `cargo xtask policies` puts them.
+fn default_example_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from("target/policies");
+    dir.is_dir().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file: ConfigFile =
+            toml::from_str("http_listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/pb\"").unwrap();
+        let config = Config::resolve(file, Some("127.0.0.1:9100".parse().unwrap()), None, None);
+        assert_eq!(config.http_listen, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("/srv/pb"));
+        let defaults = Config::resolve(ConfigFile::default(), None, None, None);
+        assert_eq!(defaults.http_listen.to_string(), DEFAULT_HTTP_LISTEN);
+        assert_eq!(defaults.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        assert!(toml::from_str::<ConfigFile>("htp_listen = \"x\"").is_err());
+    }
+}

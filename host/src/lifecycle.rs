@@ -1,0 +1,277 @@
+//! Policy lifecycle between the store and the runtime: upload (validate,
+//! compile on a blocking worker, store), deploy (active, canary, shadow), roll
+//! back, and restore every deployment after a restart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::clock;
+use crate::policy::model::World;
+use crate::policy::{
+    ArtifactCache, CompiledPolicy, Deployment, DeploymentError, FailureMode, LoadError,
+    PolicyEngine, PolicyRegistry,
+};
+use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no version {0} of this policy")]
+    UnknownVersion(String),
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+    #[error("a deployment needs an active version before a canary or a shadow")]
+    NoActive,
+    #[error("nothing to roll back to")]
+    NoHistory,
+    #[error("the compile worker failed: {0}")]
+    Worker(String),
+}
+
+/// What the operator asks a deployment to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentSpec {
+    pub active: Option<String>,
+    pub canary: Option<CanarySpec>,
+    pub shadow: Option<String>,
+    pub failure_mode: FailureMode,
+}
+
+pub struct PolicyLifecycle {
+    store: Arc<Store>,
+    engine: PolicyEngine,
+    artifacts: ArtifactCache,
+    registry: Arc<PolicyRegistry>,
+    /// Compiled versions by SHA-256, shared by every deployment using them.
+    compiled: Mutex<HashMap<String, Arc<CompiledPolicy>>>,
+}
+
+impl PolicyLifecycle {
+    pub fn new(
+        store: Arc<Store>,
+        engine: PolicyEngine,
+        artifacts: ArtifactCache,
+        registry: Arc<PolicyRegistry>,
+    ) -> Self {
+        PolicyLifecycle {
+            store,
+            engine,
+            artifacts,
+            registry,
+            compiled: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<PolicyRegistry> {
+        &self.registry
+    }
+
+    pub fn engine(&self) -> &PolicyEngine {
+        &self.engine
+    }
+
+    /// Validates and compiles `bytes` off the async runtime's threads.
+    pub async fn compile(
+        &self,
+        world: World,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<Arc<CompiledPolicy>, LifecycleError> {
+        let sha = crate::policy::content_address(&bytes);
+        if let Some(done) = self.cached(&sha) {
+            return Ok(done);
+        }
+        let (engine, artifacts) = (self.engine.clone(), self.artifacts.clone());
+        let compiled = tokio::task::spawn_blocking(move || {
+            CompiledPolicy::load(&engine, world, &bytes, Some(&artifacts))
+        })
+        .await
+        .map_err(|e| LifecycleError::Worker(e.to_string()))??;
+        Ok(self.remember(compiled))
+    }
+
+    fn cached(&self, sha: &str) -> Option<Arc<CompiledPolicy>> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sha)
+            .cloned()
+    }
+
+    fn remember(&self, compiled: CompiledPolicy) -> Arc<CompiledPolicy> {
+        let compiled = Arc::new(compiled);
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(compiled.sha256().to_owned())
+            .or_insert(compiled)
+            .clone()
+    }
+
+    /// Stores a new version of `policy` (creating the policy if new). The
+    /// version's name is the first 16 hex digits of its SHA-256.
+    pub async fn add_version(
+        &self,
+        policy: &Policy,
+        bytes: Vec<u8>,
+    ) -> Result<PolicyVersion, LifecycleError> {
+        let bytes = Arc::new(bytes);
+        let compiled = self.compile(policy.world, bytes.clone()).await?;
+        let version = PolicyVersion {
+            policy_id: policy.id.clone(),
+            version: compiled.sha256()[..16].to_owned(),
+            sha256: compiled.sha256().to_owned(),
+            size: bytes.len() as u64,
+            uploaded_at: clock::unix_now(),
+        };
+        if let Some(existing) = self.store.policy_version(&policy.id, &version.version)? {
+            return Ok(existing);
+        }
+        self.store.put_policy_version(policy, &version, &bytes)?;
+        Ok(version)
+    }
+
+    /// The compiled form of a stored version, compiling (or loading the cached
+    /// artifact) when this process has not yet.
+    pub async fn version(
+        &self,
+        policy: &Policy,
+        version: &str,
+    ) -> Result<Arc<CompiledPolicy>, LifecycleError> {
+        let record = self
+            .store
+            .policy_version(&policy.id, version)?
+            .ok_or_else(|| LifecycleError::UnknownVersion(version.to_owned()))?;
+        if let Some(done) = self.cached(&record.sha256) {
+            return Ok(done);
+        }
+        let bytes = self
+            .store
+            .blob(&record.sha256)?
+            .ok_or_else(|| LifecycleError::UnknownVersion(version.to_owned()))?;
+        self.compile(policy.world, Arc::new(bytes)).await
+    }
+
+    /// Applies `spec` to the registry, then records it; the previous active
+    /// version joins the rollback history.
+    pub async fn deploy(
+        &self,
+        policy: &Policy,
+        spec: DeploymentSpec,
+    ) -> Result<DeploymentRecord, LifecycleError> {
+        let previous = self.store.deployment(&policy.id)?;
+        let deployment = self.build(policy, &spec).await?;
+        let mut history = previous
+            .as_ref()
+            .map(|p| p.history.clone())
+            .unwrap_or_default();
+        if let Some(old) = previous.and_then(|p| p.active)
+            && spec.active.as_ref() != Some(&old)
+        {
+            history.push(old);
+        }
+        let record = DeploymentRecord {
+            policy_id: policy.id.clone(),
+            active: spec.active,
+            canary: spec.canary,
+            shadow: spec.shadow,
+            failure_mode: spec.failure_mode,
+            history,
+            updated_at: clock::unix_now(),
+        };
+        self.store.put_deployment(&record)?;
+        self.install(&policy.id, deployment);
+        Ok(record)
+    }
+
+    /// Makes the previous active version active again (canary and shadow cleared).
+    pub async fn rollback(&self, policy: &Policy) -> Result<DeploymentRecord, LifecycleError> {
+        let current = self
+            .store
+            .deployment(&policy.id)?
+            .ok_or(LifecycleError::NoHistory)?;
+        let mut history = current.history.clone();
+        let target = history.pop().ok_or(LifecycleError::NoHistory)?;
+        let spec = DeploymentSpec {
+            active: Some(target),
+            canary: None,
+            shadow: None,
+            failure_mode: current.failure_mode,
+        };
+        let deployment = self.build(policy, &spec).await?;
+        let record = DeploymentRecord {
+            policy_id: policy.id.clone(),
+            active: spec.active,
+            canary: None,
+            shadow: None,
+            failure_mode: spec.failure_mode,
+            history,
+            updated_at: clock::unix_now(),
+        };
+        self.store.put_deployment(&record)?;
+        self.install(&policy.id, deployment);
+        Ok(record)
+    }
+
+    async fn build(
+        &self,
+        policy: &Policy,
+        spec: &DeploymentSpec,
+    ) -> Result<Option<Deployment>, LifecycleError> {
+        let Some(active) = &spec.active else {
+            if spec.canary.is_some() || spec.shadow.is_some() {
+                return Err(LifecycleError::NoActive);
+            }
+            return Ok(None);
+        };
+        let mut deployment = Deployment::new(self.version(policy, active).await?)
+            .with_failure_mode(spec.failure_mode);
+        if let Some(canary) = &spec.canary {
+            deployment = deployment
+                .with_canary(self.version(policy, &canary.version).await?, canary.percent)?;
+        }
+        if let Some(shadow) = &spec.shadow {
+            deployment = deployment.with_shadow(self.version(policy, shadow).await?)?;
+        }
+        Ok(Some(deployment))
+    }
+
+    fn install(&self, policy_id: &str, deployment: Option<Deployment>) {
+        match deployment {
+            Some(deployment) => self.registry.deploy(policy_id, deployment),
+            None => {
+                self.registry.remove(policy_id);
+            }
+        }
+    }
+
+    /// Re-creates every stored deployment in the registry (after a restart).
+    /// A deployment that cannot be restored is logged and skipped: the host
+    /// still starts, and calls use the failure mode's fallback.
+    pub async fn restore(&self) -> Result<usize, StoreError> {
+        let mut restored = 0;
+        for record in self.store.deployments()? {
+            let Some(policy) = self.store.policy(&record.policy_id)? else {
+                continue;
+            };
+            let spec = DeploymentSpec {
+                active: record.active.clone(),
+                canary: record.canary.clone(),
+                shadow: record.shadow.clone(),
+                failure_mode: record.failure_mode,
+            };
+            match self.build(&policy, &spec).await {
+                Ok(deployment) => {
+                    self.install(&policy.id, deployment);
+                    restored += 1;
+                }
+                Err(error) => {
+                    tracing::error!(policy = %policy.id, %error, "cannot restore deployment")
+                }
+            }
+        }
+        Ok(restored)
+    }
+}

@@ -1,0 +1,192 @@
+//! Process metrics in the Prometheus text format: labelled counters and
+//! histograms, kept in memory and rendered on `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of histogram buckets, in seconds: 10 µs to 1 s.
+const BUCKETS: [f64; 12] = [
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0,
+];
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Families {
+    counters: BTreeMap<&'static str, BTreeMap<Labels, u64>>,
+    gauges: BTreeMap<&'static str, BTreeMap<Labels, i64>>,
+    histograms: BTreeMap<&'static str, BTreeMap<Labels, Histogram>>,
+}
+
+/// Every metric has a help line; names follow Prometheus conventions.
+fn help(name: &str) -> &'static str {
+    match name {
+        "plugboard_policy_invocations_total" => {
+            "Policy invocations by policy, version and outcome."
+        }
+        "plugboard_policy_invocation_seconds" => "Policy invocation latency by policy and version.",
+        "plugboard_policy_uploads_total" => "Policy uploads by world and result.",
+        "plugboard_dni_assignments_total" => {
+            "DNI requests by result (assigned, renewed, exhausted)."
+        }
+        "plugboard_http_requests_total" => "HTTP API requests by status class.",
+        _ => "",
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    families: Mutex<Families>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Families) -> R) -> R {
+        f(&mut self.families.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn inc(&self, name: &'static str, labels: Labels) {
+        self.with(|f| {
+            *f.counters
+                .entry(name)
+                .or_default()
+                .entry(labels)
+                .or_default() += 1
+        });
+    }
+
+    pub fn set_gauge(&self, name: &'static str, labels: Labels, value: i64) {
+        self.with(|f| {
+            f.gauges.entry(name).or_default().insert(labels, value);
+        });
+    }
+
+    pub fn observe(&self, name: &'static str, labels: Labels, value: Duration) {
+        let seconds = value.as_secs_f64();
+        self.with(|f| {
+            let histogram = f
+                .histograms
+                .entry(name)
+                .or_default()
+                .entry(labels)
+                .or_default();
+            for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter_mut()) {
+                if seconds <= *bound {
+                    *count += 1;
+                }
+            }
+            histogram.count += 1;
+            histogram.sum += seconds;
+        });
+    }
+
+    /// The counter's value, for tests and for the API's own figures.
+    pub fn counter(&self, name: &'static str, labels: &Labels) -> u64 {
+        self.with(|f| {
+            f.counters
+                .get(name)
+                .and_then(|c| c.get(labels))
+                .copied()
+                .unwrap_or(0)
+        })
+    }
+
+    pub fn render(&self) -> String {
+        self.with(|f| {
+            let mut out = String::new();
+            for (name, series) in &f.counters {
+                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", help(name));
+                for (labels, value) in series {
+                    let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
+                }
+            }
+            for (name, series) in &f.gauges {
+                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} gauge", help(name));
+                for (labels, value) in series {
+                    let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
+                }
+            }
+            for (name, series) in &f.histograms {
+                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} histogram", help(name));
+                for (labels, h) in series {
+                    for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
+                        let le = render_labels(labels, Some(&bound.to_string()));
+                        let _ = writeln!(out, "{name}_bucket{le} {count}");
+                    }
+                    let inf = render_labels(labels, Some("+Inf"));
+                    let _ = writeln!(out, "{name}_bucket{inf} {}", h.count);
+                    let plain = render_labels(labels, None);
+                    let _ = writeln!(out, "{name}_sum{plain} {}", h.sum);
+                    let _ = writeln!(out, "{name}_count{plain} {}", h.count);
+                }
+            }
+            out
+        })
+    }
+}
+
+fn render_labels(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("{{{}}}", parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms_in_prometheus_text() {
+        let m = Metrics::new();
+        m.inc(
+            "plugboard_policy_uploads_total",
+            vec![("world", "scorer".into()), ("result", "ok".into())],
+        );
+        m.observe(
+            "plugboard_policy_invocation_seconds",
+            vec![("policy", "p1".into())],
+            Duration::from_micros(30),
+        );
+        let text = m.render();
+        assert!(
+            text.contains("plugboard_policy_uploads_total{world=\"scorer\",result=\"ok\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "plugboard_policy_invocation_seconds_bucket{policy=\"p1\",le=\"0.00005\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "plugboard_policy_invocation_seconds_bucket{policy=\"p1\",le=\"0.000025\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("plugboard_policy_invocation_seconds_count{policy=\"p1\"} 1\n"),
+            "{text}"
+        );
+    }
+}

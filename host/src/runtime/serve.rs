@@ -1,0 +1,197 @@
+//! `plugboard serve`: open the store, restore policy deployments, load the
+//! example policies on first start, serve the HTTP API until SIGTERM/SIGINT,
+//! then flush the store.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, ApiState};
+use crate::clock;
+use crate::config::Config;
+use crate::lifecycle::{DeploymentSpec, PolicyLifecycle};
+use crate::metrics::Metrics;
+use crate::policy::model::World;
+use crate::policy::{ArtifactCache, EngineError, FailureMode, PolicyEngine, PolicyRegistry};
+use crate::store::{Policy, Role, Store, StoreError, Tenant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot open the store in {dir}: {source} (is another plugboard using it?)")]
+    Store { dir: String, source: StoreError },
+    #[error(transparent)]
+    StoreOp(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Server(std::io::Error),
+    #[error(
+        "already bootstrapped: an operator tenant exists; create more keys with POST /v1/api-keys"
+    )]
+    AlreadyBootstrapped,
+    #[error("cannot create the operator: {0}")]
+    Bootstrap(String),
+}
+
+/// A running host's parts, built from a config.
+pub struct Host {
+    pub state: ApiState,
+}
+
+fn open_store(dir: &Path) -> Result<Arc<Store>, ServeError> {
+    std::fs::create_dir_all(dir).map_err(|e| ServeError::Store {
+        dir: dir.display().to_string(),
+        source: StoreError::Storage(e.to_string()),
+    })?;
+    Store::open(&dir.join("store"))
+        .map(Arc::new)
+        .map_err(|source| ServeError::Store {
+            dir: dir.display().to_string(),
+            source,
+        })
+}
+
+impl Host {
+    /// Opens the store and restores every policy deployment.
+    pub async fn start(config: &Config) -> Result<Self, ServeError> {
+        let store = open_store(&config.data_dir)?;
+        let engine = PolicyEngine::new(config.policy_limits)?;
+        let artifacts = ArtifactCache::new(config.data_dir.join("artifacts"));
+        let policies = Arc::new(PolicyLifecycle::new(
+            store.clone(),
+            engine,
+            artifacts,
+            Arc::new(PolicyRegistry::new()),
+        ));
+        let restored = policies.restore().await?;
+        tracing::info!(restored, "policy deployments restored");
+        let state = ApiState {
+            store,
+            policies,
+            metrics: Arc::new(Metrics::new()),
+            dni_lock: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        if let Some(dir) = &config.example_policies {
+            load_examples(&state, dir).await?;
+        }
+        Ok(Host { state })
+    }
+}
+
+const SYSTEM_TENANT: &str = "tnt_plugboard";
+
+/// Loads `<dir>/*-{scorer,bidder,selector}.wasm` once, as shared, active
+/// policies owned by the system tenant, so a newcomer can use them at once.
+async fn load_examples(state: &ApiState, dir: &Path) -> Result<(), ServeError> {
+    if state.store.tenant(SYSTEM_TENANT)?.is_some() {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    files.sort();
+    let system = Tenant {
+        id: SYSTEM_TENANT.to_owned(),
+        name: "plugboard".to_owned(),
+        role: Role::Operator,
+        created_at: clock::unix_now(),
+    };
+    for path in files {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        let Some(world) = World::ALL
+            .into_iter()
+            .find(|w| name.ends_with(&format!("-{w}")))
+        else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let policy = Policy {
+            id: format!("pol_{name}"),
+            tenant_id: system.id.clone(),
+            name: name.clone(),
+            world,
+            shared: true,
+            created_at: clock::unix_now(),
+        };
+        let loaded = async {
+            let version = state.policies.add_version(&policy, bytes).await?;
+            let spec = DeploymentSpec {
+                active: Some(version.version),
+                canary: None,
+                shadow: None,
+                failure_mode: FailureMode::Fallback,
+            };
+            state.policies.deploy(&policy, spec).await
+        };
+        match loaded.await {
+            Ok(_) => tracing::info!(policy = %policy.id, "example policy loaded"),
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "example policy not loaded")
+            }
+        }
+    }
+    // Marks the examples as loaded: a tenant without keys, owner of the examples.
+    state.store.create_tenant(
+        &system,
+        &crate::store::ApiKey {
+            id: "key_none".to_owned(),
+            tenant_id: system.id.clone(),
+            hash: "none".to_owned(),
+            prefix: String::new(),
+            created_at: system.created_at,
+        },
+    )?;
+    Ok(())
+}
+
+/// Serves until `shutdown` resolves, then flushes the store.
+pub async fn serve(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let host = Host::start(&config).await?;
+    let listener = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.http_listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(ServeError::Server)?;
+    tracing::info!("HTTP API listening on http://{local}");
+    let store = host.state.store.clone();
+    axum::serve(listener, api::router(host.state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServeError::Server)?;
+    store.flush()?;
+    tracing::info!("stopped; store flushed");
+    Ok(())
+}
+
+/// `plugboard admin bootstrap`: the first operator and its key.
+pub fn bootstrap(data_dir: &Path) -> Result<String, ServeError> {
+    let store = open_store(data_dir)?;
+    let has_operator = store
+        .tenants()?
+        .iter()
+        .any(|t| t.role == Role::Operator && t.id != SYSTEM_TENANT);
+    if has_operator {
+        return Err(ServeError::AlreadyBootstrapped);
+    }
+    let (_, key) = api::create_tenant_with_key(&store, "operator", Role::Operator)
+        .map_err(|e| ServeError::Bootstrap(e.message))?;
+    store.flush()?;
+    Ok(key)
+}

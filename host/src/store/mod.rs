@@ -1,0 +1,463 @@
+//! The store: sled behind typed per-entity functions. No sled type leaves this
+//! module; writes that belong together run in one sled transaction.
+//!
+//! Keyspaces (sled trees): `tenants`, `api_keys` (by key hash), `campaigns`,
+//! `numbers` (E.164 → owning campaign), `pools`, `dni_sessions`, `bidders`,
+//! `targets`, `bids`, `policies`, `versions` (`<policy>/<version>`), `blobs`
+//! (component bytes by SHA-256), `deployments`.
+
+mod codec;
+mod records;
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+pub use records::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage failure: {0}")]
+    Storage(String),
+    #[error("corrupt record in {tree}: {reason}")]
+    Corrupt { tree: String, reason: String },
+    #[error("cannot encode a record: {0}")]
+    Encode(String),
+    #[error("number {number} already belongs to campaign {campaign_id}")]
+    NumberTaken { number: String, campaign_id: String },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Storage(e.to_string())
+    }
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(inner) => inner,
+            TransactionError::Storage(e) => e.into(),
+        }
+    }
+}
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// One sled tree with its name, for typed access.
+struct Keyspace {
+    name: &'static str,
+    tree: sled::Tree,
+}
+
+impl Keyspace {
+    fn open(db: &sled::Db, name: &'static str) -> Result<Self, StoreError> {
+        Ok(Keyspace {
+            name,
+            tree: db.open_tree(name)?,
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.tree
+            .get(key.as_bytes())?
+            .map(|bytes| codec::decode(self.name, &bytes))
+            .transpose()
+    }
+
+    fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        self.tree.insert(key.as_bytes(), codec::encode(value)?)?;
+        Ok(())
+    }
+
+    fn remove(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.tree.remove(key.as_bytes())?.is_some())
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
+        self.tree
+            .scan_prefix(prefix.as_bytes())
+            .map(|entry| {
+                let (_, bytes) = entry?;
+                codec::decode(self.name, &bytes)
+            })
+            .collect()
+    }
+}
+
+/// Where a number belongs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum NumberOwner {
+    /// A static number of the campaign.
+    Campaign(String),
+    /// A pooled number of the campaign.
+    Pool(String),
+}
+
+impl NumberOwner {
+    pub fn campaign_id(&self) -> &str {
+        match self {
+            NumberOwner::Campaign(id) | NumberOwner::Pool(id) => id,
+        }
+    }
+}
+
+pub struct Store {
+    db: sled::Db,
+    tenants: Keyspace,
+    api_keys: Keyspace,
+    campaigns: Keyspace,
+    numbers: Keyspace,
+    pools: Keyspace,
+    dni_sessions: Keyspace,
+    bidders: Keyspace,
+    targets: Keyspace,
+    bids: Keyspace,
+    policies: Keyspace,
+    versions: Keyspace,
+    blobs: sled::Tree,
+    deployments: Keyspace,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`. sled holds a lock: one process
+    /// at a time.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Self::with_db(db)
+    }
+
+    /// A store that lives in memory only, for tests.
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::with_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn with_db(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(Store {
+            tenants: Keyspace::open(&db, "tenants")?,
+            api_keys: Keyspace::open(&db, "api_keys")?,
+            campaigns: Keyspace::open(&db, "campaigns")?,
+            numbers: Keyspace::open(&db, "numbers")?,
+            pools: Keyspace::open(&db, "pools")?,
+            dni_sessions: Keyspace::open(&db, "dni_sessions")?,
+            bidders: Keyspace::open(&db, "bidders")?,
+            targets: Keyspace::open(&db, "targets")?,
+            bids: Keyspace::open(&db, "bids")?,
+            policies: Keyspace::open(&db, "policies")?,
+            versions: Keyspace::open(&db, "versions")?,
+            blobs: db.open_tree("blobs")?,
+            deployments: Keyspace::open(&db, "deployments")?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    // Tenants and keys.
+
+    /// Creates a tenant and its first key together.
+    pub fn create_tenant(&self, tenant: &Tenant, key: &ApiKey) -> Result<(), StoreError> {
+        let tenant_bytes = codec::encode(tenant)?;
+        let key_bytes = codec::encode(key)?;
+        (&self.tenants.tree, &self.api_keys.tree).transaction(|(tenants, keys)| {
+            tenants.insert(tenant.id.as_bytes(), tenant_bytes.clone())?;
+            keys.insert(key.hash.as_bytes(), key_bytes.clone())?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn tenant(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        self.tenants.get(id)
+    }
+
+    pub fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.tenants.scan("")
+    }
+
+    pub fn put_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.api_keys.put(&key.hash, key)
+    }
+
+    pub fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.api_keys.get(hash)
+    }
+
+    pub fn api_keys_of(&self, tenant_id: &str) -> Result<Vec<ApiKey>, StoreError> {
+        Ok(self
+            .api_keys
+            .scan::<ApiKey>("")?
+            .into_iter()
+            .filter(|k| k.tenant_id == tenant_id)
+            .collect())
+    }
+
+    pub fn delete_api_key(&self, key: &ApiKey) -> Result<bool, StoreError> {
+        self.api_keys.remove(&key.hash)
+    }
+
+    // Campaigns and their numbers.
+
+    /// Creates or replaces a campaign, moving its number index in the same
+    /// transaction; refuses a number that belongs to another campaign.
+    pub fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+        let bytes = codec::encode(campaign)?;
+        let owner = codec::encode(&NumberOwner::Campaign(campaign.id.clone()))?;
+        (&self.campaigns.tree, &self.numbers.tree).transaction(|(campaigns, numbers)| {
+            if let Some(old) = campaigns.get(campaign.id.as_bytes())? {
+                let old: Campaign = codec::decode("campaigns", &old).map_err(abort)?;
+                for number in old.numbers.iter().filter(|n| !campaign.numbers.contains(n)) {
+                    numbers.remove(number.as_bytes())?;
+                }
+            }
+            for number in &campaign.numbers {
+                if let Some(existing) = numbers.get(number.as_bytes())? {
+                    let existing: NumberOwner =
+                        codec::decode("numbers", &existing).map_err(abort)?;
+                    if existing != NumberOwner::Campaign(campaign.id.clone()) {
+                        return Err(abort(StoreError::NumberTaken {
+                            number: number.clone(),
+                            campaign_id: existing.campaign_id().to_owned(),
+                        }));
+                    }
+                }
+                numbers.insert(number.as_bytes(), owner.clone())?;
+            }
+            campaigns.insert(campaign.id.as_bytes(), bytes.clone())?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
+        self.campaigns.get(id)
+    }
+
+    pub fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        self.campaigns.scan("")
+    }
+
+    /// Deletes a campaign with its numbers, pool and bids.
+    pub fn delete_campaign(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(campaign) = self.campaign(id)? else {
+            return Ok(false);
+        };
+        let pool = self.pool(id)?;
+        let bids: Vec<Bid> = self
+            .bids()?
+            .into_iter()
+            .filter(|b| b.campaign_id == id)
+            .collect();
+        (
+            &self.campaigns.tree,
+            &self.numbers.tree,
+            &self.pools.tree,
+            &self.bids.tree,
+        )
+            .transaction(|(campaigns, numbers, pools, bid_tree)| {
+                campaigns.remove(id.as_bytes())?;
+                let pooled = pool.iter().flat_map(|p| p.numbers.iter());
+                for number in campaign.numbers.iter().chain(pooled) {
+                    numbers.remove(number.as_bytes())?;
+                }
+                pools.remove(id.as_bytes())?;
+                for bid in &bids {
+                    bid_tree.remove(bid.id.as_bytes())?;
+                }
+                Ok(())
+            })?;
+        Ok(true)
+    }
+
+    pub fn number_owner(&self, e164: &str) -> Result<Option<NumberOwner>, StoreError> {
+        self.numbers.get(e164)
+    }
+
+    // Pools and DNI sessions.
+
+    /// Creates or replaces a campaign's pool, moving its number index with it.
+    pub fn put_pool(&self, pool: &Pool) -> Result<(), StoreError> {
+        let bytes = codec::encode(pool)?;
+        let owner = codec::encode(&NumberOwner::Pool(pool.campaign_id.clone()))?;
+        let mine = NumberOwner::Pool(pool.campaign_id.clone());
+        (&self.pools.tree, &self.numbers.tree).transaction(|(pools, numbers)| {
+            if let Some(old) = pools.get(pool.campaign_id.as_bytes())? {
+                let old: Pool = codec::decode("pools", &old).map_err(abort)?;
+                for number in old.numbers.iter().filter(|n| !pool.numbers.contains(n)) {
+                    numbers.remove(number.as_bytes())?;
+                }
+            }
+            for number in &pool.numbers {
+                if let Some(existing) = numbers.get(number.as_bytes())? {
+                    let existing: NumberOwner =
+                        codec::decode("numbers", &existing).map_err(abort)?;
+                    if existing != mine {
+                        return Err(abort(StoreError::NumberTaken {
+                            number: number.clone(),
+                            campaign_id: existing.campaign_id().to_owned(),
+                        }));
+                    }
+                }
+                numbers.insert(number.as_bytes(), owner.clone())?;
+            }
+            pools.insert(pool.campaign_id.as_bytes(), bytes.clone())?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn pool(&self, campaign_id: &str) -> Result<Option<Pool>, StoreError> {
+        self.pools.get(campaign_id)
+    }
+
+    pub fn dni_session(&self, id: &str) -> Result<Option<DniSession>, StoreError> {
+        self.dni_sessions.get(id)
+    }
+
+    pub fn dni_sessions_of(&self, campaign_id: &str) -> Result<Vec<DniSession>, StoreError> {
+        Ok(self
+            .dni_sessions
+            .scan::<DniSession>("")?
+            .into_iter()
+            .filter(|s| s.campaign_id == campaign_id)
+            .collect())
+    }
+
+    /// Saves a session and the pool's counters together.
+    pub fn put_dni_session(
+        &self,
+        session: Option<&DniSession>,
+        pool: &Pool,
+    ) -> Result<(), StoreError> {
+        let session_bytes = session.map(codec::encode).transpose()?;
+        let pool_bytes = codec::encode(pool)?;
+        (&self.dni_sessions.tree, &self.pools.tree).transaction(|(sessions, pools)| {
+            if let (Some(session), Some(bytes)) = (session, &session_bytes) {
+                sessions.insert(session.id.as_bytes(), bytes.clone())?;
+            }
+            pools.insert(pool.campaign_id.as_bytes(), pool_bytes.clone())?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    // Bidders, targets, bids.
+
+    pub fn put_bidder(&self, bidder: &Bidder) -> Result<(), StoreError> {
+        self.bidders.put(&bidder.id, bidder)
+    }
+
+    pub fn bidder(&self, id: &str) -> Result<Option<Bidder>, StoreError> {
+        self.bidders.get(id)
+    }
+
+    pub fn bidders(&self) -> Result<Vec<Bidder>, StoreError> {
+        self.bidders.scan("")
+    }
+
+    pub fn put_target(&self, target: &Target) -> Result<(), StoreError> {
+        self.targets.put(&target.id, target)
+    }
+
+    pub fn target(&self, id: &str) -> Result<Option<Target>, StoreError> {
+        self.targets.get(id)
+    }
+
+    pub fn targets(&self) -> Result<Vec<Target>, StoreError> {
+        self.targets.scan("")
+    }
+
+    pub fn delete_target(&self, id: &str) -> Result<bool, StoreError> {
+        self.targets.remove(id)
+    }
+
+    pub fn put_bid(&self, bid: &Bid) -> Result<(), StoreError> {
+        self.bids.put(&bid.id, bid)
+    }
+
+    pub fn bid(&self, id: &str) -> Result<Option<Bid>, StoreError> {
+        self.bids.get(id)
+    }
+
+    pub fn bids(&self) -> Result<Vec<Bid>, StoreError> {
+        self.bids.scan("")
+    }
+
+    pub fn delete_bid(&self, id: &str) -> Result<bool, StoreError> {
+        self.bids.remove(id)
+    }
+
+    // Policies, versions, deployments.
+
+    /// Stores a policy (new or not) with a version and its bytes, together.
+    pub fn put_policy_version(
+        &self,
+        policy: &Policy,
+        version: &PolicyVersion,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let policy_bytes = codec::encode(policy)?;
+        let version_bytes = codec::encode(version)?;
+        let version_key = format!("{}/{}", policy.id, version.version);
+        (&self.policies.tree, &self.versions.tree, &self.blobs).transaction(
+            |(policies, versions, blobs)| {
+                policies.insert(policy.id.as_bytes(), policy_bytes.clone())?;
+                versions.insert(version_key.as_bytes(), version_bytes.clone())?;
+                blobs.insert(version.sha256.as_bytes(), bytes)?;
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }
+
+    pub fn policy(&self, id: &str) -> Result<Option<Policy>, StoreError> {
+        self.policies.get(id)
+    }
+
+    pub fn policies(&self) -> Result<Vec<Policy>, StoreError> {
+        self.policies.scan("")
+    }
+
+    pub fn policy_version(
+        &self,
+        policy_id: &str,
+        version: &str,
+    ) -> Result<Option<PolicyVersion>, StoreError> {
+        self.versions.get(&format!("{policy_id}/{version}"))
+    }
+
+    pub fn policy_versions(&self, policy_id: &str) -> Result<Vec<PolicyVersion>, StoreError> {
+        let mut versions: Vec<PolicyVersion> = self.versions.scan(&format!("{policy_id}/"))?;
+        versions.sort_by(|a, b| {
+            a.uploaded_at
+                .cmp(&b.uploaded_at)
+                .then(a.version.cmp(&b.version))
+        });
+        Ok(versions)
+    }
+
+    /// The component bytes of a version, by SHA-256.
+    pub fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.blobs.get(sha256.as_bytes())?.map(|b| b.to_vec()))
+    }
+
+    pub fn put_deployment(&self, deployment: &DeploymentRecord) -> Result<(), StoreError> {
+        self.deployments.put(&deployment.policy_id, deployment)
+    }
+
+    pub fn deployment(&self, policy_id: &str) -> Result<Option<DeploymentRecord>, StoreError> {
+        self.deployments.get(policy_id)
+    }
+
+    pub fn deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
+        self.deployments.scan("")
+    }
+}

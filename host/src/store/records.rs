@@ -1,0 +1,198 @@
+//! What the store keeps: one record type per entity. These are the host's
+//! domain types; the API shows them as JSON, call handling reads them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::policy::FailureMode;
+use crate::policy::model::World;
+
+/// Unix seconds, UTC.
+pub type UnixSeconds = i64;
+
+/// What a tenant's API keys may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Operator,
+    Marketer,
+    Bidder,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Operator, Role::Marketer, Role::Bidder];
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: UnixSeconds,
+}
+
+/// An API key as stored: its SHA-256, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant_id: String,
+    /// Hex SHA-256 of the secret.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    #[schema(ignore)]
+    pub hash: String,
+    /// The first characters of the key, to tell keys apart in listings.
+    pub prefix: String,
+    pub created_at: UnixSeconds,
+}
+
+/// Which bidders may see and bid on a campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "tenants")]
+pub enum BidderAccess {
+    /// Every bidder tenant.
+    #[default]
+    All,
+    /// Only these bidder tenants.
+    Only(Vec<String>),
+}
+
+impl BidderAccess {
+    pub fn allows(&self, tenant_id: &str) -> bool {
+        match self {
+            BidderAccess::All => true,
+            BidderAccess::Only(tenants) => tenants.iter().any(|t| t == tenant_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Campaign {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    /// Static numbers, E.164, unique across campaigns.
+    pub numbers: Vec<String>,
+    /// Bids below this never win (micros of the campaign's currency).
+    pub floor_price_micros: u64,
+    /// Where a call goes when no bid wins (SIP URI).
+    pub fallback_target: Option<String>,
+    pub scorer_policy_id: Option<String>,
+    pub selector_policy_id: Option<String>,
+    /// Attribution keys bidders may see in offers.
+    pub shared_attribution_keys: Vec<String>,
+    pub bidder_access: BidderAccess,
+    /// Send `180 Ringing` to the caller as soon as routing starts.
+    pub early_ringback: bool,
+    /// Deadline of the auction, milliseconds.
+    pub auction_timeout_ms: u32,
+    pub created_at: UnixSeconds,
+}
+
+/// A campaign's pool of numbers for dynamic number insertion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Pool {
+    pub campaign_id: String,
+    /// Pooled numbers, E.164, unique across campaigns and pools.
+    pub numbers: Vec<String>,
+    /// How long a number stays with a visitor session, seconds.
+    pub ttl_s: u32,
+    /// Times the pool had no free number and the default number was returned.
+    pub exhausted_count: u64,
+    /// The latest session of each number that has had one: the current
+    /// holder, or the last one, whose expiry is when the number was released.
+    #[serde(default)]
+    pub holders: std::collections::BTreeMap<String, DniSession>,
+}
+
+/// A pooled number handed to a visitor session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DniSession {
+    pub id: String,
+    pub campaign_id: String,
+    pub number: String,
+    pub attributes: Vec<(String, String)>,
+    pub assigned_at: UnixSeconds,
+    pub expires_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Bidder {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    /// Real-time bid endpoint (HTTP POST of the offer), if the bidder has one.
+    pub rtb_url: Option<String>,
+    /// Bidder strategy module (a `bidder` world policy), if any.
+    pub strategy_policy_id: Option<String>,
+    pub created_at: UnixSeconds,
+}
+
+/// Where a won call rings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Target {
+    pub id: String,
+    pub bidder_id: String,
+    pub tenant_id: String,
+    /// SIP URI, e.g. `sip:sales@192.0.2.10:5060`.
+    pub uri: String,
+    pub ring_timeout_s: u32,
+    pub max_concurrent: u32,
+    pub created_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Bid {
+    pub id: String,
+    pub tenant_id: String,
+    pub bidder_id: String,
+    pub campaign_id: String,
+    pub target_id: String,
+    pub amount_micros: u64,
+    pub min_quality: u8,
+    /// Calls shorter than this are not billable.
+    pub min_duration_s: u32,
+    pub hourly_cap: Option<u32>,
+    pub daily_cap: Option<u32>,
+    pub created_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Policy {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub world: World,
+    /// Usable by every tenant (the bundled example policies).
+    pub shared: bool,
+    pub created_at: UnixSeconds,
+}
+
+/// One immutable version of a policy; its bytes are stored by SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyVersion {
+    pub policy_id: String,
+    /// The first 16 hex digits of the SHA-256: the version's name.
+    pub version: String,
+    pub sha256: String,
+    pub size: u64,
+    pub uploaded_at: UnixSeconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CanarySpec {
+    pub version: String,
+    pub percent: u8,
+}
+
+/// Which versions of a policy serve calls, as the operator set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentRecord {
+    pub policy_id: String,
+    pub active: Option<String>,
+    pub canary: Option<CanarySpec>,
+    pub shadow: Option<String>,
+    pub failure_mode: FailureMode,
+    /// Earlier active versions, most recent last, for rollback.
+    pub history: Vec<String>,
+    pub updated_at: UnixSeconds,
+}
