@@ -1,5 +1,13 @@
 //! Plugboard's integration tests, one binary; each module is one concern.
 
+/// Every route × every role × own/foreign object.
+mod api_authorization;
+/// Bad input is refused clearly and changes nothing stored.
+mod api_bad_input;
+/// Data and deployments survive a restart; a SIGKILL loses no acknowledged write.
+mod api_durability;
+/// The HTTP API through its router: every route, happy path and errors.
+mod api_routes;
 /// `plugboard policy check` / `policy run` as a user runs them.
 mod policy_cli;
 /// Each example policy run through the host, results as snapshots.

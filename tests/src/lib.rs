@@ -1,6 +1,8 @@
 //! The test harness: where built guests and binaries are, sample inputs, and
 //! renderings of results that snapshots compare.
 //!
+//! [`TestApi`] drives the HTTP API's router without a socket.
+//!
 //! Guests are built by `cargo xtask test` (or `cargo xtask policies` and
 //! `cargo xtask guests`) before the tests run.
 
@@ -134,4 +136,162 @@ pub fn render<T: Debug>(invocation: &Invocation<T>) -> String {
         ));
     }
     out
+}
+
+/// The API's router over a host started on a temporary data directory.
+pub struct TestApi {
+    pub state: host::api::ApiState,
+    router: axum::Router,
+    /// A key of the operator created at start.
+    pub operator_key: String,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl TestApi {
+    /// A fresh host with one operator.
+    pub async fn new() -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_owned();
+        let key = host::runtime::bootstrap(&dir).expect("bootstrap");
+        let mut api = Self::open(&dir, key).await;
+        api._temp = Some(temp);
+        api
+    }
+
+    /// A fresh host with one operator, on `dir`, which the caller keeps.
+    pub async fn at(dir: &std::path::Path) -> Self {
+        let key = host::runtime::bootstrap(dir).expect("bootstrap");
+        Self::open(dir, key).await
+    }
+
+    /// A host on an existing data directory (as after a restart).
+    pub async fn open(dir: &std::path::Path, operator_key: String) -> Self {
+        let config = host::config::Config {
+            http_listen: ([127, 0, 0, 1], 0).into(),
+            data_dir: dir.to_owned(),
+            example_policies: None,
+            policy_limits: Limits {
+                deadline: std::time::Duration::from_secs(1),
+                ..Limits::default()
+            },
+        };
+        let started = host::runtime::Host::start(&config)
+            .await
+            .expect("host starts");
+        TestApi {
+            router: host::api::router(started.state.clone()),
+            state: started.state,
+            operator_key,
+            data_dir: dir.to_owned(),
+            _temp: None,
+        }
+    }
+
+    /// One request; the response's status and JSON body (`null` if not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.raw(method, path, key, body, "application/json").await
+    }
+
+    /// One request with raw bytes as the body.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+    ) -> (u16, serde_json::Value) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", content_type);
+        }
+        let request = request
+            .body(axum::body::Body::from(body.unwrap_or_default()))
+            .expect("request");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        });
+        (status, json)
+    }
+
+    /// Creates a tenant through the API; its id and key.
+    pub async fn tenant(&self, name: &str, role: &str) -> (String, String) {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/v1/tenants",
+                Some(&self.operator_key),
+                Some(serde_json::json!({"name": name, "role": role})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (str_field(&body, "id"), str_field(&body, "api_key"))
+    }
+}
+
+/// A string field of a JSON object, or a panic naming it.
+pub fn str_field(value: &serde_json::Value, field: &str) -> String {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string `{field}` in {value}"))
+        .to_owned()
+}
+
+/// Pretty JSON with what changes from run to run replaced: ids, keys,
+/// hashes and timestamps; so that snapshots compare what matters.
+pub fn redact(value: &serde_json::Value) -> String {
+    fn walk(value: &serde_json::Value, key: Option<&str>) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), walk(v, Some(k))))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| walk(v, key)).collect()),
+            Value::Number(_) if key.is_some_and(|k| k.ends_with("_at")) => {
+                Value::String("<time>".into())
+            }
+            Value::String(s) => {
+                let prefix = s.split('_').next().unwrap_or_default();
+                if s.starts_with("pbk_") {
+                    Value::String("<api-key>".into())
+                } else if ["tnt", "cmp", "bdr", "tgt", "bid", "pol", "key", "dni"].contains(&prefix)
+                    && s.len() == prefix.len() + 17
+                {
+                    Value::String(format!("<{prefix}>"))
+                } else {
+                    Value::String(s.clone())
+                }
+            }
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string_pretty(&walk(value, None)).unwrap_or_default()
 }

@@ -45,8 +45,9 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ])?;
-    // The CLI tests run the real binary.
-    cargo(&["build", "-p", "host", "--bin", "plugboard"])?;
+    // The CLI tests run the real binary; building it with every target
+    // resolves features as `cargo test` does, so nothing is built twice.
+    cargo(&["build", "--workspace", "--all-targets"])?;
     cargo(&["test", "--workspace"])?;
     Ok(())
 }

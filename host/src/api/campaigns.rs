@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Body, Caller};
+use super::extract::{Body, Caller, Params};
 use super::{ApiState, new_id};
 use crate::clock;
 use crate::dni::{self, Assignment};
@@ -515,7 +515,7 @@ async fn find_dni_session(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-    Query(lookup): Query<DniLookup>,
+    Params(lookup): Params<DniLookup>,
 ) -> ApiResult<Json<DniSession>> {
     caller.require(CAMPAIGN_ROLES)?;
     let c = visible_campaign(&state, &caller, &id)?;

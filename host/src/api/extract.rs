@@ -47,6 +47,23 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// A query string; a bad one is a 400 in our error format.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Params(value)),
+            Err(rejection) => Err(ApiError::bad_request(
+                "request.invalid_query",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 /// The authenticated tenant making the request.
 #[derive(Debug, Clone)]
 pub struct Caller {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -76,6 +77,10 @@ pub fn router(state: ApiState) -> Router {
         .split_for_parts();
     let openapi = Arc::new(openapi);
     router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            durable_writes,
+        ))
         .route(
             "/v1/openapi.json",
             axum::routing::get(move || {
@@ -84,6 +89,25 @@ pub fn router(state: ApiState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// A write is acknowledged only once it is on disk: a crash right after a
+/// 2xx never loses what the client was told is stored.
+async fn durable_writes(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let writes = request.method() != axum::http::Method::GET;
+    let response = next.run(request).await;
+    if writes && response.status().is_success() {
+        let store = state.store.clone();
+        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
+        if !matches!(flushed, Ok(Ok(()))) {
+            return ApiError::internal("cannot flush the store after a write").into_response();
+        }
+    }
+    response
 }
 
 /// The OpenAPI document alone (for tests and for `plugboard` to print).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Body, Caller};
+use super::extract::{Body, Caller, Params};
 use super::{ApiState, new_id};
 use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
@@ -149,7 +149,7 @@ pub struct Uploaded {
 async fn upload_policy(
     State(state): State<ApiState>,
     caller: Caller,
-    Query(query): Query<UploadQuery>,
+    Params(query): Params<UploadQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Uploaded>)> {
     if !may_upload(caller.role, query.world) {
