@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod dni;
 pub mod lifecycle;
+pub mod marketplace;
 pub mod metrics;
 pub mod number;
 pub mod policy;

@@ -25,6 +25,7 @@ struct World {
     bid: String,
     scorer: String,
     bidder_policy: String,
+    call: String,
 }
 
 async fn build_world(api: &TestApi, marketer: &Tenant, bidder: &Tenant) -> World {
@@ -90,7 +91,31 @@ async fn build_world(api: &TestApi, marketer: &Tenant, bidder: &Tenant) -> World
             "application/wasm",
         )
         .await;
+    let record = api
+        .state
+        .store
+        .campaign(&campaign)
+        .expect("store")
+        .expect("campaign");
+    let winner = host::store::Winner {
+        bid_id: str_field(&bid, "id"),
+        bidder_id: bidder_id.clone(),
+        tenant_id: bidder.id.clone(),
+        target_id: target.clone(),
+        amount_micros: 1_000_000,
+    };
+    let call = tests::call_record(
+        "call_a",
+        &record,
+        "+14155550123",
+        1_795_000_000_000,
+        60,
+        Some(winner),
+        120,
+    );
+    api.state.store.record_call(&call).expect("call stored");
     World {
+        call: call.id,
         campaign,
         bidder: bidder_id,
         target,
@@ -135,7 +160,8 @@ fn request(
         )
         .replace("{target_id}", &pick(&w.target))
         .replace("/v1/bids/{id}", &format!("/v1/bids/{}", pick(&w.bid)))
-        .replace("/v1/policies/{id}", &format!("/v1/policies/{policy}"));
+        .replace("/v1/policies/{id}", &format!("/v1/policies/{policy}"))
+        .replace("/v1/calls/{id}", &format!("/v1/calls/{}", w.call));
     let json = |v: Value| (Some(v.to_string().into_bytes()), "application/json");
     let (body, content_type) = match (method, path) {
         ("post", "/v1/policies") => {

@@ -4,6 +4,8 @@
 mod api_authorization;
 /// Bad input is refused clearly and changes nothing stored.
 mod api_bad_input;
+/// Call records, caller history and the marketplace through the API.
+mod api_calls;
 /// Data and deployments survive a restart; a SIGKILL loses no acknowledged write.
 mod api_durability;
 /// The HTTP API through its router: every route, happy path and errors.

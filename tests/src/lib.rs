@@ -295,3 +295,66 @@ pub fn redact(value: &serde_json::Value) -> String {
     }
     serde_json::to_string_pretty(&walk(value, None)).unwrap_or_default()
 }
+
+/// A finished call record, as call handling stores them: answered by `winner`
+/// (bid, bidder, bidder tenant, target, amount) or not, with a short trace.
+pub fn call_record(
+    id: &str,
+    campaign: &host::store::Campaign,
+    caller: &str,
+    received_at_ms: i64,
+    quality: u8,
+    winner: Option<host::store::Winner>,
+    duration_s: u32,
+) -> host::store::CallRecord {
+    use host::store::{BidTrace, CallOutcome, CallRecord, DecisionTrace};
+    let answered = winner.is_some() && duration_s > 0;
+    let bids = winner
+        .iter()
+        .map(|w| BidTrace {
+            bid_id: w.bid_id.clone(),
+            bidder_id: w.bidder_id.clone(),
+            target_id: w.target_id.clone(),
+            amount_micros: w.amount_micros,
+            status: "won".to_owned(),
+            reason: None,
+        })
+        .chain(std::iter::once(BidTrace {
+            bid_id: "bid_other".to_owned(),
+            bidder_id: "bdr_other".to_owned(),
+            target_id: "tgt_other".to_owned(),
+            amount_micros: 1,
+            status: "ineligible".to_owned(),
+            reason: Some("below_quality_floor".to_owned()),
+        }))
+        .collect();
+    CallRecord {
+        id: id.to_owned(),
+        campaign_id: campaign.id.clone(),
+        tenant_id: campaign.tenant_id.clone(),
+        caller: caller.to_owned(),
+        called: campaign.numbers.first().cloned().unwrap_or_default(),
+        outcome: if answered {
+            CallOutcome::Answered
+        } else {
+            CallOutcome::NoAnswer
+        },
+        quality: Some(quality),
+        payout_micros: if answered && duration_s >= 90 {
+            winner.as_ref().map_or(0, |w| w.amount_micros)
+        } else {
+            0
+        },
+        winner,
+        received_at_ms,
+        routed_at_ms: Some(received_at_ms + 5),
+        answered_at_ms: answered.then_some(received_at_ms + 3000),
+        ended_at_ms: Some(received_at_ms + 3000 + i64::from(duration_s) * 1000),
+        duration_s,
+        billable: answered && duration_s >= 90,
+        trace: DecisionTrace {
+            bids,
+            ..DecisionTrace::default()
+        },
+    }
+}

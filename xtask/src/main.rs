@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask test`: everything CI runs (toolchain targets, guest builds,
 //!   fmt, clippy, all tests);
+//! - `cargo xtask serve [ARGS]`: build the example policies and the release
+//!   binary, then `plugboard serve ARGS` (the example policies load on first start);
 //! - `cargo xtask bench [FILTER]`: build the example policies, run the benchmarks;
 //! - `cargo xtask policies`: build the example policies into `target/policies/`;
 //! - `cargo xtask guests`: build the test guests into `target/test-guests/`;
@@ -19,6 +21,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
+        Some("serve") => serve(&args[1..]),
         Some("policies") => guests::build_example_policies().map(drop),
         Some("guests") => guests::build_test_guests().map(drop),
         Some("component") => match &args[1..] {
@@ -26,7 +29,7 @@ fn main() -> Result<()> {
             _ => bail!("usage: cargo xtask component CORE.wasm OUT.wasm"),
         },
         _ => bail!(
-            "usage: cargo xtask (test | bench [FILTER] | policies | guests | component CORE.wasm OUT.wasm)"
+            "usage: cargo xtask (test | serve [ARGS] | bench [FILTER] | policies | guests | component CORE.wasm OUT.wasm)"
         ),
     }
 }
@@ -50,6 +53,32 @@ fn test() -> Result<()> {
     cargo(&["build", "--workspace", "--all-targets"])?;
     cargo(&["test", "--workspace"])?;
     Ok(())
+}
+
+/// The main job: everything a newcomer needs to try Plugboard, then the server.
+fn serve(args: &[String]) -> Result<()> {
+    guests::ensure_wasm_targets()?;
+    let policies = guests::build_example_policies()?;
+    let folder = policies
+        .first()
+        .and_then(|p| p.parent())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut serve = vec![
+        "run",
+        "--release",
+        "-p",
+        "host",
+        "--bin",
+        "plugboard",
+        "--",
+        "serve",
+    ];
+    if !args.iter().any(|a| a.starts_with("--example-policies")) {
+        serve.extend(["--example-policies", folder.as_str()]);
+    }
+    serve.extend(args.iter().map(String::as_str));
+    cargo(&serve)
 }
 
 fn bench(filter: &[String]) -> Result<()> {

@@ -58,6 +58,8 @@ impl ApiError {
             "api key" => "api_key.not_found",
             "number" => "number.not_found",
             "pool" => "pool.not_found",
+            "call" => "call.not_found",
+            "session" => "dni.session_not_found",
             _ => "not_found",
         };
         Self::new(StatusCode::NOT_FOUND, code, format!("no such {what}"))

@@ -6,6 +6,7 @@
 //! the roles a route admits are the scopes of its OpenAPI security entry.
 
 mod bidders;
+mod calls;
 mod campaigns;
 mod error;
 mod extract;
@@ -63,16 +64,22 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The router and the OpenAPI document describing it.
-pub fn router(state: ApiState) -> Router {
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Every route with its OpenAPI description; the router and the document
+/// are both made from this one list.
+fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system::routes())
         .merge(tenants::routes())
         .merge(campaigns::routes())
         .merge(bidders::routes())
-        .merge(policies::routes(
-            state.policies.engine().limits().component_bytes,
-        ))
+        .merge(policies::routes(upload_limit))
+        .merge(calls::routes())
+}
+
+/// The router, serving its own OpenAPI document at `/v1/openapi.json`.
+pub fn router(state: ApiState) -> Router {
+    let upload_limit = state.policies.engine().limits().component_bytes;
+    let (router, openapi) = routes(upload_limit)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .split_for_parts();
     let openapi = Arc::new(openapi);
@@ -110,15 +117,9 @@ async fn durable_writes(
     response
 }
 
-/// The OpenAPI document alone (for tests and for `plugboard` to print).
+/// The OpenAPI document alone.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<ApiState>::with_openapi(ApiDoc::openapi())
-        .merge(system::routes())
-        .merge(tenants::routes())
-        .merge(campaigns::routes())
-        .merge(bidders::routes())
-        .merge(policies::routes(0))
-        .into_openapi()
+    routes(0).into_openapi()
 }
 
 /// A new object id: a prefix naming the kind, then 16 random hex digits.

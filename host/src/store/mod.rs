@@ -4,7 +4,9 @@
 //! Keyspaces (sled trees): `tenants`, `api_keys` (by key hash), `campaigns`,
 //! `numbers` (E.164 → owning campaign), `pools`, `dni_sessions`, `bidders`,
 //! `targets`, `bids`, `policies`, `versions` (`<policy>/<version>`), `blobs`
-//! (component bytes by SHA-256), `deployments`.
+//! (component bytes by SHA-256), `deployments`, `calls` (by arrival time,
+//! `<received_at_ms as 16 hex>/<id>`), `call_index` (id → calls key) and
+//! `caller_history` (E.164 → `CallerStats`).
 
 mod codec;
 mod records;
@@ -121,6 +123,29 @@ pub struct Store {
     versions: Keyspace,
     blobs: sled::Tree,
     deployments: Keyspace,
+    calls: Keyspace,
+    call_index: sled::Tree,
+    caller_history: Keyspace,
+}
+
+/// A page of call records and where the next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallPage {
+    pub calls: Vec<CallRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// Which calls a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub campaign_id: Option<String>,
+    pub outcome: Option<CallOutcome>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+fn call_key(record: &CallRecord) -> String {
+    format!("{:016x}/{}", record.received_at_ms.max(0), record.id)
 }
 
 impl Store {
@@ -151,6 +176,9 @@ impl Store {
             versions: Keyspace::open(&db, "versions")?,
             blobs: db.open_tree("blobs")?,
             deployments: Keyspace::open(&db, "deployments")?,
+            calls: Keyspace::open(&db, "calls")?,
+            call_index: db.open_tree("call_index")?,
+            caller_history: Keyspace::open(&db, "caller_history")?,
             db,
         })
     }
@@ -459,5 +487,94 @@ impl Store {
 
     pub fn deployments(&self) -> Result<Vec<DeploymentRecord>, StoreError> {
         self.deployments.scan("")
+    }
+
+    // Calls and caller history.
+
+    /// Stores a finished call and updates its caller's history, together.
+    pub fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
+        let key = call_key(record);
+        let bytes = codec::encode(record)?;
+        let mut stats = self.caller_stats(&record.caller)?;
+        stats.calls_seen = stats.calls_seen.saturating_add(1);
+        let seen = record.received_at_ms.div_euclid(1000);
+        stats.last_seen_unix_seconds =
+            Some(stats.last_seen_unix_seconds.map_or(seen, |s| s.max(seen)));
+        if record.billable {
+            stats.conversions = stats.conversions.saturating_add(1);
+        }
+        let stats_bytes = codec::encode(&stats)?;
+        (
+            &self.calls.tree,
+            &self.call_index,
+            &self.caller_history.tree,
+        )
+            .transaction(|(calls, index, history)| {
+                calls.insert(key.as_bytes(), bytes.clone())?;
+                index.insert(record.id.as_bytes(), key.as_bytes())?;
+                history.insert(record.caller.as_bytes(), stats_bytes.clone())?;
+                Ok(())
+            })?;
+        Ok(())
+    }
+
+    pub fn call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let Some(key) = self.call_index.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        self.calls.get(&String::from_utf8_lossy(&key))
+    }
+
+    /// Calls matching `filter` and `visible`, oldest first, `limit` at most,
+    /// from `cursor` (the `next_cursor` of the previous page).
+    pub fn calls(
+        &self,
+        filter: &CallFilter,
+        visible: impl Fn(&CallRecord) -> bool,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<CallPage, StoreError> {
+        let start = match (cursor, filter.since_ms) {
+            (Some(cursor), _) => format!("{cursor}\u{0}"),
+            (None, Some(since)) => format!("{:016x}", since.max(0)),
+            (None, None) => String::new(),
+        };
+        let mut calls = Vec::new();
+        let mut last_key = None;
+        let mut more = false;
+        for entry in self.calls.tree.range(start.as_bytes()..) {
+            let (key, bytes) = entry?;
+            let record: CallRecord = codec::decode(self.calls.name, &bytes)?;
+            if filter
+                .until_ms
+                .is_some_and(|until| record.received_at_ms >= until)
+            {
+                break;
+            }
+            let matches = filter
+                .campaign_id
+                .as_ref()
+                .is_none_or(|c| &record.campaign_id == c)
+                && filter.outcome.is_none_or(|o| record.outcome == o)
+                && visible(&record);
+            if !matches {
+                continue;
+            }
+            if calls.len() == limit {
+                more = true;
+                break;
+            }
+            last_key = Some(String::from_utf8_lossy(&key).into_owned());
+            calls.push(record);
+        }
+        Ok(CallPage {
+            calls,
+            next_cursor: if more { last_key } else { None },
+        })
+    }
+
+    /// The caller's history before any call not yet recorded.
+    pub fn caller_stats(&self, caller: &str) -> Result<CallerStats, StoreError> {
+        Ok(self.caller_history.get(caller)?.unwrap_or_default())
     }
 }

@@ -196,3 +196,116 @@ pub struct DeploymentRecord {
     pub history: Vec<String>,
     pub updated_at: UnixSeconds,
 }
+
+/// How a call ended, from the caller's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// A buyer answered; the legs were bridged.
+    Answered,
+    /// Every target failed or rang out, and there was no fallback.
+    NoAnswer,
+    /// The caller hung up (CANCEL) before anyone answered.
+    Abandoned,
+    /// Refused before routing: unknown number, overload, malformed request.
+    Rejected,
+    /// An internal failure ended the call.
+    Failed,
+}
+
+/// A bid as the auction saw it for one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BidTrace {
+    pub bid_id: String,
+    pub bidder_id: String,
+    pub target_id: String,
+    pub amount_micros: u64,
+    /// `won`, `lost` (eligible, ranked lower or not reached) or `ineligible`.
+    pub status: String,
+    /// Why an ineligible bid was dropped (reason code, e.g. `below_quality_floor`).
+    pub reason: Option<String>,
+}
+
+/// One policy invocation of a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyTrace {
+    pub policy_id: String,
+    pub version: String,
+    /// `active`, `canary` or `shadow`.
+    pub role: String,
+    /// `ok`, or the failure kind (`trap`, `timeout`, `out_of_fuel`, …).
+    pub outcome: String,
+    pub error: Option<String>,
+    pub fuel_used: u64,
+    pub elapsed_us: u64,
+    #[schema(value_type = Vec<Object>)]
+    pub logs: Vec<crate::policy::model::GuestLog>,
+}
+
+/// One outbound leg towards a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LegTrace {
+    pub target_id: Option<String>,
+    pub uri: String,
+    /// The final SIP status the target answered, if any (200, 486, 487…).
+    pub final_status: Option<u16>,
+    /// `answered`, `busy`, `rejected`, `ring_timeout`, `cancelled`, `failed`.
+    pub result: String,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+}
+
+/// Why the call went where it went (SPEC §2.9).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct DecisionTrace {
+    pub tags: Vec<String>,
+    pub policies: Vec<PolicyTrace>,
+    pub bids: Vec<BidTrace>,
+    /// Bid ids in the order their targets were rung.
+    pub ring_order: Vec<String>,
+    pub legs: Vec<LegTrace>,
+    /// Attribution of the DNI session, if any.
+    pub attribution: Vec<(String, String)>,
+}
+
+/// The winning bid of an answered (or attempted) call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Winner {
+    pub bid_id: String,
+    pub bidder_id: String,
+    /// The bidder's tenant: it may read this call.
+    pub tenant_id: String,
+    pub target_id: String,
+    pub amount_micros: u64,
+}
+
+/// A call detail record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallRecord {
+    pub id: String,
+    pub campaign_id: String,
+    /// The campaign's tenant.
+    pub tenant_id: String,
+    pub caller: String,
+    pub called: String,
+    pub outcome: CallOutcome,
+    pub quality: Option<u8>,
+    pub winner: Option<Winner>,
+    pub received_at_ms: i64,
+    pub routed_at_ms: Option<i64>,
+    pub answered_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    pub duration_s: u32,
+    /// Answered and at least the winning bid's minimum duration.
+    pub billable: bool,
+    pub payout_micros: u64,
+    pub trace: DecisionTrace,
+}
+
+/// What the host knows of a caller (the `caller-history` import).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct CallerStats {
+    pub calls_seen: u32,
+    pub last_seen_unix_seconds: Option<i64>,
+    pub conversions: u32,
+}

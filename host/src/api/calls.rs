@@ -1,0 +1,164 @@
+//! Call records (CDRs with their decision trace) and the bidders' marketplace.
+//! Marketers see their campaigns' calls; bidders the calls they won, and only
+//! their own line of the auction; operators everything.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::ApiState;
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Caller, Params};
+use crate::clock;
+use crate::marketplace::{self, CampaignMarket};
+use crate::store::{CallFilter, CallOutcome, CallRecord, Role};
+
+pub(super) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_calls))
+        .routes(routes!(get_call))
+        .routes(routes!(get_marketplace))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CallQuery {
+    pub campaign_id: Option<String>,
+    pub outcome: Option<CallOutcome>,
+    /// Calls received at or after this moment (Unix seconds).
+    pub since: Option<i64>,
+    /// Calls received before this moment (Unix seconds).
+    pub until: Option<i64>,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallList {
+    pub calls: Vec<CallRecord>,
+    /// Present when more calls match: pass it as `cursor`.
+    pub next_cursor: Option<String>,
+}
+
+fn may_see(caller: &Caller, call: &CallRecord) -> bool {
+    match caller.role {
+        Role::Operator => true,
+        Role::Marketer => call.tenant_id == caller.tenant_id,
+        Role::Bidder => call
+            .winner
+            .as_ref()
+            .is_some_and(|w| w.tenant_id == caller.tenant_id),
+    }
+}
+
+/// What a caller is shown of a call: a bidder sees only its own bids.
+fn shown(caller: &Caller, mut call: CallRecord) -> CallRecord {
+    if caller.role == Role::Bidder {
+        let mine = call.winner.as_ref().map(|w| w.bidder_id.clone());
+        call.trace
+            .bids
+            .retain(|b| Some(&b.bidder_id) == mine.as_ref());
+    }
+    call
+}
+
+#[utoipa::path(get, path = "/v1/calls", tag = "calls", params(CallQuery),
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = CallList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list_calls(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Params(query): Params<CallQuery>,
+) -> ApiResult<Json<CallList>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "request.invalid_query",
+            "`limit` must be 1 to 500",
+        ));
+    }
+    let filter = CallFilter {
+        campaign_id: query.campaign_id,
+        outcome: query.outcome,
+        since_ms: query.since.map(|s| s.saturating_mul(1000)),
+        until_ms: query.until.map(|u| u.saturating_mul(1000)),
+    };
+    let page = state.store.calls(
+        &filter,
+        |c| may_see(&caller, c),
+        query.cursor.as_deref(),
+        limit,
+    )?;
+    Ok(Json(CallList {
+        calls: page.calls.into_iter().map(|c| shown(&caller, c)).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls",
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = CallRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_call(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CallRecord>> {
+    state
+        .store
+        .call(&id)?
+        .filter(|c| may_see(&caller, c))
+        .map(|c| Json(shown(&caller, c)))
+        .ok_or_else(|| ApiError::not_found("call"))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MarketQuery {
+    /// Days of calls the figures cover (default 30, at most 365).
+    pub window_days: Option<u32>,
+}
+
+/// For a bidder: the campaigns it may bid on, with the quality and answering
+/// figures of their recent calls.
+#[utoipa::path(get, path = "/v1/marketplace", tag = "marketplace", params(MarketQuery),
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Vec<CampaignMarket>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn get_marketplace(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Params(query): Params<MarketQuery>,
+) -> ApiResult<Json<Vec<CampaignMarket>>> {
+    caller.require(&[Role::Operator, Role::Bidder])?;
+    let days = query.window_days.unwrap_or(30);
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::bad_request(
+            "request.invalid_query",
+            "`window_days` must be 1 to 365",
+        ));
+    }
+    let since_ms = (clock::unix_now() - i64::from(days) * 86_400) * 1000;
+    let mut markets = Vec::new();
+    let mut campaigns = state.store.campaigns()?;
+    campaigns.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    for campaign in campaigns {
+        if !(caller.is_operator() || campaign.bidder_access.allows(&caller.tenant_id)) {
+            continue;
+        }
+        let filter = CallFilter {
+            campaign_id: Some(campaign.id.clone()),
+            since_ms: Some(since_ms),
+            ..CallFilter::default()
+        };
+        let calls = state
+            .store
+            .calls(&filter, |_| true, None, usize::MAX)?
+            .calls;
+        markets.push(marketplace::summarize(&campaign.id, &campaign.name, &calls));
+    }
+    Ok(Json(markets))
+}
