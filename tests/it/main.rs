@@ -18,3 +18,5 @@ mod policy_examples;
 mod policy_hostile;
 /// Registry: hot swap under load, canary split, shadow runs; artifact cache.
 mod policy_registry;
+/// The store against a `BTreeMap` model under random operations.
+mod store_model;
