@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use crate::clock;
 use crate::policy::model::World;
 use crate::policy::{
-    ArtifactCache, CompiledPolicy, Deployment, DeploymentError, FailureMode, LoadError,
-    PolicyEngine, PolicyRegistry,
+    ArtifactCache, CompiledPolicy, Deployment, DeploymentError, FailureMode, LoadError, MemoryKv,
+    PolicyEngine, PolicyKv, PolicyRegistry, run_sample,
 };
 use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, Store, StoreError};
 
@@ -29,6 +29,13 @@ pub enum LifecycleError {
     NoHistory,
     #[error("the compile worker failed: {0}")]
     Worker(String),
+    #[error("version {version} fails its test vector `{name}`: expected {expected}, got {got}")]
+    TestVector {
+        version: String,
+        name: String,
+        expected: String,
+        got: String,
+    },
 }
 
 /// What the operator asks a deployment to be.
@@ -125,6 +132,7 @@ impl PolicyLifecycle {
             sha256: compiled.sha256().to_owned(),
             size: bytes.len() as u64,
             uploaded_at: clock::unix_now(),
+            test_vectors: Vec::new(),
         };
         if let Some(existing) = self.store.policy_version(&policy.id, &version.version)? {
             return Ok(existing);
@@ -161,6 +169,13 @@ impl PolicyLifecycle {
         policy: &Policy,
         spec: DeploymentSpec,
     ) -> Result<DeploymentRecord, LifecycleError> {
+        let serving = [
+            spec.active.as_ref(),
+            spec.canary.as_ref().map(|c| &c.version),
+        ];
+        for version in serving.into_iter().flatten() {
+            self.check_vectors(policy, version).await?;
+        }
         let previous = self.store.deployment(&policy.id)?;
         let deployment = self.build(policy, &spec).await?;
         let mut history = previous
@@ -213,6 +228,50 @@ impl PolicyLifecycle {
         self.store.put_deployment(&record)?;
         self.install(&policy.id, deployment);
         Ok(record)
+    }
+
+    /// Runs a version's test vectors; the first that fails refuses it.
+    async fn check_vectors(&self, policy: &Policy, version: &str) -> Result<(), LifecycleError> {
+        let record = self
+            .store
+            .policy_version(&policy.id, version)?
+            .ok_or_else(|| LifecycleError::UnknownVersion(version.to_owned()))?;
+        if record.test_vectors.is_empty() {
+            return Ok(());
+        }
+        let compiled = self.version(policy, version).await?;
+        let vectors = record.test_vectors;
+        let outcomes = tokio::task::spawn_blocking(move || {
+            vectors
+                .into_iter()
+                .map(|vector| {
+                    let kv: Arc<dyn PolicyKv> = Arc::new(MemoryKv::new());
+                    let report = run_sample(&compiled, &vector.input, kv, "test-vector");
+                    (vector, report)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| LifecycleError::Worker(e.to_string()))?;
+        for (vector, report) in outcomes {
+            let got = match report {
+                Ok(report) => match (report.result, report.failure) {
+                    (Some(result), _) => result,
+                    (None, Some(failure)) => serde_json::json!({ "failure": failure }),
+                    (None, None) => serde_json::Value::Null,
+                },
+                Err(missing) => serde_json::json!({ "input_error": missing.to_string() }),
+            };
+            if got != vector.expect {
+                return Err(LifecycleError::TestVector {
+                    version: version.to_owned(),
+                    name: vector.name,
+                    expected: vector.expect.to_string(),
+                    got: got.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn build(

@@ -161,7 +161,8 @@ fn request(
         .replace("{target_id}", &pick(&w.target))
         .replace("/v1/bids/{id}", &format!("/v1/bids/{}", pick(&w.bid)))
         .replace("/v1/policies/{id}", &format!("/v1/policies/{policy}"))
-        .replace("/v1/calls/{id}", &format!("/v1/calls/{}", w.call));
+        .replace("/v1/calls/{id}", &format!("/v1/calls/{}", w.call))
+        .replace("{version}", "0000000000000000");
     let json = |v: Value| (Some(v.to_string().into_bytes()), "application/json");
     let (body, content_type) = match (method, path) {
         ("post", "/v1/policies") => {
@@ -202,6 +203,7 @@ fn request(
             json!({"campaign_id": w.campaign, "target_id": w.target, "amount_micros": 2_000_000}),
         ),
         ("put", "/v1/policies/{id}/deployment") => json(json!({"active": null})),
+        ("put", "/v1/policies/{id}/versions/{version}/test-vectors") => json(json!([])),
         ("post", "/v1/policies/{id}/dry-run") => json(json!({"input": {}})),
         _ => (None, ""),
     };

@@ -447,6 +447,7 @@ async fn health_metrics_and_openapi_are_served() {
             "/v1/policies/{id}/dry-run",
             "/v1/policies/{id}/rollback",
             "/v1/policies/{id}/versions",
+            "/v1/policies/{id}/versions/{version}/test-vectors",
             "/v1/tenants",
             "/v1/tenants/{id}",
         ]
@@ -578,4 +579,67 @@ async fn dni_assigns_renews_exhausts_and_attributes() {
         )
         .await;
     assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn a_version_failing_its_test_vectors_cannot_be_activated() {
+    let api = TestApi::new().await;
+    let (_, mk) = api.tenant("acme", "marketer").await;
+    let (_, uploaded) = api
+        .raw(
+            "POST",
+            "/v1/policies?world=scorer",
+            Some(&mk),
+            Some(example_policy("geo-history-scorer")),
+            "application/wasm",
+        )
+        .await;
+    let (id, version) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../example-policies/geo-history-scorer/sample.json"
+        ))
+        .expect("sample"),
+    )
+    .expect("JSON");
+    let vectors = format!("/v1/policies/{id}/versions/{version}/test-vectors");
+    let wrong = json!([{"name": "paid traffic scores 99", "input": sample, "expect": {"score": 99, "tags": []}}]);
+    let (status, _) = api.call("PUT", &vectors, Some(&mk), Some(wrong)).await;
+    assert_eq!(status, 200);
+    let deployment = format!("/v1/policies/{id}/deployment");
+    let (status, refused) = api
+        .call(
+            "PUT",
+            &deployment,
+            Some(&mk),
+            Some(json!({"active": version})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    expect![[r#"
+        {
+          "error": {
+            "code": "deployment.test_vector_failed",
+            "message": "version 6781371ea252563c fails its test vector `paid traffic scores 99`: expected {\"score\":99,\"tags\":[]}, got {\"score\":85,\"tags\":[\"business-hours\",\"repeat-caller\",\"paid-traffic\",\"keyword\",\"verified-caller\"]}"
+          }
+        }"#]]
+    .assert_eq(&redact(&refused));
+    let (_, unchanged) = api.call("GET", &deployment, Some(&mk), None).await;
+    assert_eq!(unchanged["active"], json!(null), "nothing was activated");
+    assert!(api.state.policies.registry().get(&id).is_none());
+
+    let right = json!([{"name": "paid traffic", "input": sample, "expect":
+        {"score": 85, "tags": ["business-hours", "repeat-caller", "paid-traffic", "keyword", "verified-caller"]}}]);
+    let (status, _) = api.call("PUT", &vectors, Some(&mk), Some(right)).await;
+    assert_eq!(status, 200);
+    let (status, active) = api
+        .call(
+            "PUT",
+            &deployment,
+            Some(&mk),
+            Some(json!({"active": version})),
+        )
+        .await;
+    assert_eq!((status, active["active"].clone()), (200, json!(version)));
 }

@@ -20,7 +20,7 @@ use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
 use crate::policy::model::World;
 use crate::policy::{FailureMode, LoadError, MemoryKv, SampleInput, SampleReport, run_sample};
-use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, Role};
+use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, Role, TestVector};
 
 /// Routes; `upload_limit` is the component size limit (uploads get one more
 /// byte of room so that the runtime, not the body limit, names the problem).
@@ -35,6 +35,7 @@ pub(super) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(get_deployment, put_deployment))
         .routes(routes!(rollback))
         .routes(routes!(dry_run))
+        .routes(routes!(get_test_vectors, put_test_vectors))
 }
 
 fn lifecycle_error(e: LifecycleError) -> ApiError {
@@ -51,6 +52,9 @@ fn lifecycle_error(e: LifecycleError) -> ApiError {
         LifecycleError::NoHistory => ApiError::conflict("deployment.no_history", e.to_string()),
         LifecycleError::Store(s) => s.into(),
         LifecycleError::Worker(w) => ApiError::internal(w),
+        LifecycleError::TestVector { .. } => {
+            ApiError::unprocessable("deployment.test_vector_failed", e.to_string())
+        }
     }
 }
 
@@ -404,4 +408,50 @@ async fn dry_run(
     .map_err(ApiError::internal)?
     .map_err(|e| ApiError::unprocessable("request.invalid_field", e.to_string()))?;
     Ok(Json(report))
+}
+
+fn visible_version(state: &ApiState, policy: &Policy, version: &str) -> ApiResult<PolicyVersion> {
+    state
+        .store
+        .policy_version(&policy.id, version)?
+        .ok_or_else(|| ApiError::not_found("version"))
+}
+
+#[utoipa::path(get, path = "/v1/policies/{id}/versions/{version}/test-vectors", tag = "policies",
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = Vec<TestVector>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_test_vectors(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<TestVector>>> {
+    let policy = visible_policy(&state, &caller, &id)?;
+    Ok(Json(
+        visible_version(&state, &policy, &version)?.test_vectors,
+    ))
+}
+
+/// Sets the test vectors a version must pass before it may serve calls. They
+/// run (in the sandbox) at every activation of the version, as active or canary.
+#[utoipa::path(put, path = "/v1/policies/{id}/versions/{version}/test-vectors", tag = "policies",
+    request_body = Vec<TestVector>,
+    security(("bearer" = ["operator", "marketer", "bidder"])),
+    responses((status = 200, body = Vec<TestVector>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_test_vectors(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, version)): Path<(String, String)>,
+    Body(vectors): Body<Vec<TestVector>>,
+) -> ApiResult<Json<Vec<TestVector>>> {
+    let policy = owned_policy(&state, &caller, &id)?;
+    let mut record = visible_version(&state, &policy, &version)?;
+    if vectors.len() > 100 {
+        return Err(ApiError::unprocessable(
+            "request.invalid_field",
+            "at most 100 test vectors",
+        ));
+    }
+    record.test_vectors = vectors;
+    state.store.put_test_vectors(&record)?;
+    Ok(Json(record.test_vectors))
 }

@@ -13,7 +13,7 @@ use super::model::{BidCandidate, CallFacts, CallerHistory, GuestLog, Offer, Qual
 /// A sample input; which fields are needed depends on the world: `call`
 /// (+ `caller_history`) for a scorer, `offer` for a bidder, `call`, `quality`
 /// and `bids` for a selector.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SampleInput {
     #[schema(value_type = Option<Object>)]

@@ -472,6 +472,14 @@ impl Store {
         Ok(versions)
     }
 
+    /// Replaces a version's test vectors (the version itself stays immutable).
+    pub fn put_test_vectors(&self, version: &PolicyVersion) -> Result<(), StoreError> {
+        self.versions.put(
+            &format!("{}/{}", version.policy_id, version.version),
+            version,
+        )
+    }
+
     /// The component bytes of a version, by SHA-256.
     pub fn blob(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.blobs.get(sha256.as_bytes())?.map(|b| b.to_vec()))

@@ -168,7 +168,7 @@ pub struct Policy {
 }
 
 /// One immutable version of a policy; its bytes are stored by SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersion {
     pub policy_id: String,
     /// The first 16 hex digits of the SHA-256: the version's name.
@@ -176,6 +176,20 @@ pub struct PolicyVersion {
     pub sha256: String,
     pub size: u64,
     pub uploaded_at: UnixSeconds,
+    /// Run before the version may serve calls; one failing refuses activation.
+    #[serde(default)]
+    pub test_vectors: Vec<TestVector>,
+}
+
+/// A sample input and the result the version must return for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestVector {
+    pub name: String,
+    pub input: crate::policy::SampleInput,
+    /// The expected result, compared as JSON (e.g. `{"score": 85, "tags": [...]}`).
+    #[schema(value_type = Object)]
+    pub expect: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
