@@ -39,6 +39,9 @@ fn help(name: &str) -> &'static str {
             "DNI requests by result (assigned, renewed, exhausted)."
         }
         "plugboard_http_requests_total" => "HTTP API requests by status class.",
+        "plugboard_policy_deployment_active" => "1 for the version serving a policy's calls.",
+        "plugboard_policy_deployment_canary_percent" => "Share of calls a canary version takes.",
+        "plugboard_policy_deployment_shadow" => "1 for a version running in shadow.",
         _ => "",
     }
 }
@@ -73,6 +76,13 @@ impl Metrics {
         });
     }
 
+    /// Forgets every series of a gauge family (before setting it anew).
+    pub fn clear_gauges(&self, name: &'static str) {
+        self.with(|f| {
+            f.gauges.remove(name);
+        });
+    }
+
     pub fn observe(&self, name: &'static str, labels: Labels, value: Duration) {
         let seconds = value.as_secs_f64();
         self.with(|f| {
@@ -90,6 +100,26 @@ impl Metrics {
             histogram.count += 1;
             histogram.sum += seconds;
         });
+    }
+
+    /// One policy invocation: counted by outcome, timed by version.
+    pub fn policy_invocation(
+        &self,
+        policy: &str,
+        version: &str,
+        source: &str,
+        outcome: &str,
+        elapsed: Duration,
+    ) {
+        let series = vec![
+            ("policy", policy.to_owned()),
+            ("version", version.to_owned()),
+            ("source", source.to_owned()),
+        ];
+        let mut counted = series.clone();
+        counted.push(("outcome", outcome.to_owned()));
+        self.inc("plugboard_policy_invocations_total", counted);
+        self.observe("plugboard_policy_invocation_seconds", series, elapsed);
     }
 
     /// The counter's value, for tests and for the API's own figures.

@@ -396,7 +396,7 @@ async fn health_metrics_and_openapi_are_served() {
     let (status, body) = api.call("GET", "/healthz", None, None).await;
     assert_eq!((status, body), (200, json!("ok")));
     let (_, mk) = api.tenant("acme", "marketer").await;
-    let (status, _) = api
+    let (status, first) = api
         .raw(
             "POST",
             "/v1/policies?world=scorer",
@@ -406,13 +406,53 @@ async fn health_metrics_and_openapi_are_served() {
         )
         .await;
     assert_eq!(status, 201);
+    let id = str_field(&first, "id");
+    let (_, second) = api
+        .raw(
+            "POST",
+            &format!("/v1/policies/{id}/versions"),
+            Some(&mk),
+            Some(tests::test_guest("hostile-scorer.wasm")),
+            "application/wasm",
+        )
+        .await;
+    let (v1, v2) = (str_field(&first, "version"), str_field(&second, "version"));
+    let (status, _) = api
+        .call(
+            "PUT",
+            &format!("/v1/policies/{id}/deployment"),
+            Some(&mk),
+            Some(json!({"active": v1, "canary": {"version": v2, "percent": 5}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let call = json!({"call": {"id": "c", "campaign_id": "spin", "caller": "+14155550123", "called": "+18005550100",
+        "time": {"unix_seconds": 0, "local_weekday": 0, "local_hour": 9}}});
+    let (status, report) = api
+        .call(
+            "POST",
+            &format!("/v1/policies/{id}/dry-run"),
+            Some(&mk),
+            Some(json!({"version": v2, "input": call})),
+        )
+        .await;
+    assert_eq!(
+        (status, report["failure"]["kind"].clone()),
+        (200, json!("out_of_fuel"))
+    );
     let (status, metrics) = api.call("GET", "/metrics", None, None).await;
     assert_eq!(status, 200);
     let text = metrics.as_str().expect("text");
-    assert!(
-        text.contains("plugboard_policy_uploads_total{world=\"scorer\",result=\"ok\"} 1"),
-        "{text}"
-    );
+    for line in [
+        "plugboard_policy_uploads_total{world=\"scorer\",result=\"ok\"} 1".to_owned(),
+        format!("plugboard_policy_deployment_active{{policy=\"{id}\",version=\"{v1}\"}} 1"),
+        format!("plugboard_policy_deployment_canary_percent{{policy=\"{id}\",version=\"{v2}\"}} 5"),
+        format!(
+            "plugboard_policy_invocations_total{{policy=\"{id}\",version=\"{v2}\",source=\"dry_run\",outcome=\"out_of_fuel\"}} 1"
+        ),
+    ] {
+        assert!(text.contains(&line), "{line} missing from\n{text}");
+    }
     let (status, openapi) = api.call("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(status, 200);
     let paths: Vec<&String> = openapi["paths"]

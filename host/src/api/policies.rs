@@ -407,6 +407,14 @@ async fn dry_run(
     .await
     .map_err(ApiError::internal)?
     .map_err(|e| ApiError::unprocessable("request.invalid_field", e.to_string()))?;
+    let outcome = report
+        .failure
+        .as_ref()
+        .map_or("ok".to_owned(), failure_kind);
+    let elapsed = std::time::Duration::from_secs_f64(report.elapsed_us / 1e6);
+    state
+        .metrics
+        .policy_invocation(&policy.id, &version, "dry_run", &outcome, elapsed);
     Ok(Json(report))
 }
 
@@ -454,4 +462,12 @@ async fn put_test_vectors(
     record.test_vectors = vectors;
     state.store.put_test_vectors(&record)?;
     Ok(Json(record.test_vectors))
+}
+
+/// The snake_case name of a failure, as metrics and traces label it.
+fn failure_kind(failure: &crate::policy::PolicyFailure) -> String {
+    serde_json::to_value(failure)
+        .ok()
+        .and_then(|v| v["kind"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
 }

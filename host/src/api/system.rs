@@ -29,6 +29,41 @@ async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
 /// Prometheus text exposition of the host's metrics.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, body = String)))]
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    // Deployments are read from the store at scrape time, so the figures are
+    // right after a restart and after every change.
+    for family in [
+        "plugboard_policy_deployment_active",
+        "plugboard_policy_deployment_canary_percent",
+        "plugboard_policy_deployment_shadow",
+    ] {
+        state.metrics.clear_gauges(family);
+    }
+    for deployment in state.store.deployments().unwrap_or_default() {
+        let series = |version: &str| {
+            vec![
+                ("policy", deployment.policy_id.clone()),
+                ("version", version.to_owned()),
+            ]
+        };
+        if let Some(active) = &deployment.active {
+            state
+                .metrics
+                .set_gauge("plugboard_policy_deployment_active", series(active), 1);
+        }
+        if let Some(canary) = &deployment.canary {
+            let percent = i64::from(canary.percent);
+            state.metrics.set_gauge(
+                "plugboard_policy_deployment_canary_percent",
+                series(&canary.version),
+                percent,
+            );
+        }
+        if let Some(shadow) = &deployment.shadow {
+            state
+                .metrics
+                .set_gauge("plugboard_policy_deployment_shadow", series(shadow), 1);
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
