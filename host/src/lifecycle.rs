@@ -201,12 +201,23 @@ impl PolicyLifecycle {
         Ok(record)
     }
 
-    /// Makes the previous active version active again (canary and shadow cleared).
+    /// Rolls back the last change: a canary is dropped (the active version
+    /// stays); without one, the previous active version is active again
+    /// (shadow cleared).
     pub async fn rollback(&self, policy: &Policy) -> Result<DeploymentRecord, LifecycleError> {
         let current = self
             .store
             .deployment(&policy.id)?
             .ok_or(LifecycleError::NoHistory)?;
+        if current.canary.is_some() {
+            let spec = DeploymentSpec {
+                active: current.active.clone(),
+                canary: None,
+                shadow: current.shadow.clone(),
+                failure_mode: current.failure_mode,
+            };
+            return self.deploy(policy, spec).await;
+        }
         let mut history = current.history.clone();
         let target = history.pop().ok_or(LifecycleError::NoHistory)?;
         let spec = DeploymentSpec {

@@ -193,6 +193,20 @@ async fn quickstart_and_every_route() {
         )
         .await;
     assert_eq!(status, 200, "{canaried}");
+    let (status, dropped) = api
+        .call(
+            "POST",
+            &format!("/v1/policies/{policy_id}/rollback"),
+            Some(&mk),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{dropped}");
+    assert_eq!(
+        (dropped["active"].clone(), dropped["canary"].clone()),
+        (json!(version), json!(null)),
+        "rolling back a canary drops it"
+    );
     let (status, _) = api
         .call(
             "PUT",
@@ -444,7 +458,7 @@ async fn health_metrics_and_openapi_are_served() {
     assert_eq!(status, 200);
     let text = metrics.as_str().expect("text");
     for line in [
-        "plugboard_policy_uploads_total{world=\"scorer\",result=\"ok\"} 1".to_owned(),
+        "plugboard_policy_uploads_total{world=\"scorer\",result=\"ok\"} 2".to_owned(),
         format!("plugboard_policy_deployment_active{{policy=\"{id}\",version=\"{v1}\"}} 1"),
         format!("plugboard_policy_deployment_canary_percent{{policy=\"{id}\",version=\"{v2}\"}} 5"),
         format!(

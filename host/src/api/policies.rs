@@ -183,17 +183,26 @@ async fn upload_policy(
         shared: false,
         created_at: clock::unix_now(),
     };
-    let outcome = state.policies.add_version(&policy, bytes).await;
+    let version = store_version(&state, &policy, bytes).await?;
+    Ok((StatusCode::CREATED, Json(uploaded(&policy, version))))
+}
+
+/// Validates, compiles and stores a version; counts the upload either way.
+async fn store_version(
+    state: &ApiState,
+    policy: &Policy,
+    bytes: Vec<u8>,
+) -> ApiResult<PolicyVersion> {
+    let outcome = state.policies.add_version(policy, bytes).await;
     let result = if outcome.is_ok() { "ok" } else { "rejected" };
     state.metrics.inc(
         "plugboard_policy_uploads_total",
         vec![
-            ("world", query.world.to_string()),
+            ("world", policy.world.to_string()),
             ("result", result.to_owned()),
         ],
     );
-    let version = outcome.map_err(lifecycle_error)?;
-    Ok((StatusCode::CREATED, Json(uploaded(&policy, version))))
+    outcome.map_err(lifecycle_error)
 }
 
 fn uploaded(policy: &Policy, version: PolicyVersion) -> Uploaded {
@@ -248,11 +257,7 @@ async fn add_version(
 ) -> ApiResult<(StatusCode, Json<Uploaded>)> {
     let policy = owned_policy(&state, &caller, &id)?;
     let bytes = upload_bytes(body)?;
-    let version = state
-        .policies
-        .add_version(&policy, bytes)
-        .await
-        .map_err(lifecycle_error)?;
+    let version = store_version(&state, &policy, bytes).await?;
     Ok((StatusCode::CREATED, Json(uploaded(&policy, version))))
 }
 
