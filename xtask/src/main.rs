@@ -64,16 +64,30 @@ fn serve(args: &[String]) -> Result<()> {
         .and_then(|p| p.parent())
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let mut serve = vec![
+    // A fresh data directory gets its first operator key (printed once);
+    // an existing one says it is already bootstrapped, which is fine.
+    let data_dir = args
+        .iter()
+        .position(|a| a == "--data-dir")
+        .and_then(|i| args.get(i + 1))
+        .map_or("plugboard-data", String::as_str);
+    let plugboard = [
         "run",
+        "--quiet",
         "--release",
         "-p",
         "host",
         "--bin",
         "plugboard",
         "--",
-        "serve",
     ];
+    let mut bootstrap = plugboard.to_vec();
+    bootstrap.extend(["admin", "bootstrap", "--data-dir", data_dir]);
+    if cargo(&bootstrap).is_ok() {
+        eprintln!("xtask: that is the operator's API key; it is shown only once");
+    }
+    let mut serve = plugboard.to_vec();
+    serve.push("serve");
     if !args.iter().any(|a| a.starts_with("--example-policies")) {
         serve.extend(["--example-policies", folder.as_str()]);
     }
