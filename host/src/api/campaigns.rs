@@ -13,12 +13,13 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller, Params};
-use super::{ApiState, new_id};
+use super::{ApiState, DeferredDurability, new_id};
 use crate::clock;
 use crate::dni::{self, Assignment};
 use crate::number::normalize_e164;
 use crate::policy::model::World;
 use crate::store::{BidderAccess, Campaign, DniSession, Pool, Role};
+use axum::response::IntoResponse;
 
 const CAMPAIGN_ROLES: &[Role] = &[Role::Operator, Role::Marketer];
 
@@ -280,7 +281,9 @@ async fn delete_campaign(
 ) -> ApiResult<StatusCode> {
     caller.require(CAMPAIGN_ROLES)?;
     let c = visible_campaign(&state, &caller, &id)?;
+    let mut pools = state.dni_pools.lock().unwrap_or_else(|p| p.into_inner());
     state.store.delete_campaign(&c.id)?;
+    pools.remove(&c.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -385,18 +388,22 @@ async fn put_pool(
     if !(60..=86_400).contains(&ttl_s) {
         return Err(invalid("`ttl_s` must be 60 to 86400 seconds"));
     }
-    let _guard = state.dni_lock.lock().await;
-    let mut pool = state.store.pool(&c.id)?.unwrap_or(Pool {
-        campaign_id: c.id.clone(),
-        numbers: vec![],
-        ttl_s,
-        exhausted_count: 0,
-        holders: BTreeMap::new(),
-    });
+    let mut pools = state.dni_pools.lock().unwrap_or_else(|p| p.into_inner());
+    let mut pool = match pools.get(&c.id) {
+        Some(cached) => cached.clone(),
+        None => state.store.pool(&c.id)?.unwrap_or(Pool {
+            campaign_id: c.id.clone(),
+            numbers: vec![],
+            ttl_s,
+            exhausted_count: 0,
+            holders: BTreeMap::new(),
+        }),
+    };
     pool.holders.retain(|number, _| numbers.contains(number));
     pool.numbers = numbers;
     pool.ttl_s = ttl_s;
     state.store.put_pool(&pool)?;
+    pools.insert(c.id.clone(), pool.clone());
     Ok(Json(pool))
 }
 
@@ -431,7 +438,7 @@ async fn create_dni_session(
     caller: Caller,
     Path(id): Path<String>,
     Body(request): Body<DniRequest>,
-) -> ApiResult<(StatusCode, Json<DniResponse>)> {
+) -> ApiResult<axum::response::Response> {
     caller.require(CAMPAIGN_ROLES)?;
     let c = visible_campaign(&state, &caller, &id)?;
     if request
@@ -444,29 +451,46 @@ async fn create_dni_session(
     if request.attributes.len() > 32 {
         return Err(invalid("at most 32 attributes"));
     }
-    let _guard = state.dni_lock.lock().await;
-    let mut pool = state
-        .store
-        .pool(&c.id)?
-        .ok_or_else(|| ApiError::not_found("pool"))?;
-    let current = match &request.session_id {
-        Some(session) => state
-            .store
-            .dni_session(session)?
-            .filter(|s| s.campaign_id == c.id),
-        None => None,
-    };
     let new_session = new_id("dni")?;
-    let assignment = dni::assign(
-        &pool,
-        current.as_ref(),
-        request.session_id.as_deref(),
-        request.attributes.into_iter().collect(),
-        clock::unix_now(),
-        || new_session,
-    );
-    dni::apply(&mut pool, &assignment);
-    state.store.put_dni_session(assignment.session(), &pool)?;
+    let assignment = {
+        let mut pools = state.dni_pools.lock().unwrap_or_else(|p| p.into_inner());
+        if !pools.contains_key(&c.id) {
+            let stored = state
+                .store
+                .pool(&c.id)?
+                .ok_or_else(|| ApiError::not_found("pool"))?;
+            pools.insert(c.id.clone(), stored);
+        }
+        let pool = pools
+            .get_mut(&c.id)
+            .ok_or_else(|| ApiError::not_found("pool"))?;
+        let current = match &request.session_id {
+            Some(session) => state
+                .store
+                .dni_session(session)?
+                .filter(|s| s.campaign_id == c.id),
+            None => None,
+        };
+        let assignment = dni::assign(
+            pool,
+            current.as_ref(),
+            request.session_id.as_deref(),
+            request.attributes.into_iter().collect(),
+            clock::unix_now(),
+            || new_session,
+        );
+        // Store first, then memory: a failed write leaves both as they were.
+        let exhausted = assignment.session().is_none().then(|| Pool {
+            exhausted_count: pool.exhausted_count + 1,
+            holders: BTreeMap::new(),
+            ..pool.clone()
+        });
+        state
+            .store
+            .put_dni_assignment(&c.id, assignment.session(), exhausted.as_ref())?;
+        dni::apply(pool, &assignment);
+        assignment
+    };
     let result = match &assignment {
         Assignment::Renewed(_) => "renewed",
         Assignment::Assigned(_) => "assigned",
@@ -495,7 +519,11 @@ async fn create_dni_session(
             pooled: false,
         },
     };
-    Ok((StatusCode::CREATED, Json(response)))
+    // A DNI session is ephemeral and requested at page-view rates: it is
+    // acknowledged without waiting for the disk (docs/benchmarks.md).
+    let mut reply = (StatusCode::CREATED, Json(response)).into_response();
+    reply.extensions_mut().insert(DeferredDurability);
+    Ok(reply)
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -40,8 +40,9 @@ pub struct ApiState {
     pub store: Arc<Store>,
     pub policies: Arc<PolicyLifecycle>,
     pub metrics: Arc<Metrics>,
-    /// DNI assignments read, decide and write a pool; one at a time.
-    pub dni_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Pools in memory, loaded from the store on first use: a DNI assignment
+    /// decides on them and writes only what changed. One assignment at a time.
+    pub dni_pools: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::store::Pool>>>,
 }
 
 #[derive(OpenApi)]
@@ -98,6 +99,11 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// Marks a response whose write may reach the disk after it is sent (DNI
+/// assignments: ephemeral, high-rate; sled flushes them within its interval).
+#[derive(Clone, Copy)]
+pub(crate) struct DeferredDurability;
+
 /// A write is acknowledged only once it is on disk: a crash right after a
 /// 2xx never loses what the client was told is stored.
 async fn durable_writes(
@@ -107,12 +113,13 @@ async fn durable_writes(
 ) -> axum::response::Response {
     let writes = request.method() != axum::http::Method::GET;
     let response = next.run(request).await;
-    if writes && response.status().is_success() {
-        let store = state.store.clone();
-        let flushed = tokio::task::spawn_blocking(move || store.flush()).await;
-        if !matches!(flushed, Ok(Ok(()))) {
-            return ApiError::internal("cannot flush the store after a write").into_response();
-        }
+    let deferred = response.extensions().get::<DeferredDurability>().is_some();
+    if writes
+        && !deferred
+        && response.status().is_success()
+        && state.store.durable().await.is_err()
+    {
+        return ApiError::internal("cannot flush the store after a write").into_response();
     }
     response
 }

@@ -76,7 +76,7 @@ impl Host {
             store,
             policies,
             metrics: Arc::new(Metrics::new()),
-            dni_lock: Arc::new(tokio::sync::Mutex::new(())),
+            dni_pools: Arc::default(),
         };
         if let Some(dir) = &config.example_policies {
             load_examples(&state, dir).await?;

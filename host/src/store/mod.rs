@@ -2,13 +2,15 @@
 //! module; writes that belong together run in one sled transaction.
 //!
 //! Keyspaces (sled trees): `tenants`, `api_keys` (by key hash), `campaigns`,
-//! `numbers` (E.164 → owning campaign), `pools`, `dni_sessions`, `bidders`,
+//! `numbers` (E.164 → owning campaign), `pools`, `dni_sessions`,
+//! `dni_holders` (`<campaign>/<number>` → its latest session), `bidders`,
 //! `targets`, `bids`, `policies`, `versions` (`<policy>/<version>`), `blobs`
 //! (component bytes by SHA-256), `deployments`, `calls` (by arrival time,
 //! `<received_at_ms as 16 hex>/<id>`), `call_index` (id → calls key) and
 //! `caller_history` (E.164 → `CallerStats`).
 
 mod codec;
+mod commit;
 mod records;
 
 use std::path::Path;
@@ -110,12 +112,14 @@ impl NumberOwner {
 
 pub struct Store {
     db: sled::Db,
+    commit: commit::GroupCommit,
     tenants: Keyspace,
     api_keys: Keyspace,
     campaigns: Keyspace,
     numbers: Keyspace,
     pools: Keyspace,
     dni_sessions: Keyspace,
+    dni_holders: Keyspace,
     bidders: Keyspace,
     targets: Keyspace,
     bids: Keyspace,
@@ -144,6 +148,10 @@ pub struct CallFilter {
     pub until_ms: Option<i64>,
 }
 
+fn holder_key(campaign_id: &str, number: &str) -> String {
+    format!("{campaign_id}/{number}")
+}
+
 fn call_key(record: &CallRecord) -> String {
     format!("{:016x}/{}", record.received_at_ms.max(0), record.id)
 }
@@ -163,12 +171,14 @@ impl Store {
 
     fn with_db(db: sled::Db) -> Result<Self, StoreError> {
         Ok(Store {
+            commit: commit::GroupCommit::start(db.clone())?,
             tenants: Keyspace::open(&db, "tenants")?,
             api_keys: Keyspace::open(&db, "api_keys")?,
             campaigns: Keyspace::open(&db, "campaigns")?,
             numbers: Keyspace::open(&db, "numbers")?,
             pools: Keyspace::open(&db, "pools")?,
             dni_sessions: Keyspace::open(&db, "dni_sessions")?,
+            dni_holders: Keyspace::open(&db, "dni_holders")?,
             bidders: Keyspace::open(&db, "bidders")?,
             targets: Keyspace::open(&db, "targets")?,
             bids: Keyspace::open(&db, "bids")?,
@@ -183,10 +193,16 @@ impl Store {
         })
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable, now, on this thread.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Waits until every write made before the call is durable, sharing one
+    /// flush with every other writer waiting at the same time.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.commit.durable().await
     }
 
     // Tenants and keys.
@@ -289,12 +305,16 @@ impl Store {
             &self.numbers.tree,
             &self.pools.tree,
             &self.bids.tree,
+            &self.dni_holders.tree,
         )
-            .transaction(|(campaigns, numbers, pools, bid_tree)| {
+            .transaction(|(campaigns, numbers, pools, bid_tree, holders)| {
                 campaigns.remove(id.as_bytes())?;
                 let pooled = pool.iter().flat_map(|p| p.numbers.iter());
-                for number in campaign.numbers.iter().chain(pooled) {
+                for number in campaign.numbers.iter().chain(pooled.clone()) {
                     numbers.remove(number.as_bytes())?;
+                }
+                for number in pooled {
+                    holders.remove(holder_key(id, number).as_bytes())?;
                 }
                 pools.remove(id.as_bytes())?;
                 for bid in &bids {
@@ -311,39 +331,59 @@ impl Store {
 
     // Pools and DNI sessions.
 
-    /// Creates or replaces a campaign's pool, moving its number index with it.
+    /// Creates or replaces a campaign's pool configuration (numbers, TTL,
+    /// counter), moving its number index with it and forgetting the holders of
+    /// numbers no longer pooled. Holders are stored apart, one key each, so
+    /// that a DNI assignment writes one small record, not the whole pool.
     pub fn put_pool(&self, pool: &Pool) -> Result<(), StoreError> {
-        let bytes = codec::encode(pool)?;
+        let config = Pool {
+            holders: Default::default(),
+            ..pool.clone()
+        };
+        let bytes = codec::encode(&config)?;
         let owner = codec::encode(&NumberOwner::Pool(pool.campaign_id.clone()))?;
         let mine = NumberOwner::Pool(pool.campaign_id.clone());
-        (&self.pools.tree, &self.numbers.tree).transaction(|(pools, numbers)| {
-            if let Some(old) = pools.get(pool.campaign_id.as_bytes())? {
-                let old: Pool = codec::decode("pools", &old).map_err(abort)?;
-                for number in old.numbers.iter().filter(|n| !pool.numbers.contains(n)) {
-                    numbers.remove(number.as_bytes())?;
-                }
-            }
-            for number in &pool.numbers {
-                if let Some(existing) = numbers.get(number.as_bytes())? {
-                    let existing: NumberOwner =
-                        codec::decode("numbers", &existing).map_err(abort)?;
-                    if existing != mine {
-                        return Err(abort(StoreError::NumberTaken {
-                            number: number.clone(),
-                            campaign_id: existing.campaign_id().to_owned(),
-                        }));
+        (&self.pools.tree, &self.numbers.tree, &self.dni_holders.tree).transaction(
+            |(pools, numbers, holders)| {
+                if let Some(old) = pools.get(pool.campaign_id.as_bytes())? {
+                    let old: Pool = codec::decode("pools", &old).map_err(abort)?;
+                    for number in old.numbers.iter().filter(|n| !pool.numbers.contains(n)) {
+                        numbers.remove(number.as_bytes())?;
+                        holders.remove(holder_key(&pool.campaign_id, number).as_bytes())?;
                     }
                 }
-                numbers.insert(number.as_bytes(), owner.clone())?;
-            }
-            pools.insert(pool.campaign_id.as_bytes(), bytes.clone())?;
-            Ok(())
-        })?;
+                for number in &pool.numbers {
+                    if let Some(existing) = numbers.get(number.as_bytes())? {
+                        let existing: NumberOwner =
+                            codec::decode("numbers", &existing).map_err(abort)?;
+                        if existing != mine {
+                            return Err(abort(StoreError::NumberTaken {
+                                number: number.clone(),
+                                campaign_id: existing.campaign_id().to_owned(),
+                            }));
+                        }
+                    }
+                    numbers.insert(number.as_bytes(), owner.clone())?;
+                }
+                pools.insert(pool.campaign_id.as_bytes(), bytes.clone())?;
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
+    /// A campaign's pool with the current (or last) holder of each number.
     pub fn pool(&self, campaign_id: &str) -> Result<Option<Pool>, StoreError> {
-        self.pools.get(campaign_id)
+        let Some(mut pool) = self.pools.get::<Pool>(campaign_id)? else {
+            return Ok(None);
+        };
+        for holder in self
+            .dni_holders
+            .scan::<DniSession>(&format!("{campaign_id}/"))?
+        {
+            pool.holders.insert(holder.number.clone(), holder);
+        }
+        Ok(Some(pool))
     }
 
     pub fn dni_session(&self, id: &str) -> Result<Option<DniSession>, StoreError> {
@@ -359,21 +399,41 @@ impl Store {
             .collect())
     }
 
-    /// Saves a session and the pool's counters together.
-    pub fn put_dni_session(
+    /// Records a DNI assignment: the session and the number's holder, or,
+    /// for an exhausted pool, the pool's new exhaustion count.
+    pub fn put_dni_assignment(
         &self,
+        campaign_id: &str,
         session: Option<&DniSession>,
-        pool: &Pool,
+        exhausted: Option<&Pool>,
     ) -> Result<(), StoreError> {
         let session_bytes = session.map(codec::encode).transpose()?;
-        let pool_bytes = codec::encode(pool)?;
-        (&self.dni_sessions.tree, &self.pools.tree).transaction(|(sessions, pools)| {
-            if let (Some(session), Some(bytes)) = (session, &session_bytes) {
-                sessions.insert(session.id.as_bytes(), bytes.clone())?;
-            }
-            pools.insert(pool.campaign_id.as_bytes(), pool_bytes.clone())?;
-            Ok(())
-        })?;
+        let pool_bytes = exhausted
+            .map(|pool| {
+                codec::encode(&Pool {
+                    holders: Default::default(),
+                    ..pool.clone()
+                })
+            })
+            .transpose()?;
+        (
+            &self.dni_sessions.tree,
+            &self.dni_holders.tree,
+            &self.pools.tree,
+        )
+            .transaction(|(sessions, holders, pools)| {
+                if let (Some(session), Some(bytes)) = (session, &session_bytes) {
+                    sessions.insert(session.id.as_bytes(), bytes.clone())?;
+                    holders.insert(
+                        holder_key(campaign_id, &session.number).as_bytes(),
+                        bytes.clone(),
+                    )?;
+                }
+                if let Some(bytes) = &pool_bytes {
+                    pools.insert(campaign_id.as_bytes(), bytes.clone())?;
+                }
+                Ok(())
+            })?;
         Ok(())
     }
 
