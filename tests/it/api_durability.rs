@@ -41,7 +41,27 @@ async fn data_and_deployments_survive_a_restart_without_recompiling() {
         )
         .await;
     assert_eq!(status, 200);
+    let cid = str_field(&c, "id");
+    let (status, _) = api
+        .call(
+            "PUT",
+            &format!("/v1/campaigns/{cid}/pool"),
+            Some(&mk),
+            Some(json!({"numbers": ["+18005550201", "+18005550202"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, visitor) = api
+        .call(
+            "POST",
+            &format!("/v1/campaigns/{cid}/dni-sessions"),
+            Some(&mk),
+            Some(json!({"attributes": {"source": "tv"}})),
+        )
+        .await;
     let operator = api.operator_key.clone();
+    // As `plugboard serve` does on SIGTERM.
+    api.state.store.flush().expect("flush");
     drop(api);
 
     let restarted = TestApi::open(dir.path(), operator).await;
@@ -66,6 +86,24 @@ async fn data_and_deployments_survive_a_restart_without_recompiling() {
     );
     let run = deployment.score(&tests::context(), &sample_call("solar"));
     assert!(run.invocation.outcome.is_ok());
+
+    // The visitor keeps its number across the restart; the other is still free.
+    let dni = format!("/v1/campaigns/{cid}/dni-sessions");
+    let session = str_field(&visitor, "session_id");
+    let (_, renewed) = restarted
+        .call(
+            "POST",
+            &dni,
+            Some(&mk),
+            Some(json!({"session_id": session})),
+        )
+        .await;
+    assert_eq!(renewed["number"], visitor["number"]);
+    let (_, other) = restarted
+        .call("POST", &dni, Some(&mk), Some(json!({})))
+        .await;
+    assert_ne!(other["number"], visitor["number"]);
+    assert_eq!(other["pooled"], json!(true));
 }
 
 /// A plain HTTP/1.1 request on a fresh connection; status and body.

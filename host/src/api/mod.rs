@@ -114,10 +114,7 @@ async fn durable_writes(
     let writes = request.method() != axum::http::Method::GET;
     let response = next.run(request).await;
     let deferred = response.extensions().get::<DeferredDurability>().is_some();
-    if writes
-        && !deferred
-        && response.status().is_success()
-        && state.store.durable().await.is_err()
+    if writes && !deferred && response.status().is_success() && state.store.durable().await.is_err()
     {
         return ApiError::internal("cannot flush the store after a write").into_response();
     }
