@@ -1,6 +1,8 @@
 //! Dynamic number insertion, sans-IO: which pooled number a visitor session
 //! gets at `now`, and which session a call to a pooled number belongs to.
 
+use std::collections::{BTreeSet, HashMap};
+
 use crate::store::{DniSession, Pool, UnixSeconds};
 
 /// What a DNI request gets.
@@ -24,16 +26,61 @@ impl Assignment {
     }
 }
 
+/// A pool in memory with its numbers ordered by release time, so that the
+/// least recently released number is found without scanning the pool.
+#[derive(Debug, Clone)]
+pub struct PoolState {
+    pool: Pool,
+    /// (released or expiring at, position in the pool) of every number; a
+    /// number never handed out was released at the beginning of time.
+    by_release: BTreeSet<(UnixSeconds, usize)>,
+    position: HashMap<String, usize>,
+}
+
+impl PoolState {
+    pub fn new(pool: Pool) -> Self {
+        let position: HashMap<String, usize> = pool
+            .numbers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        let by_release = pool
+            .numbers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    pool.holders
+                        .get(n)
+                        .map_or(UnixSeconds::MIN, |h| h.expires_at),
+                    i,
+                )
+            })
+            .collect();
+        PoolState {
+            pool,
+            by_release,
+            position,
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
 /// Decides the number for a request at `now`. `current` is the stored session
 /// named by the request, if it named one that exists; `new_id` names a new one.
 pub fn assign(
-    pool: &Pool,
+    state: &PoolState,
     current: Option<&DniSession>,
     session_id: Option<&str>,
     attributes: Vec<(String, String)>,
     now: UnixSeconds,
     new_id: impl FnOnce() -> String,
 ) -> Assignment {
+    let pool = &state.pool;
     let expires_at = now + i64::from(pool.ttl_s);
     let still_holds = |s: &&DniSession| {
         s.expires_at > now && pool.holders.get(&s.number).is_some_and(|h| h.id == s.id)
@@ -46,20 +93,14 @@ pub fn assign(
         }
         return Assignment::Renewed(renewed);
     }
-    // Least recently released first; a number never handed out counts as
-    // released at the beginning of time; ties go to pool order.
-    let free = pool
-        .numbers
-        .iter()
-        .enumerate()
-        .filter_map(|(order, number)| match pool.holders.get(number) {
-            Some(holder) if holder.expires_at > now => None,
-            Some(holder) => Some((holder.expires_at, order, number)),
-            None => Some((UnixSeconds::MIN, order, number)),
-        })
-        .min();
+    // Least recently released first; ties go to pool order.
+    let free = state
+        .by_release
+        .first()
+        .filter(|(released, _)| *released <= now)
+        .and_then(|(_, position)| pool.numbers.get(*position));
     match free {
-        Some((_, _, number)) => Assignment::Assigned(DniSession {
+        Some(number) => Assignment::Assigned(DniSession {
             id: session_id.map_or_else(new_id, str::to_owned),
             campaign_id: pool.campaign_id.clone(),
             number: number.clone(),
@@ -72,13 +113,25 @@ pub fn assign(
 }
 
 /// Records an assignment in the pool: the new holder, or one more exhaustion.
-pub fn apply(pool: &mut Pool, assignment: &Assignment) {
-    match assignment.session() {
-        Some(session) => {
-            pool.holders.insert(session.number.clone(), session.clone());
-        }
-        None => pool.exhausted_count += 1,
-    }
+pub fn apply(state: &mut PoolState, assignment: &Assignment) {
+    let Some(session) = assignment.session() else {
+        state.pool.exhausted_count += 1;
+        return;
+    };
+    let Some(&position) = state.position.get(&session.number) else {
+        return;
+    };
+    let previous = state
+        .pool
+        .holders
+        .get(&session.number)
+        .map_or(UnixSeconds::MIN, |h| h.expires_at);
+    state.by_release.remove(&(previous, position));
+    state.by_release.insert((session.expires_at, position));
+    state
+        .pool
+        .holders
+        .insert(session.number.clone(), session.clone());
 }
 
 /// The session that held `number` at `at`, among `sessions`: a call's attribution.
@@ -97,20 +150,20 @@ pub fn session_at<'a>(
 mod tests {
     use super::*;
 
-    fn pool(numbers: &[&str]) -> Pool {
-        Pool {
+    fn pool(numbers: &[&str]) -> PoolState {
+        PoolState::new(Pool {
             campaign_id: "cmp".into(),
             numbers: numbers.iter().map(|n| (*n).to_owned()).collect(),
             ttl_s: 1800,
             exhausted_count: 0,
             holders: Default::default(),
-        }
+        })
     }
 
     /// Runs one request against `pool` and records its outcome there.
-    fn request(pool: &mut Pool, id: Option<&str>, now: UnixSeconds) -> Assignment {
+    fn request(pool: &mut PoolState, id: Option<&str>, now: UnixSeconds) -> Assignment {
         let current = id
-            .and_then(|id| pool.holders.values().find(|s| s.id == id))
+            .and_then(|id| pool.pool().holders.values().find(|s| s.id == id))
             .cloned();
         let fresh = format!("s{now}");
         let a = assign(pool, current.as_ref(), id, vec![], now, || fresh);
@@ -168,7 +221,7 @@ mod tests {
         let mut p = pool(&["+1"]);
         request(&mut p, None, 0);
         assert_eq!(request(&mut p, None, 10), Assignment::Exhausted);
-        assert_eq!(p.exhausted_count, 1);
+        assert_eq!(p.pool().exhausted_count, 1);
         assert_eq!(number(&request(&mut p, None, 1800)), "+1");
     }
 

@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller, Params};
 use super::{ApiState, DeferredDurability, new_id};
 use crate::clock;
-use crate::dni::{self, Assignment};
+use crate::dni::{self, Assignment, PoolState};
 use crate::number::normalize_e164;
 use crate::policy::model::World;
 use crate::store::{BidderAccess, Campaign, DniSession, Pool, Role};
@@ -390,7 +390,7 @@ async fn put_pool(
     }
     let mut pools = state.dni_pools.lock().unwrap_or_else(|p| p.into_inner());
     let mut pool = match pools.get(&c.id) {
-        Some(cached) => cached.clone(),
+        Some(cached) => cached.pool().clone(),
         None => state.store.pool(&c.id)?.unwrap_or(Pool {
             campaign_id: c.id.clone(),
             numbers: vec![],
@@ -403,7 +403,7 @@ async fn put_pool(
     pool.numbers = numbers;
     pool.ttl_s = ttl_s;
     state.store.put_pool(&pool)?;
-    pools.insert(c.id.clone(), pool.clone());
+    pools.insert(c.id.clone(), PoolState::new(pool.clone()));
     Ok(Json(pool))
 }
 
@@ -459,7 +459,7 @@ async fn create_dni_session(
                 .store
                 .pool(&c.id)?
                 .ok_or_else(|| ApiError::not_found("pool"))?;
-            pools.insert(c.id.clone(), stored);
+            pools.insert(c.id.clone(), PoolState::new(stored));
         }
         let pool = pools
             .get_mut(&c.id)
@@ -480,14 +480,14 @@ async fn create_dni_session(
             || new_session,
         );
         // Store first, then memory: a failed write leaves both as they were.
-        let exhausted = assignment.session().is_none().then(|| Pool {
-            exhausted_count: pool.exhausted_count + 1,
-            holders: BTreeMap::new(),
-            ..pool.clone()
-        });
+        let exhausted_count = assignment
+            .session()
+            .is_none()
+            .then(|| pool.pool().exhausted_count + 1);
+        let new_holder = matches!(assignment, Assignment::Assigned(_));
         state
             .store
-            .put_dni_assignment(&c.id, assignment.session(), exhausted.as_ref())?;
+            .put_dni_assignment(&c.id, assignment.session(), new_holder, exhausted_count)?;
         dni::apply(pool, &assignment);
         assignment
     };

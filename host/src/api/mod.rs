@@ -42,7 +42,7 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Pools in memory, loaded from the store on first use: a DNI assignment
     /// decides on them and writes only what changed. One assignment at a time.
-    pub dni_pools: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::store::Pool>>>,
+    pub dni_pools: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::dni::PoolState>>>,
 }
 
 #[derive(OpenApi)]

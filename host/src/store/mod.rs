@@ -3,7 +3,7 @@
 //!
 //! Keyspaces (sled trees): `tenants`, `api_keys` (by key hash), `campaigns`,
 //! `numbers` (E.164 → owning campaign), `pools`, `dni_sessions`,
-//! `dni_holders` (`<campaign>/<number>` → its latest session), `bidders`,
+//! `dni_holders` (`<campaign>/<number>` → id of its latest session), `bidders`,
 //! `targets`, `bids`, `policies`, `versions` (`<policy>/<version>`), `blobs`
 //! (component bytes by SHA-256), `deployments`, `calls` (by arrival time,
 //! `<received_at_ms as 16 hex>/<id>`), `call_index` (id → calls key) and
@@ -146,6 +146,11 @@ pub struct CallFilter {
     pub outcome: Option<CallOutcome>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
+}
+
+/// Beside the pool's own key; `#` sorts before every id character.
+fn exhausted_key(campaign_id: &str) -> String {
+    format!("{campaign_id}#exhausted")
 }
 
 fn holder_key(campaign_id: &str, number: &str) -> String {
@@ -317,6 +322,7 @@ impl Store {
                     holders.remove(holder_key(id, number).as_bytes())?;
                 }
                 pools.remove(id.as_bytes())?;
+                pools.remove(exhausted_key(id).as_bytes())?;
                 for bid in &bids {
                     bid_tree.remove(bid.id.as_bytes())?;
                 }
@@ -377,11 +383,22 @@ impl Store {
         let Some(mut pool) = self.pools.get::<Pool>(campaign_id)? else {
             return Ok(None);
         };
-        for holder in self
+        if let Some(count) = self.pools.tree.get(exhausted_key(campaign_id).as_bytes())? {
+            let bytes = <[u8; 8]>::try_from(count.as_ref()).map_err(|_| StoreError::Corrupt {
+                tree: "pools".to_owned(),
+                reason: "exhaustion counter is not 8 bytes".to_owned(),
+            })?;
+            pool.exhausted_count = u64::from_le_bytes(bytes);
+        }
+        for entry in self
             .dni_holders
-            .scan::<DniSession>(&format!("{campaign_id}/"))?
+            .tree
+            .scan_prefix(format!("{campaign_id}/").as_bytes())
         {
-            pool.holders.insert(holder.number.clone(), holder);
+            let (_, session_id) = entry?;
+            if let Some(holder) = self.dni_session(&String::from_utf8_lossy(&session_id))? {
+                pool.holders.insert(holder.number.clone(), holder);
+            }
         }
         Ok(Some(pool))
     }
@@ -399,41 +416,34 @@ impl Store {
             .collect())
     }
 
-    /// Records a DNI assignment: the session and the number's holder, or,
-    /// for an exhausted pool, the pool's new exhaustion count.
+    /// Records a DNI assignment. A renewal rewrites its session only; a new
+    /// assignment also makes the session its number's holder (the holder
+    /// record is the session's id); an exhausted pool stores its new count.
     pub fn put_dni_assignment(
         &self,
         campaign_id: &str,
         session: Option<&DniSession>,
-        exhausted: Option<&Pool>,
+        new_holder: bool,
+        exhausted_count: Option<u64>,
     ) -> Result<(), StoreError> {
-        let session_bytes = session.map(codec::encode).transpose()?;
-        let pool_bytes = exhausted
-            .map(|pool| {
-                codec::encode(&Pool {
-                    holders: Default::default(),
-                    ..pool.clone()
-                })
-            })
-            .transpose()?;
-        (
-            &self.dni_sessions.tree,
-            &self.dni_holders.tree,
-            &self.pools.tree,
-        )
-            .transaction(|(sessions, holders, pools)| {
-                if let (Some(session), Some(bytes)) = (session, &session_bytes) {
-                    sessions.insert(session.id.as_bytes(), bytes.clone())?;
-                    holders.insert(
-                        holder_key(campaign_id, &session.number).as_bytes(),
-                        bytes.clone(),
-                    )?;
-                }
-                if let Some(bytes) = &pool_bytes {
-                    pools.insert(campaign_id.as_bytes(), bytes.clone())?;
-                }
-                Ok(())
-            })?;
+        if let Some(count) = exhausted_count {
+            self.pools
+                .tree
+                .insert(exhausted_key(campaign_id).as_bytes(), &count.to_le_bytes())?;
+        }
+        let Some(session) = session else {
+            return Ok(());
+        };
+        if !new_holder {
+            return self.dni_sessions.put(&session.id, session);
+        }
+        let bytes = codec::encode(session)?;
+        let key = holder_key(campaign_id, &session.number);
+        (&self.dni_sessions.tree, &self.dni_holders.tree).transaction(|(sessions, holders)| {
+            sessions.insert(session.id.as_bytes(), bytes.clone())?;
+            holders.insert(key.as_bytes(), session.id.as_bytes())?;
+            Ok(())
+        })?;
         Ok(())
     }
 

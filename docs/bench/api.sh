@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# DNI assignment throughput and latency: a release `plugboard serve` on a
-# temporary data directory, a campaign with a pool of 1,000 numbers, and wrk
-# renewing visitor sessions (docs/bench/dni.lua). Needs wrk and jq
-# (apt-get install -y wrk jq). Usage: docs/bench/dni.sh [connections] [seconds]
+# HTTP API load: a release `plugboard serve` on a temporary data directory,
+# a campaign with a pool of 1,000 numbers, and wrk driving one of
+#   MODE=renew  DNI requests renewing visitor sessions (docs/bench/dni.lua)
+#   MODE=new    DNI requests from new visitors (assigned, then exhausted)
+#   MODE=read   GET /v1/campaigns/{id}, an authenticated read
+# Needs wrk and jq (apt-get install -y wrk jq).
+# Usage: MODE=renew docs/bench/api.sh [connections] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONNECTIONS=${1:-64}
@@ -23,5 +26,12 @@ CID=$(curl -s -X POST $PB/v1/campaigns -H "Authorization: Bearer $MK" -H 'Conten
 NUMBERS=$(python3 -c 'import json; print(json.dumps(["+1800556%04d" % i for i in range(1000)]))')
 curl -s -X PUT $PB/v1/campaigns/$CID/pool -H "Authorization: Bearer $MK" -H 'Content-Type: application/json' \
   -d "{\"numbers\": $NUMBERS, \"ttl_s\": 1800}" >/dev/null
-PB_KEY=$MK wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_}s" --latency -s docs/bench/dni.lua $PB/v1/campaigns/$CID/dni-sessions
+case "${MODE:-renew}" in
+  read)
+    wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_}s" --latency -H "Authorization: Bearer $MK" $PB/v1/campaigns/$CID ;;
+  new|renew)
+    DNI_MODE=${MODE:-renew} PB_KEY=$MK wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_}s" --latency \
+      -s docs/bench/dni.lua $PB/v1/campaigns/$CID/dni-sessions ;;
+  *) echo "MODE must be renew, new or read" >&2; exit 2 ;;
+esac
 curl -s $PB/metrics | grep '^plugboard_dni_assignments_total'
