@@ -199,6 +199,81 @@ async fn bad_input_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn bid_schedules_need_a_real_time_zone_and_sane_hours() {
+    let api = TestApi::new().await;
+    let (_, mk) = api.tenant("acme", "marketer").await;
+    let (_, bd) = api.tenant("buyer", "bidder").await;
+    let (_, c) = api
+        .call(
+            "POST",
+            "/v1/campaigns",
+            Some(&mk),
+            Some(json!({"name": "solar"})),
+        )
+        .await;
+    let (_, b) = api
+        .call("POST", "/v1/bidders", Some(&bd), Some(json!({"name": "b"})))
+        .await;
+    let (_, t) = api
+        .call(
+            "POST",
+            &format!("/v1/bidders/{}/targets", str_field(&b, "id")),
+            Some(&bd),
+            Some(json!({"uri": "sip:a@127.0.0.1"})),
+        )
+        .await;
+    let bid = |extra: serde_json::Value| {
+        let mut body = json!({"campaign_id": str_field(&c, "id"), "target_id": str_field(&t, "id"), "amount_micros": 10});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        body
+    };
+    let (status, ok) = api
+        .call(
+            "POST",
+            "/v1/bids",
+            Some(&bd),
+            Some(bid(json!({"time_zone": "America/Chicago",
+            "schedule": [{"weekdays": [0, 1, 2, 3, 4], "open": "09:00", "close": "17:30"}]}))),
+        )
+        .await;
+    assert_eq!(status, 201, "{ok}");
+    for (extra, message) in [
+        (
+            json!({"time_zone": "Mars/Olympus"}),
+            "`time_zone` \"Mars/Olympus\" is not an IANA time zone such as America/New_York",
+        ),
+        (
+            json!({"schedule": [{"weekdays": [7], "open": "09:00", "close": "17:00"}]}),
+            "schedule `weekdays` are 0 (Monday) to 6 (Sunday)",
+        ),
+        (
+            json!({"schedule": [{"weekdays": [1], "open": "17:00", "close": "09:00"}]}),
+            "schedule `open` and `close` are HH:MM with open before close",
+        ),
+        (
+            json!({"schedule": [{"weekdays": [1], "open": "9am", "close": "17:00"}]}),
+            "schedule `open` and `close` are HH:MM with open before close",
+        ),
+    ] {
+        let (status, refused) = api
+            .call("POST", "/v1/bids", Some(&bd), Some(bid(extra)))
+            .await;
+        assert_eq!(
+            (status, refused["error"]["message"].clone()),
+            (422, json!(message))
+        );
+    }
+    let (_, bids) = api.call("GET", "/v1/bids", Some(&bd), None).await;
+    assert_eq!(
+        bids.as_array().map(Vec::len),
+        Some(1),
+        "refused bids were not stored"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_api_key_is_refused_before_anything_is_read() {
     let api = TestApi::new().await;
     for header in [None, Some("pbk_0000")] {

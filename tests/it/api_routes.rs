@@ -105,8 +105,10 @@ async fn quickstart_and_every_route() {
           "id": "<bid>",
           "min_duration_s": 90,
           "min_quality": 0,
+          "schedule": [],
           "target_id": "<tgt>",
-          "tenant_id": "<tnt>"
+          "tenant_id": "<tnt>",
+          "time_zone": "UTC"
         }"#]]
     .assert_eq(&redact(&bid));
     let bid_id = str_field(&bid, "id");

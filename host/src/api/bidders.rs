@@ -15,7 +15,7 @@ use super::extract::{Body, Caller};
 use super::{ApiState, new_id};
 use crate::clock;
 use crate::policy::model::World;
-use crate::store::{Bid, Bidder, Role, Target};
+use crate::store::{Bid, Bidder, Role, ScheduleWindow, Target};
 
 const BIDDER_ROLES: &[Role] = &[Role::Operator, Role::Bidder];
 
@@ -292,6 +292,44 @@ pub struct BidSpec {
     pub min_duration_s: Option<u32>,
     pub hourly_cap: Option<u32>,
     pub daily_cap: Option<u32>,
+    /// IANA time zone of `schedule` and the caps (default `UTC`).
+    pub time_zone: Option<String>,
+    /// Hours of operation; absent or empty = always open.
+    #[serde(default)]
+    pub schedule: Vec<ScheduleWindow>,
+}
+
+/// Minutes since midnight of `HH:MM` (`24:00` allowed).
+fn minutes(text: &str) -> Option<u32> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    let total = h * 60 + m;
+    (m < 60 && total <= 24 * 60).then_some(total)
+}
+
+fn check_schedule(time_zone: &str, schedule: &[ScheduleWindow]) -> ApiResult<()> {
+    if jiff::tz::TimeZone::get(time_zone).is_err() {
+        return Err(invalid(format!(
+            "`time_zone` {time_zone:?} is not an IANA time zone such as America/New_York"
+        )));
+    }
+    for window in schedule {
+        if window.weekdays.is_empty() || window.weekdays.iter().any(|d| *d > 6) {
+            return Err(invalid("schedule `weekdays` are 0 (Monday) to 6 (Sunday)"));
+        }
+        match (minutes(&window.open), minutes(&window.close)) {
+            (Some(open), Some(close)) if open < close => {}
+            _ => {
+                return Err(invalid(
+                    "schedule `open` and `close` are HH:MM with open before close",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> ApiResult<Bid> {
@@ -313,6 +351,8 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
     if spec.amount_micros == 0 {
         return Err(invalid("`amount_micros` must be positive"));
     }
+    let time_zone = spec.time_zone.unwrap_or_else(|| "UTC".to_owned());
+    check_schedule(&time_zone, &spec.schedule)?;
     Ok(Bid {
         id,
         tenant_id: target.tenant_id.clone(),
@@ -324,6 +364,8 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
         min_duration_s: spec.min_duration_s.unwrap_or(90),
         hourly_cap: spec.hourly_cap,
         daily_cap: spec.daily_cap,
+        time_zone,
+        schedule: spec.schedule,
         created_at: clock::unix_now(),
     })
 }

@@ -153,7 +153,29 @@ pub struct Bid {
     pub min_duration_s: u32,
     pub hourly_cap: Option<u32>,
     pub daily_cap: Option<u32>,
+    /// IANA time zone of the schedule and the caps, e.g. `America/New_York`.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    /// When the bid takes calls; empty = always.
+    #[serde(default)]
+    pub schedule: Vec<ScheduleWindow>,
     pub created_at: UnixSeconds,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
+}
+
+/// Hours of operation on some weekdays, in the bid's time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleWindow {
+    /// 0 = Monday … 6 = Sunday.
+    pub weekdays: Vec<u8>,
+    /// `HH:MM`, inclusive.
+    pub open: String,
+    /// `HH:MM`, exclusive; `24:00` for midnight.
+    pub close: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
