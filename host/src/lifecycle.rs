@@ -177,7 +177,6 @@ impl PolicyLifecycle {
             self.check_vectors(policy, version).await?;
         }
         let previous = self.store.deployment(&policy.id)?;
-        let deployment = self.build(policy, &spec).await?;
         let mut history = previous
             .as_ref()
             .map(|p| p.history.clone())
@@ -187,6 +186,18 @@ impl PolicyLifecycle {
         {
             history.push(old);
         }
+        self.apply(policy, spec, history).await
+    }
+
+    /// Builds the deployment (compiling what is needed), records it, then
+    /// swaps it into the registry: a failure anywhere changes nothing.
+    async fn apply(
+        &self,
+        policy: &Policy,
+        spec: DeploymentSpec,
+        history: Vec<String>,
+    ) -> Result<DeploymentRecord, LifecycleError> {
+        let deployment = self.build(policy, &spec).await?;
         let record = DeploymentRecord {
             policy_id: policy.id.clone(),
             active: spec.active,
@@ -226,19 +237,8 @@ impl PolicyLifecycle {
             shadow: None,
             failure_mode: current.failure_mode,
         };
-        let deployment = self.build(policy, &spec).await?;
-        let record = DeploymentRecord {
-            policy_id: policy.id.clone(),
-            active: spec.active,
-            canary: None,
-            shadow: None,
-            failure_mode: spec.failure_mode,
-            history,
-            updated_at: clock::unix_now(),
-        };
-        self.store.put_deployment(&record)?;
-        self.install(&policy.id, deployment);
-        Ok(record)
+        // The version served before: its test vectors passed then.
+        self.apply(policy, spec, history).await
     }
 
     /// Runs a version's test vectors; the first that fails refuses it.

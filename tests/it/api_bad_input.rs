@@ -47,13 +47,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let api = TestApi::new().await;
     let (_, mk) = api.tenant("acme", "marketer").await;
     let (_, bd) = api.tenant("buyer", "bidder").await;
-    let (_, c) = api
-        .call(
-            "POST",
-            "/v1/campaigns",
-            Some(&mk),
-            Some(json!({"name": "solar", "numbers": ["+18005550100"]})),
-        )
+    let c = api
+        .campaign(&mk, json!({"name": "solar", "numbers": ["+18005550100"]}))
         .await;
     let cid = str_field(&c, "id");
     let keys = [mk.as_str(), bd.as_str()];
@@ -203,14 +198,7 @@ async fn bid_schedules_need_a_real_time_zone_and_sane_hours() {
     let api = TestApi::new().await;
     let (_, mk) = api.tenant("acme", "marketer").await;
     let (_, bd) = api.tenant("buyer", "bidder").await;
-    let (_, c) = api
-        .call(
-            "POST",
-            "/v1/campaigns",
-            Some(&mk),
-            Some(json!({"name": "solar"})),
-        )
-        .await;
+    let c = api.campaign(&mk, json!({"name": "solar"})).await;
     let (_, b) = api
         .call("POST", "/v1/bidders", Some(&bd), Some(json!({"name": "b"})))
         .await;

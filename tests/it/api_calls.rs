@@ -19,12 +19,10 @@ async fn setup() -> Setup {
     let (_, marketer) = api.tenant("acme", "marketer").await;
     let (buyer_tenant, buyer) = api.tenant("buyer", "bidder").await;
     let (_, other_buyer) = api.tenant("other", "bidder").await;
-    let (_, c) = api
-        .call(
-            "POST",
-            "/v1/campaigns",
-            Some(&marketer),
-            Some(json!({"name": "solar", "numbers": ["+18005550100"]})),
+    let c = api
+        .campaign(
+            &marketer,
+            json!({"name": "solar", "numbers": ["+18005550100"]}),
         )
         .await;
     let campaign = api

@@ -14,22 +14,11 @@ async fn data_and_deployments_survive_a_restart_without_recompiling() {
     let dir = tempfile::tempdir().expect("temp dir");
     let api = TestApi::at(dir.path()).await;
     let (_, mk) = api.tenant("acme", "marketer").await;
-    let (_, c) = api
-        .call(
-            "POST",
-            "/v1/campaigns",
-            Some(&mk),
-            Some(json!({"name": "solar", "numbers": ["+18005550100"]})),
-        )
+    let c = api
+        .campaign(&mk, json!({"name": "solar", "numbers": ["+18005550100"]}))
         .await;
-    let (_, p) = api
-        .raw(
-            "POST",
-            "/v1/policies?world=scorer",
-            Some(&mk),
-            Some(example_policy("geo-history-scorer")),
-            "application/wasm",
-        )
+    let p = api
+        .upload(&mk, "scorer", example_policy("geo-history-scorer"))
         .await;
     let policy = str_field(&p, "id");
     let (status, _) = api

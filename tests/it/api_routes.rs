@@ -276,14 +276,7 @@ async fn quickstart_and_every_route() {
         (status, numbers),
         (201, json!(["+18005550100", "+18005550101"]))
     );
-    let (_, other) = api
-        .call(
-            "POST",
-            "/v1/campaigns",
-            Some(&mk),
-            Some(json!({"name": "roofing"})),
-        )
-        .await;
+    let other = api.campaign(&mk, json!({"name": "roofing"})).await;
     let (status, taken) = api
         .call(
             "POST",
@@ -515,13 +508,8 @@ async fn health_metrics_and_openapi_are_served() {
 async fn dni_assigns_renews_exhausts_and_attributes() {
     let api = TestApi::new().await;
     let (_, mk) = api.tenant("acme", "marketer").await;
-    let (_, campaign) = api
-        .call(
-            "POST",
-            "/v1/campaigns",
-            Some(&mk),
-            Some(json!({"name": "solar", "numbers": ["+18005550100"]})),
-        )
+    let campaign = api
+        .campaign(&mk, json!({"name": "solar", "numbers": ["+18005550100"]}))
         .await;
     let cid = str_field(&campaign, "id");
     let dni = format!("/v1/campaigns/{cid}/dni-sessions");
@@ -641,14 +629,8 @@ async fn dni_assigns_renews_exhausts_and_attributes() {
 async fn a_version_failing_its_test_vectors_cannot_be_activated() {
     let api = TestApi::new().await;
     let (_, mk) = api.tenant("acme", "marketer").await;
-    let (_, uploaded) = api
-        .raw(
-            "POST",
-            "/v1/policies?world=scorer",
-            Some(&mk),
-            Some(example_policy("geo-history-scorer")),
-            "application/wasm",
-        )
+    let uploaded = api
+        .upload(&mk, "scorer", example_policy("geo-history-scorer"))
         .await;
     let (id, version) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
     let sample: serde_json::Value = serde_json::from_str(

@@ -136,11 +136,11 @@ fn run_reports_a_policy_failure_and_exits_non_zero() {
     assert_eq!(stderr, "error: policy ran out of fuel\n");
 }
 
-#[test]
-fn run_refuses_input_missing_what_the_world_needs() {
+/// Runs the example scorer on an input file holding `input`.
+fn run_scorer_on(input: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let input = dir.path().join("offer.json");
-    std::fs::write(&input, "{}").expect("write input");
+    let path = dir.path().join("input.json");
+    std::fs::write(&path, input).expect("write input");
     let (ok, _, stderr) = plugboard(&[
         "policy",
         "run",
@@ -148,8 +148,14 @@ fn run_refuses_input_missing_what_the_world_needs() {
         "--world",
         "scorer",
         "--input",
-        &input.display().to_string(),
+        &path.display().to_string(),
     ]);
+    (ok, stderr)
+}
+
+#[test]
+fn run_refuses_input_missing_what_the_world_needs() {
+    let (ok, stderr) = run_scorer_on("{}");
     assert!(!ok);
     assert!(
         stderr.starts_with("error: bad input") && stderr.contains("a scorer needs `call`"),
@@ -159,18 +165,7 @@ fn run_refuses_input_missing_what_the_world_needs() {
 
 #[test]
 fn run_refuses_malformed_json_with_its_position() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let input = dir.path().join("broken.json");
-    std::fs::write(&input, "{\"call\": [").expect("write input");
-    let (ok, _, stderr) = plugboard(&[
-        "policy",
-        "run",
-        &policy_file("geo-history-scorer"),
-        "--world",
-        "scorer",
-        "--input",
-        &input.display().to_string(),
-    ]);
+    let (ok, stderr) = run_scorer_on("{\"call\": [");
     assert!(!ok);
     assert!(stderr.contains("line 1 column"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

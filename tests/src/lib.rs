@@ -240,6 +240,31 @@ impl TestApi {
         (status, json)
     }
 
+    /// Creates a campaign through the API (asserting 201); the campaign.
+    pub async fn campaign(&self, key: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, campaign) = self
+            .call("POST", "/v1/campaigns", Some(key), Some(body))
+            .await;
+        assert_eq!(status, 201, "{campaign}");
+        campaign
+    }
+
+    /// Uploads a component as a new policy of `world` (asserting 201).
+    pub async fn upload(&self, key: &str, world: &str, component: Vec<u8>) -> serde_json::Value {
+        let path = format!("/v1/policies?world={world}");
+        let (status, uploaded) = self
+            .raw(
+                "POST",
+                &path,
+                Some(key),
+                Some(component),
+                "application/wasm",
+            )
+            .await;
+        assert_eq!(status, 201, "{uploaded}");
+        uploaded
+    }
+
     /// Creates a tenant through the API; its id and key.
     pub async fn tenant(&self, name: &str, role: &str) -> (String, String) {
         let (status, body) = self
