@@ -162,3 +162,43 @@ proptest! {
         }
     }
 }
+
+/// The store serves as the policies' key-value store: namespaces apart,
+/// limits enforced, values kept across a reopen.
+#[test]
+fn the_store_backs_policy_key_value_stores_within_their_limits() {
+    use host::policy::{KvRefusal, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, PolicyKv};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open");
+    store.set("pol_a", "count", b"1").expect("set");
+    assert_eq!(PolicyKv::get(&store, "pol_a", "count"), Some(b"1".to_vec()));
+    assert_eq!(
+        PolicyKv::get(&store, "pol_b", "count"),
+        None,
+        "namespaces are apart"
+    );
+    assert_eq!(
+        store.set("pol_a", "big", &vec![0; MAX_VALUE_BYTES + 1]),
+        Err(KvRefusal::TooLarge)
+    );
+    for i in 1..MAX_KEYS_PER_POLICY {
+        store
+            .set("pol_a", &format!("k{i}"), b"x")
+            .expect("within quota");
+    }
+    assert_eq!(
+        store.set("pol_a", "one-too-many", b"x"),
+        Err(KvRefusal::QuotaExceeded)
+    );
+    store
+        .set("pol_a", "count", b"2")
+        .expect("overwriting an existing key is within quota");
+    PolicyKv::delete(&store, "pol_a", "k1");
+    store
+        .set("pol_a", "room-again", b"x")
+        .expect("a delete frees a slot");
+    store.flush().expect("flush");
+    drop(store);
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(PolicyKv::get(&store, "pol_a", "count"), Some(b"2".to_vec()));
+}
