@@ -3,6 +3,7 @@
 //! The crate map, in reading order:
 //! - [`policy`]: WebAssembly policies (scorer, bidder, selector) — validation,
 //!   compilation, sandboxed invocation, hot swap;
+//! - [`sip`]: the SIP message layer (parse, validate, §8.2 checks), sans-IO;
 //! - [`store`]: sled behind typed per-entity functions;
 //! - [`cli`]: the `plugboard` command line;
 //! - [`clock`]: the one reader of the OS clock.
@@ -18,4 +19,5 @@ pub mod metrics;
 pub mod number;
 pub mod policy;
 pub mod runtime;
+pub mod sip;
 pub mod store;

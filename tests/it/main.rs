@@ -18,5 +18,7 @@ mod policy_examples;
 mod policy_hostile;
 /// Registry: hot swap under load, canary split, shadow runs; artifact cache.
 mod policy_registry;
+/// The SIP message layer: wire vectors, framing, round trip.
+mod sip_messages;
 /// The store against a `BTreeMap` model under random operations.
 mod store_model;

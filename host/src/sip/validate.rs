@@ -1,0 +1,231 @@
+//! What a well-formed message must also satisfy (RFC 3261 §8.1.1, §20), and
+//! the UAS checks of §8.2 in their order. Each refusal names the status to
+//! answer and a reason phrase that says what was wrong.
+
+use super::message::{Message, Method, StartLine};
+
+/// A refusal: the status code, its reason phrase and headers to add
+/// (`Allow`, `Unsupported`, `Accept`…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    fn bad_request(reason: impl Into<String>) -> Self {
+        Refusal {
+            code: 400,
+            reason: reason.into(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Headers a message carries at most once.
+const SINGLE: &[&str] = &[
+    "To",
+    "From",
+    "CSeq",
+    "Call-ID",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+];
+
+/// The parts of a CSeq value: sequence number and method.
+pub fn cseq(value: &str) -> Option<(u32, Method)> {
+    let mut parts = value.split_whitespace();
+    let (Some(number), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    let number: u32 = number.parse().ok().filter(|n| *n < 1 << 31)?;
+    Some((number, Method::from_token(method)))
+}
+
+/// Structural checks of a parsed message; a request failing one gets the
+/// returned 400, a response failing one is dropped.
+pub fn validate(message: &Message) -> Result<(), Refusal> {
+    let mandatory: &[&str] = if message.is_request() {
+        &["To", "From", "CSeq", "Call-ID", "Max-Forwards", "Via"]
+    } else {
+        &["To", "From", "CSeq", "Call-ID", "Via"]
+    };
+    for name in mandatory {
+        if message.header(name).is_none_or(str::is_empty) {
+            return Err(Refusal::bad_request(format!("Missing {name} header")));
+        }
+    }
+    for name in SINGLE {
+        if message.header_values(name).nth(1).is_some() {
+            return Err(Refusal::bad_request(format!("Multiple {name} headers")));
+        }
+    }
+    let (_, cseq_method) = message
+        .header("CSeq")
+        .and_then(cseq)
+        .ok_or_else(|| Refusal::bad_request("Malformed CSeq header"))?;
+    if let Some(method) = message.method()
+        && *method != cseq_method
+    {
+        return Err(Refusal::bad_request(
+            "CSeq method does not match the request method",
+        ));
+    }
+    if let Some(hops) = message.header("Max-Forwards") {
+        let valid = !hops.is_empty() && hops.len() <= 3 && hops.bytes().all(|b| b.is_ascii_digit());
+        if !valid || hops.parse::<u16>().map_or(true, |h| h > 255) {
+            return Err(Refusal::bad_request(
+                "Max-Forwards is not a number from 0 to 255",
+            ));
+        }
+    }
+    for via in message.header_values("Via") {
+        let protocol = via.split_whitespace().next().unwrap_or_default();
+        let mut parts = protocol.split('/');
+        let sip_2 = matches!((parts.next(), parts.next()), (Some(n), Some("2.0")) if n.eq_ignore_ascii_case("SIP"));
+        if !sip_2 || parts.next().is_none() || via.split_whitespace().nth(1).is_none() {
+            return Err(Refusal::bad_request("Malformed Via header"));
+        }
+    }
+    Ok(())
+}
+
+/// What this UAS supports, for the §8.2 checks.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    pub methods: Vec<Method>,
+    pub uri_schemes: Vec<&'static str>,
+    pub option_tags: Vec<&'static str>,
+    pub content_types: Vec<&'static str>,
+}
+
+impl Default for Capabilities {
+    /// A B2BUA's: calls, their in-dialog requests, and SDP bodies.
+    fn default() -> Self {
+        Capabilities {
+            methods: vec![
+                Method::Invite,
+                Method::Ack,
+                Method::Bye,
+                Method::Cancel,
+                Method::Options,
+                Method::Update,
+                Method::Info,
+                Method::Prack,
+            ],
+            uri_schemes: vec!["sip", "sips", "tel"],
+            option_tags: vec!["timer", "replaces"],
+            content_types: vec!["application/sdp"],
+        }
+    }
+}
+
+fn media_type(value: &str) -> String {
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// RFC 3261 §8.2, in order: method, Request-URI scheme, Require, body type,
+/// Accept, then Max-Forwards 0 (SPEC §2.2).
+pub fn uas_check(request: &Message, caps: &Capabilities) -> Result<(), Refusal> {
+    let StartLine::Request { method, uri } = &request.start else {
+        return Ok(());
+    };
+    let allow = || {
+        caps.methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !caps.methods.contains(method) {
+        let known = !matches!(method, Method::Extension(_));
+        return Err(Refusal {
+            code: if known { 405 } else { 501 },
+            reason: if known {
+                "Method Not Allowed".into()
+            } else {
+                "Not Implemented".into()
+            },
+            headers: vec![("Allow", allow())],
+        });
+    }
+    let scheme = uri
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !caps.uri_schemes.contains(&scheme.as_str()) {
+        return Err(Refusal {
+            code: 416,
+            reason: format!("Unsupported URI Scheme {scheme}"),
+            headers: Vec::new(),
+        });
+    }
+    // ACK and CANCEL carry no Require that could be refused (§8.2.2.3).
+    if !matches!(method, Method::Ack | Method::Cancel) {
+        let unsupported: Vec<String> = request
+            .header_values("Require")
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty() && !caps.option_tags.contains(&t.as_str()))
+            .collect();
+        if !unsupported.is_empty() {
+            return Err(Refusal {
+                code: 420,
+                reason: "Bad Extension".into(),
+                headers: vec![("Unsupported", unsupported.join(", "))],
+            });
+        }
+    }
+    if !request.body.is_empty() || request.header("Content-Type").is_some() {
+        let body_type = request
+            .header("Content-Type")
+            .map(media_type)
+            .unwrap_or_default();
+        let encoding = request
+            .header("Content-Encoding")
+            .map(|e| e.trim().to_ascii_lowercase());
+        if !caps.content_types.contains(&body_type.as_str())
+            || encoding.is_some_and(|e| e != "identity")
+        {
+            return Err(Refusal {
+                code: 415,
+                reason: "Unsupported Media Type".into(),
+                headers: vec![
+                    ("Accept", caps.content_types.join(", ")),
+                    ("Accept-Encoding", "identity".into()),
+                ],
+            });
+        }
+    }
+    let accepts: Vec<String> = request
+        .header_values("Accept")
+        .flat_map(|v| v.split(','))
+        .map(media_type)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let acceptable =
+        |t: &String| t == "*/*" || t == "application/*" || caps.content_types.contains(&t.as_str());
+    if matches!(method, Method::Invite) && !accepts.is_empty() && !accepts.iter().any(acceptable) {
+        return Err(Refusal {
+            code: 406,
+            reason: "Not Acceptable".into(),
+            headers: vec![("Accept", caps.content_types.join(", "))],
+        });
+    }
+    if request.header("Max-Forwards") == Some("0") && *method != Method::Options {
+        return Err(Refusal {
+            code: 483,
+            reason: "Too Many Hops".into(),
+            headers: Vec::new(),
+        });
+    }
+    Ok(())
+}
