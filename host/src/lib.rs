@@ -4,6 +4,7 @@
 //! - [`policy`]: WebAssembly policies (scorer, bidder, selector) — validation,
 //!   compilation, sandboxed invocation, hot swap;
 //! - [`sip`]: the SIP message layer (parse, validate, §8.2 checks), sans-IO;
+//! - [`transaction`]: RFC 3261 §17 transactions with their timers, sans-IO;
 //! - [`store`]: sled behind typed per-entity functions;
 //! - [`cli`]: the `plugboard` command line;
 //! - [`clock`]: the one reader of the OS clock.
@@ -21,3 +22,4 @@ pub mod policy;
 pub mod runtime;
 pub mod sip;
 pub mod store;
+pub mod transaction;

@@ -20,5 +20,7 @@ mod policy_hostile;
 mod policy_registry;
 /// The SIP message layer: wire vectors, framing, round trip.
 mod sip_messages;
+/// RFC 3261 transactions on simulated time.
+mod sip_transactions;
 /// The store against a `BTreeMap` model under random operations.
 mod store_model;

@@ -1,0 +1,83 @@
+//! RFC 3261 §17 transactions (with RFC 6026's Accepted states), sans-IO: each
+//! state machine takes messages and `now`, and is asked what to send
+//! (`poll_transmit`), what to tell the transaction user (`poll_event`) and
+//! when to be woken (`poll_timeout`). Timers are named as the RFC names them.
+//! Retransmissions happen on unreliable transports only.
+
+mod client_invite;
+mod client_non_invite;
+mod key;
+mod server_invite;
+mod server_non_invite;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub use client_invite::ClientInvite;
+pub use client_non_invite::ClientNonInvite;
+pub use key::{TransactionKey, branch, client_key, server_key};
+pub use server_invite::ServerInvite;
+pub use server_non_invite::ServerNonInvite;
+
+use crate::sip::Message;
+
+/// RFC 3261 §17.1.1.1 timer values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// Round-trip estimate (default 500 ms).
+    pub t1: Duration,
+    /// Longest retransmit interval for non-INVITE requests and INVITE responses (4 s).
+    pub t2: Duration,
+    /// Longest time a message stays in the network (5 s).
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timers {
+    /// 64·T1: timers B, F, H, J (unreliable), L and M.
+    pub fn timeout(&self) -> Duration {
+        self.t1 * 64
+    }
+}
+
+/// What a transaction tells its user (the dialog layer or the B2BUA).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A response for a client transaction's user.
+    Response(Message),
+    /// An ACK for a 2xx reached a server INVITE transaction: the dialog's.
+    Ack(Message),
+    /// Timer B or F fired: no final response came (a 408 for the user).
+    Timeout,
+    /// Timer H fired: no ACK came for a final response.
+    NoAck,
+    /// The transaction is over and can be forgotten.
+    Terminated,
+}
+
+/// The outbox every state machine shares: messages to send, events to
+/// deliver, timers armed.
+#[derive(Debug, Default)]
+struct Outbox {
+    transmit: VecDeque<Message>,
+    events: VecDeque<Event>,
+}
+
+/// An armed timer: when it fires.
+fn earliest(deadlines: &[Option<Instant>]) -> Option<Instant> {
+    deadlines.iter().flatten().min().copied()
+}
+
+/// Whether `deadline` has come.
+fn due(deadline: Option<Instant>, now: Instant) -> bool {
+    deadline.is_some_and(|d| d <= now)
+}
