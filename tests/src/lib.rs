@@ -152,17 +152,22 @@ impl TestApi {
     /// A fresh host with one operator.
     pub async fn new() -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
-        let dir = temp.path().to_owned();
-        let key = host::runtime::bootstrap(&dir).expect("bootstrap");
-        let mut api = Self::open(&dir, key).await;
+        let mut api = Self::at(temp.path()).await;
         api._temp = Some(temp);
         api
     }
 
     /// A fresh host with one operator, on `dir`, which the caller keeps.
     pub async fn at(dir: &std::path::Path) -> Self {
-        let key = host::runtime::bootstrap(dir).expect("bootstrap");
-        Self::open(dir, key).await
+        let mut api = Self::open(dir, String::new()).await;
+        let (_, key) = host::api::create_tenant_with_key(
+            &api.state.store,
+            "operator",
+            host::store::Role::Operator,
+        )
+        .expect("operator");
+        api.operator_key = key;
+        api
     }
 
     /// A host on an existing data directory (as after a restart).

@@ -166,9 +166,27 @@ fn call_key(record: &CallRecord) -> String {
 impl Store {
     /// Opens (or creates) the store in `dir`. sled holds a lock: one process
     /// at a time.
+    ///
+    /// A store closed a moment ago may still be locked while sled's
+    /// background threads wind down (a restart in the same process, or a
+    /// `serve` right after `admin bootstrap`): opening waits up to two seconds
+    /// for the lock before it gives up.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
-        Self::with_db(db)
+        const ATTEMPTS: u32 = 50;
+        let mut attempt = 0;
+        loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => return Self::with_db(db),
+                // sled reports the lock as `ErrorKind::Other` with this text.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && attempt < ATTEMPTS =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(40));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// A store that lives in memory only, for tests.
