@@ -106,10 +106,10 @@ pub struct RunArgs {
 /// Why a command failed; printed as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("bad input {path}: {reason}")]
     Input { path: PathBuf, reason: String },

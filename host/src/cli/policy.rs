@@ -29,9 +29,9 @@ pub fn check(args: &CheckArgs) -> Result<String, CliError> {
 /// Runs a policy once on a sample; returns the report, or the failure.
 pub fn run(args: &RunArgs) -> Result<String, CliError> {
     let bytes = read(&args.file)?;
-    let input_text = std::fs::read_to_string(&args.input).map_err(|source| CliError::Read {
+    let input_text = std::fs::read_to_string(&args.input).map_err(|cause| CliError::Read {
         path: args.input.clone(),
-        source,
+        cause,
     })?;
     let bad_input = |reason: String| CliError::Input {
         path: args.input.clone(),
@@ -108,8 +108,8 @@ fn render_text(run: &SampleReport, compile_time: Duration) -> String {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|source| CliError::Read {
+    std::fs::read(path).map_err(|cause| CliError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })
 }

@@ -19,16 +19,16 @@ use crate::store::{Policy, Role, Store, StoreError, Tenant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot open the store in {dir}: {source} (is another plugboard using it?)")]
-    Store { dir: String, source: StoreError },
+    #[error("cannot open the store in {dir}: {cause} (is another plugboard using it?)")]
+    Store { dir: String, cause: StoreError },
     #[error(transparent)]
     StoreOp(#[from] StoreError),
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Listen {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("server failed: {0}")]
     Server(std::io::Error),
@@ -48,13 +48,13 @@ pub struct Host {
 fn open_store(dir: &Path) -> Result<Arc<Store>, ServeError> {
     std::fs::create_dir_all(dir).map_err(|e| ServeError::Store {
         dir: dir.display().to_string(),
-        source: StoreError::Storage(e.to_string()),
+        cause: StoreError::Storage(e.to_string()),
     })?;
     Store::open(&dir.join("store"))
         .map(Arc::new)
-        .map_err(|source| ServeError::Store {
+        .map_err(|cause| ServeError::Store {
             dir: dir.display().to_string(),
-            source,
+            cause,
         })
 }
 
@@ -164,9 +164,9 @@ pub async fn serve(
     let host = Host::start(&config).await?;
     let listener = TcpListener::bind(config.http_listen)
         .await
-        .map_err(|source| ServeError::Listen {
+        .map_err(|cause| ServeError::Listen {
             addr: config.http_listen,
-            source,
+            cause,
         })?;
     let local = listener.local_addr().map_err(ServeError::Server)?;
     tracing::info!("HTTP API listening on http://{local}");
