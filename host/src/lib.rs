@@ -4,6 +4,7 @@
 //! - [`policy`]: WebAssembly policies (scorer, bidder, selector) — validation,
 //!   compilation, sandboxed invocation, hot swap;
 //! - [`sip`]: the SIP message layer (parse, validate, §8.2 checks), sans-IO;
+//! - [`dialog`]: RFC 3261 §12 dialogs, sans-IO;
 //! - [`transaction`]: RFC 3261 §17 transactions with their timers, sans-IO;
 //! - [`store`]: sled behind typed per-entity functions;
 //! - [`cli`]: the `plugboard` command line;
@@ -13,6 +14,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dialog;
 pub mod dni;
 pub mod lifecycle;
 pub mod marketplace;

@@ -18,6 +18,8 @@ mod policy_examples;
 mod policy_hostile;
 /// Registry: hot swap under load, canary split, shadow runs; artifact cache.
 mod policy_registry;
+/// RFC 3261 dialogs: ids, route sets, targets, CSeq.
+mod sip_dialogs;
 /// The SIP message layer: wire vectors, framing, round trip.
 mod sip_messages;
 /// RFC 3261 transactions on simulated time.
