@@ -242,3 +242,24 @@ proptest! {
         prop_assert_eq!(parse_datagram(&m.to_bytes()).expect("parses"), m);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// A stand-in for `cargo fuzz` (which needs a nightly toolchain this
+    /// machine does not have): random bytes, and valid messages with random
+    /// bytes spliced in, never make the layer panic.
+    #[test]
+    fn arbitrary_bytes_never_panic(noise in proptest::collection::vec(any::<u8>(), 0..600), at in 0usize..2000) {
+        let _ = inspect(&noise, &Capabilities::default(), "t");
+        let mut framer = StreamFramer::new();
+        framer.push(&noise);
+        while let Some(Ok(_)) = framer.next_message() {}
+        for (_, vector) in vectors().into_iter().take(6) {
+            let mut spliced = vector.clone();
+            let at = at.min(spliced.len());
+            spliced.splice(at..at, noise.iter().copied().take(40));
+            let _ = inspect(&spliced, &Capabilities::default(), "t");
+        }
+    }
+}
