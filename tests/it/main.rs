@@ -20,6 +20,8 @@ mod policy_hostile;
 mod policy_registry;
 /// RFC 3261 dialogs: ids, route sets, targets, CSeq.
 mod sip_dialogs;
+/// SIPp against the SIP layers over real UDP on loopback.
+mod sip_interop;
 /// The SIP message layer: wire vectors, framing, round trip.
 mod sip_messages;
 /// RFC 3261 transactions on simulated time.

@@ -37,6 +37,7 @@ fn main() -> Result<()> {
 /// The whole suite, as CI runs it on a fresh clone.
 fn test() -> Result<()> {
     guests::ensure_wasm_targets()?;
+    ensure_debian_package("/usr/bin/sipp", "sip-tester")?;
     guests::build_example_policies()?;
     guests::build_test_guests()?;
     cargo(&["fmt", "--all", "--check"])?;
@@ -102,6 +103,23 @@ fn bench(filter: &[String]) -> Result<()> {
     let mut args = vec!["bench", "-p", "host", "--bench", "policy", "--"];
     args.extend(filter.iter().map(String::as_str));
     cargo(&args)
+}
+
+/// Installs a Debian package when `binary` is missing (tests drive real peers).
+fn ensure_debian_package(binary: &str, package: &str) -> Result<()> {
+    if std::path::Path::new(binary).exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: apt-get install {package}");
+    let update = Command::new("apt-get").args(["update", "-qq"]).status()?;
+    let install = Command::new("apt-get")
+        .args(["install", "-y", "-qq", package])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?;
+    if !update.success() || !install.success() || !std::path::Path::new(binary).exists() {
+        bail!("cannot install {package} (needed for {binary})");
+    }
+    Ok(())
 }
 
 pub(crate) fn cargo(args: &[&str]) -> Result<()> {

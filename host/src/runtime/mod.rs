@@ -2,5 +2,7 @@
 //! only place that does I/O for the server.
 
 mod serve;
+mod sip_udp;
 
 pub use serve::{Host, ServeError, bootstrap, serve};
+pub use sip_udp::{EndpointStats, TransactionUser, serve_udp};

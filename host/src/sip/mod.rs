@@ -6,6 +6,7 @@ mod message;
 mod parse;
 mod response;
 mod validate;
+mod via;
 
 pub use message::{Header, Message, Method, StartLine, canonical_name};
 pub use parse::{
@@ -13,6 +14,7 @@ pub use parse::{
 };
 pub use response::{default_reason, has_tag, response_to};
 pub use validate::{Capabilities, Refusal, cseq, uas_check, validate};
+pub use via::{response_address, stamp_received};
 
 /// What the server does with one received datagram, before any transaction.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,175 @@
+//! Interop with SIPp (Debian's `sip-tester`, installed by `cargo xtask test`):
+//! SIPp's built-in `uac` scenario places calls to a UAS built on our SIP
+//! layers (message layer, server transactions, the UDP endpoint).
+
+use std::process::Command;
+
+use host::runtime::{TransactionUser, serve_udp};
+use host::sip::{Header, Message, Method, response_to};
+use host::transaction::Timers;
+use tokio::net::UdpSocket;
+
+const SDP_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+
+/// Answers every INVITE (180, then 200 with SDP) and every BYE (200).
+struct AnsweringUas {
+    acks: usize,
+}
+
+impl TransactionUser for AnsweringUas {
+    fn on_request(&mut self, request: &Message) -> Vec<Message> {
+        match request.method() {
+            Some(Method::Invite) => {
+                let ringing = response_to(&request.headers, 180, "Ringing", "uas1", &[]);
+                let mut ok = response_to(
+                    &request.headers,
+                    200,
+                    "OK",
+                    "uas1",
+                    &[
+                        ("Contact", "<sip:uas@127.0.0.1>".to_owned()),
+                        ("Content-Type", "application/sdp".to_owned()),
+                    ],
+                );
+                ok.headers.retain(|h| h.name != "Content-Length");
+                ok.headers.push(Header {
+                    name: "Content-Length".into(),
+                    value: SDP_ANSWER.len().to_string(),
+                });
+                ok.body = SDP_ANSWER.as_bytes().to_vec();
+                vec![ringing, ok]
+            }
+            _ => vec![response_to(&request.headers, 200, "OK", "uas1", &[])],
+        }
+    }
+
+    fn on_ack(&mut self, _ack: &Message) {
+        self.acks += 1;
+    }
+}
+
+fn sipp() -> std::path::PathBuf {
+    let path = std::path::PathBuf::from("/usr/bin/sipp");
+    assert!(
+        path.is_file(),
+        "sipp is missing: `cargo xtask test` installs Debian's sip-tester"
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_calls_complete_against_a_uas_built_on_the_layers() {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let port = socket.local_addr().expect("address").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_udp(
+        socket,
+        AnsweringUas { acks: 0 },
+        Timers::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let sipp = sipp();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(sipp)
+            .args([
+                "-sn",
+                "uac",
+                &format!("127.0.0.1:{port}"),
+                "-i",
+                "127.0.0.1",
+                "-m",
+                "10",
+                "-r",
+                "20",
+                "-l",
+                "10",
+            ])
+            .args(["-timeout", "30s", "-timeout_error", "-nostdin", "-d", "100"])
+            .output()
+            .expect("sipp runs")
+    })
+    .await
+    .expect("joined");
+    let _ = stop.send(());
+    let stats = server.await.expect("server task").expect("server ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "sipp failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stats.requests, 20,
+        "10 INVITEs and 10 BYEs opened transactions: {stats:?}"
+    );
+    assert_eq!(stats.refused + stats.dropped, 0, "{stats:?}");
+}
+
+/// One request over a real socket; the first datagram that comes back.
+async fn exchange(port: u16, request: &str) -> String {
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let local = client.local_addr().expect("address");
+    let request = request
+        .replace("LOCAL", &local.to_string())
+        .replace('\n', "\r\n");
+    client
+        .send_to(request.as_bytes(), ("127.0.0.1", port))
+        .await
+        .expect("send");
+    let mut buffer = vec![0u8; 65536];
+    let (length, _) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.recv_from(&mut buffer),
+    )
+    .await
+    .expect("an answer")
+    .expect("received");
+    String::from_utf8_lossy(&buffer[..length]).replace("\r\n", "\n")
+}
+
+#[tokio::test]
+async fn options_is_answered_200_and_a_malformed_request_400_over_udp() {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let port = socket.local_addr().expect("address").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_udp(
+        socket,
+        AnsweringUas { acks: 0 },
+        Timers::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let options = "OPTIONS sip:127.0.0.1 SIP/2.0
+Via: SIP/2.0/UDP LOCAL;branch=z9hG4bKping;rport
+Max-Forwards: 70
+To: <sip:127.0.0.1>
+From: <sip:ping@carrier.example>;tag=p1
+Call-ID: ping@carrier.example
+CSeq: 1 OPTIONS
+Content-Length: 0
+
+";
+    let answer = exchange(port, options).await;
+    assert!(answer.starts_with("SIP/2.0 200 OK\n"), "{answer}");
+    assert!(
+        answer.contains("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(";received=127.0.0.1;rport="),
+        "rport filled (RFC 3581): {answer}"
+    );
+    let broken = options.replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    let answer = exchange(port, &broken).await;
+    assert!(
+        answer.starts_with("SIP/2.0 400 CSeq method does not match the request method\n"),
+        "{answer}"
+    );
+    let _ = stop.send(());
+    let stats = server.await.expect("server task").expect("server ran");
+    assert_eq!((stats.requests, stats.refused), (1, 1), "{stats:?}");
+}
