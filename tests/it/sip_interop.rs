@@ -173,3 +173,125 @@ Content-Length: 0
     let stats = server.await.expect("server task").expect("server ran");
     assert_eq!((stats.requests, stats.refused), (1, 1), "{stats:?}");
 }
+
+/// A free UDP port on loopback (bound then released for SIPp to take).
+fn free_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("address").port()
+}
+
+const SDP_OFFER: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
+
+fn attempt(target: std::net::SocketAddr) -> host::runtime::CallAttempt {
+    host::runtime::CallAttempt {
+        target,
+        request_uri: format!("sip:service@{target}"),
+        from: "<sip:plugboard@127.0.0.1>".to_owned(),
+        to: format!("<sip:service@{target}>"),
+        sdp_offer: SDP_OFFER.to_owned(),
+        hold: std::time::Duration::from_millis(50),
+    }
+}
+
+/// SIPp's built-in `uas` scenario on `port`, answering `calls` calls.
+fn sipp_uas(port: u16, calls: u32) -> std::process::Child {
+    Command::new(sipp())
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            &calls.to_string(),
+        ])
+        .args(["-timeout", "30s", "-timeout_error", "-nostdin"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sipp starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uac_built_on_the_layers_completes_calls_to_sipp_uas() {
+    let port = free_port();
+    let sipp = sipp_uas(port, 3);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..3 {
+        // SIPp may not listen yet for the first call: timer A retransmits.
+        let result = host::runtime::place_call(&socket, &attempt(target), Timers::default())
+            .await
+            .expect("call");
+        assert_eq!(
+            (result.status, result.bye_status),
+            (200, Some(200)),
+            "{result:?}"
+        );
+    }
+    let output = tokio::task::spawn_blocking(move || sipp.wait_with_output().expect("sipp ends"))
+        .await
+        .expect("joined");
+    assert!(
+        output.status.success(),
+        "sipp uas failed:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_invite_is_recovered_by_retransmission() {
+    let port = free_port();
+    let sipp = sipp_uas(port, 1);
+    let sipp_address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // A relay between the UAC and SIPp that loses the first datagram the
+    // UAC sends (the INVITE) and passes everything else both ways.
+    let relay = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let relay_address = relay.local_addr().expect("address");
+    let relaying = tokio::spawn(async move {
+        let mut buffer = vec![0u8; 65536];
+        let mut first = true;
+        let mut client = None;
+        loop {
+            let Ok((length, from)) = relay.recv_from(&mut buffer).await else {
+                return;
+            };
+            let to = if from == sipp_address {
+                match client {
+                    Some(client) => client,
+                    None => continue,
+                }
+            } else {
+                client = Some(from);
+                if std::mem::replace(&mut first, false) {
+                    continue;
+                }
+                sipp_address
+            };
+            let _ = relay.send_to(&buffer[..length], to).await;
+        }
+    });
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let result = host::runtime::place_call(&socket, &attempt(relay_address), Timers::default())
+        .await
+        .expect("call");
+    relaying.abort();
+    assert_eq!(
+        (result.status, result.bye_status),
+        (200, Some(200)),
+        "{result:?}"
+    );
+    assert!(
+        result.invites_sent >= 2,
+        "the call completed through a retransmitted INVITE: {result:?}"
+    );
+    let output = tokio::task::spawn_blocking(move || sipp.wait_with_output().expect("sipp ends"))
+        .await
+        .expect("joined");
+    assert!(
+        output.status.success(),
+        "sipp uas failed:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}

@@ -1,0 +1,215 @@
+//! A UAC on UDP built on the SIP layers: one call — INVITE (client
+//! transaction, with retransmissions), ACK of the 2xx through the dialog,
+//! a hold, then BYE (client transaction). The B2BUA's outbound leg grows
+//! from this; tests use it against SIPp.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+use crate::clock;
+use crate::dialog::{Dialog, DialogError};
+use crate::sip::{Header, Message, Method, StartLine, parse_datagram};
+use crate::transaction::{ClientInvite, ClientNonInvite, Event, Timers, client_key};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UacError {
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no final response (timer B or F)")]
+    Timeout,
+    #[error("cannot make the dialog: {0}")]
+    Dialog(#[from] DialogError),
+    #[error("cannot draw random identifiers: {0}")]
+    Random(String),
+}
+
+/// What to call.
+#[derive(Debug, Clone)]
+pub struct CallAttempt {
+    pub target: SocketAddr,
+    pub request_uri: String,
+    pub from: String,
+    pub to: String,
+    pub sdp_offer: String,
+    /// How long the call lasts once answered.
+    pub hold: Duration,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallResult {
+    /// The final status of the INVITE.
+    pub status: u16,
+    /// The final status of the BYE, for an answered call.
+    pub bye_status: Option<u16>,
+    /// INVITEs sent, retransmissions included.
+    pub invites_sent: u32,
+}
+
+fn random_token() -> Result<String, UacError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| UacError::Random(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+fn header(name: &str, value: String) -> Header {
+    Header {
+        name: name.to_owned(),
+        value,
+    }
+}
+
+fn via(local: SocketAddr) -> Result<String, UacError> {
+    Ok(format!(
+        "SIP/2.0/UDP {local};branch=z9hG4bK{};rport",
+        random_token()?
+    ))
+}
+
+fn status(message: &Message) -> u16 {
+    match message.start {
+        StartLine::Response { code, .. } => code,
+        StartLine::Request { .. } => 0,
+    }
+}
+
+/// Places one call from `socket` (which it owns for the call's duration).
+pub async fn place_call(
+    socket: &UdpSocket,
+    attempt: &CallAttempt,
+    timers: Timers,
+) -> Result<CallResult, UacError> {
+    let local = socket.local_addr()?;
+    let invite = Message {
+        start: StartLine::Request {
+            method: Method::Invite,
+            uri: attempt.request_uri.clone(),
+        },
+        headers: vec![
+            header("Via", via(local)?),
+            header("Max-Forwards", "70".into()),
+            header("To", attempt.to.clone()),
+            header("From", format!("{};tag={}", attempt.from, random_token()?)),
+            header("Call-ID", format!("{}@{}", random_token()?, local.ip())),
+            header("CSeq", "1 INVITE".into()),
+            header("Contact", format!("<sip:plugboard@{local}>")),
+            header("Content-Type", "application/sdp".into()),
+            header("Content-Length", attempt.sdp_offer.len().to_string()),
+        ],
+        body: attempt.sdp_offer.as_bytes().to_vec(),
+    };
+    let mut tx = ClientInvite::new(invite.clone(), false, timers, clock::now());
+    let mut invites_sent = 0;
+    let answer = loop {
+        while let Some(message) = tx.poll_transmit() {
+            invites_sent += u32::from(message.method() == Some(&Method::Invite));
+            socket.send_to(&message.to_bytes(), attempt.target).await?;
+        }
+        let mut final_response = None;
+        while let Some(event) = tx.poll_event() {
+            match event {
+                Event::Response(response) if status(&response) >= 200 => {
+                    final_response = Some(response)
+                }
+                Event::Timeout => return Err(UacError::Timeout),
+                _ => {}
+            }
+        }
+        if let Some(response) = final_response {
+            break response;
+        }
+        match next_input(socket, &invite, tx.poll_timeout()).await? {
+            Input::Response(now, response) => tx.handle_response(now, response),
+            Input::Timeout(now) => tx.handle_timeout(now),
+            Input::Other => {}
+        }
+    };
+    let code = status(&answer);
+    if !(200..300).contains(&code) {
+        // The transaction sent the ACK of a non-2xx itself.
+        while let Some(message) = tx.poll_transmit() {
+            socket.send_to(&message.to_bytes(), attempt.target).await?;
+        }
+        return Ok(CallResult {
+            status: code,
+            bye_status: None,
+            invites_sent,
+        });
+    }
+    let mut dialog = Dialog::from_uac(&invite, &answer)?;
+    let ack = dialog.ack(1, &via(local)?);
+    socket.send_to(&ack.to_bytes(), attempt.target).await?;
+    tokio::time::sleep(attempt.hold).await;
+
+    let bye = dialog.request(Method::Bye, &via(local)?);
+    let mut bye_tx = ClientNonInvite::new(bye.clone(), false, timers, clock::now());
+    let bye_status = loop {
+        while let Some(message) = bye_tx.poll_transmit() {
+            socket.send_to(&message.to_bytes(), attempt.target).await?;
+        }
+        let mut done = None;
+        while let Some(event) = bye_tx.poll_event() {
+            match event {
+                Event::Response(response) if status(&response) >= 200 => {
+                    done = Some(status(&response))
+                }
+                Event::Timeout => return Err(UacError::Timeout),
+                _ => {}
+            }
+        }
+        if let Some(code) = done {
+            break code;
+        }
+        match next_input(socket, &bye, bye_tx.poll_timeout()).await? {
+            Input::Response(now, response) => bye_tx.handle_response(now, response),
+            Input::Timeout(now) => bye_tx.handle_timeout(now),
+            Input::Other => {}
+        }
+    };
+    Ok(CallResult {
+        status: code,
+        bye_status: Some(bye_status),
+        invites_sent,
+    })
+}
+
+enum Input {
+    Response(std::time::Instant, Message),
+    Timeout(std::time::Instant),
+    /// Something for another transaction (a late 2xx retransmission, say).
+    Other,
+}
+
+/// Waits for the next response to `request`, or for the transaction's next timer.
+async fn next_input(
+    socket: &UdpSocket,
+    request: &Message,
+    timeout: Option<std::time::Instant>,
+) -> Result<Input, UacError> {
+    let mine = crate::transaction::branch(request).map(str::to_owned);
+    let mut buffer = vec![0u8; crate::sip::MAX_MESSAGE_BYTES];
+    let sleep = async {
+        match timeout {
+            Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        received = socket.recv_from(&mut buffer) => {
+            let (length, _) = received?;
+            match parse_datagram(&buffer[..length]) {
+                Ok(response)
+                    if !response.is_request()
+                        && client_key(&response).is_some()
+                        && crate::transaction::branch(&response).map(str::to_owned) == mine =>
+                {
+                    Ok(Input::Response(clock::now(), response))
+                }
+                _ => Ok(Input::Other),
+            }
+        }
+        () = sleep => Ok(Input::Timeout(clock::now())),
+    }
+}
