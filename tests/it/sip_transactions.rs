@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use host::sip::{Message, parse_datagram};
 use host::transaction::{
-    ClientInvite, ClientNonInvite, Event, ServerInvite, ServerNonInvite, Timers, client_key,
-    server_key,
+    ClientInvite, ClientNonInvite, Event, ServerInvite, ServerNonInvite, Timers,
+    cancelled_invite_key, client_key, server_key,
 };
 
 const T1: Duration = Duration::from_millis(500);
@@ -482,4 +482,15 @@ fn matching_follows_rfc_3261_17_2_3_and_the_rfc_2543_fallback() {
         "RFC 2543: the ACK's To tag is left out"
     );
     assert_ne!(server_key(&old_invite), server_key(&invite));
+    assert_eq!(
+        cancelled_invite_key(&cancel),
+        server_key(&invite),
+        "CANCEL finds its INVITE"
+    );
+    assert_eq!(cancelled_invite_key(&invite), None);
+    assert_eq!(
+        cancelled_invite_key(&old(&cancel, "")),
+        server_key(&old_invite),
+        "RFC 2543: CANCEL finds its INVITE"
+    );
 }

@@ -106,6 +106,33 @@ pub fn server_key(request: &Message) -> Option<TransactionKey> {
     }
 }
 
+/// The key of the INVITE server transaction a CANCEL cancels (RFC 3261
+/// §9.2): the CANCEL's own key with the method INVITE, since a CANCEL
+/// carries its INVITE's branch, Request-URI, tags, Call-ID and CSeq number.
+pub fn cancelled_invite_key(cancel: &Message) -> Option<TransactionKey> {
+    if cancel.method() != Some(&Method::Cancel) {
+        return None;
+    }
+    match server_key(cancel)? {
+        TransactionKey::Rfc3261 {
+            branch, sent_by, ..
+        } => Some(TransactionKey::Rfc3261 {
+            branch,
+            sent_by,
+            method: "INVITE".to_owned(),
+        }),
+        TransactionKey::Rfc2543 { parts } => {
+            let mut fields: Vec<&str> = parts.split('\u{0}').collect();
+            if let Some(method) = fields.get_mut(5) {
+                *method = "INVITE";
+            }
+            Some(TransactionKey::Rfc2543 {
+                parts: fields.join("\u{0}"),
+            })
+        }
+    }
+}
+
 /// The key a client transaction is found by, for a response received:
 /// the top Via's branch and the CSeq method.
 pub fn client_key(response: &Message) -> Option<TransactionKey> {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 pub use client_invite::ClientInvite;
 pub use client_non_invite::ClientNonInvite;
-pub use key::{TransactionKey, branch, client_key, server_key};
+pub use key::{TransactionKey, branch, cancelled_invite_key, client_key, server_key};
 pub use server_invite::ServerInvite;
 pub use server_non_invite::ServerNonInvite;
 
