@@ -67,5 +67,48 @@ fn sip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sip);
+criterion_group!(benches, sip, transactions);
 criterion_main!(benches);
+
+/// Transactions through the layer: a server INVITE transaction from the
+/// INVITE to its termination (100 Trying, 180, 200; INVITE matched by key),
+/// and a client non-INVITE one (request, 200, timer K), on simulated time.
+fn transactions(c: &mut Criterion) {
+    use host::transaction::{ClientNonInvite, ServerInvite, Timers, server_key};
+    let request = parse_datagram(invite().as_bytes()).expect("parses");
+    let ringing = host::sip::response_to(&request.headers, 180, "Ringing", "b1", &[]);
+    let ok = host::sip::response_to(&request.headers, 200, "OK", "b1", &[]);
+    let timers = Timers::default();
+    let start = host::clock::now();
+    let mut group = c.benchmark_group("transaction");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("server-invite/key+100+180+200+timer-L", |b| {
+        b.iter(|| {
+            let key = server_key(&request);
+            let mut tx = ServerInvite::new(&request, false, timers);
+            tx.send_response(start, ringing.clone());
+            tx.send_response(start, ok.clone());
+            while tx.poll_transmit().is_some() {}
+            tx.handle_timeout(start + timers.timeout());
+            (key, tx.state())
+        })
+    });
+    let options = parse_datagram(
+        invite()
+            .replace("INVITE sip:", "OPTIONS sip:")
+            .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS")
+            .as_bytes(),
+    )
+    .expect("parses");
+    let options_ok = host::sip::response_to(&options.headers, 200, "OK", "b1", &[]);
+    group.bench_function("client-non-invite/request+200+timer-K", |b| {
+        b.iter(|| {
+            let mut tx = ClientNonInvite::new(options.clone(), false, timers, start);
+            tx.poll_transmit();
+            tx.handle_response(start, options_ok.clone());
+            tx.handle_timeout(start + timers.t4);
+            tx.state()
+        })
+    });
+    group.finish();
+}
