@@ -295,3 +295,179 @@ async fn a_lost_invite_is_recovered_by_retransmission() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+/// An endpoint serving UDP and TCP on one loopback port.
+async fn endpoint_with_tcp(
+    idle: std::time::Duration,
+) -> (
+    u16,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<host::runtime::EndpointStats>>,
+) {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+    let port = udp.local_addr().expect("address").port();
+    let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind TCP on the same port");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sockets = host::runtime::SipSockets {
+        udp,
+        tcp: Some(tcp),
+        tcp_idle: idle,
+    };
+    let server = tokio::spawn(host::runtime::serve_sip(
+        sockets,
+        AnsweringUas { acks: 0 },
+        Timers::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (port, stop, server)
+}
+
+/// Reads from `stream` until `count` messages are framed or the peer closes.
+async fn read_messages(stream: &mut tokio::net::TcpStream, count: usize) -> Vec<Message> {
+    use tokio::io::AsyncReadExt;
+    let mut framer = host::sip::StreamFramer::new();
+    let mut messages = Vec::new();
+    let mut buffer = vec![0u8; 65536];
+    while messages.len() < count {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+                .await;
+        let length = read.expect("an answer in time").expect("read");
+        if length == 0 {
+            break;
+        }
+        framer.push(&buffer[..length]);
+        while let Some(message) = framer.next_message() {
+            messages.push(message.expect("well-framed"));
+        }
+    }
+    messages
+}
+
+fn tcp_request(method: &str, call: &str) -> String {
+    format!(
+        "{method} sip:sales@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bK{call}\r\nMax-Forwards: 70\r\n\
+         To: <sip:sales@127.0.0.1>\r\nFrom: <sip:c@127.0.0.1>;tag=c1\r\nCall-ID: {call}@127.0.0.1\r\nCSeq: 1 {method}\r\n\
+         Contact: <sip:c@127.0.0.1:5099;transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn tcp_requests_are_answered_on_their_own_connection() {
+    use tokio::io::AsyncWriteExt;
+    let (port, stop, server) = endpoint_with_tcp(std::time::Duration::from_secs(30)).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    // Two requests in one write, split across message boundaries by TCP as it likes.
+    let both = format!(
+        "{}{}",
+        tcp_request("OPTIONS", "tcp1"),
+        tcp_request("INVITE", "tcp2")
+    );
+    stream.write_all(both.as_bytes()).await.expect("write");
+    let answers = read_messages(&mut stream, 4).await;
+    let lines: Vec<String> = answers
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(&m.to_bytes())
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "SIP/2.0 200 OK",
+            "SIP/2.0 100 Trying",
+            "SIP/2.0 180 Ringing",
+            "SIP/2.0 200 OK"
+        ]
+    );
+    let _ = stop.send(());
+    let stats = server.await.expect("task").expect("served");
+    assert_eq!(stats.requests, 2, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_tcp_stream_without_content_length_gets_400_and_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let (port, stop, server) = endpoint_with_tcp(std::time::Duration::from_secs(30)).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let request = tcp_request("OPTIONS", "nolen").replace("Content-Length: 0\r\n", "");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let answers = read_messages(&mut stream, 2).await;
+    assert_eq!(answers.len(), 1, "one refusal, then the connection closes");
+    let first = String::from_utf8_lossy(&answers[0].to_bytes())
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        first,
+        "SIP/2.0 400 bad Content-Length: missing; it is mandatory on stream transports"
+    );
+    let _ = stop.send(());
+    server.await.expect("task").expect("served");
+}
+
+#[tokio::test]
+async fn an_idle_tcp_connection_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let (port, stop, server) = endpoint_with_tcp(std::time::Duration::from_millis(200)).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+        .await
+        .expect("the endpoint closes the idle connection");
+    assert_eq!(read.expect("read"), 0, "EOF");
+    let _ = stop.send(());
+    server.await.expect("task").expect("served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_over_tcp_completes_calls() {
+    let (port, stop, server) = endpoint_with_tcp(std::time::Duration::from_secs(30)).await;
+    let sipp = sipp();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(sipp)
+            .args([
+                "-sn",
+                "uac",
+                &format!("127.0.0.1:{port}"),
+                "-i",
+                "127.0.0.1",
+                "-t",
+                "t1",
+                "-m",
+                "5",
+                "-r",
+                "10",
+            ])
+            .args(["-timeout", "30s", "-timeout_error", "-nostdin", "-d", "50"])
+            .output()
+            .expect("sipp runs")
+    })
+    .await
+    .expect("joined");
+    let _ = stop.send(());
+    let stats = server.await.expect("server task").expect("server ran");
+    assert!(
+        output.status.success(),
+        "sipp over TCP failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!((stats.requests, stats.acks), (10, 5), "{stats:?}");
+}

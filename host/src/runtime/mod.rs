@@ -2,9 +2,9 @@
 //! only place that does I/O for the server.
 
 mod serve;
+mod sip_endpoint;
 mod sip_uac;
-mod sip_udp;
 
 pub use serve::{Host, ServeError, bootstrap, serve};
+pub use sip_endpoint::{EndpointStats, SipSockets, TransactionUser, serve_sip, serve_udp};
 pub use sip_uac::{CallAttempt, CallResult, UacError, place_call};
-pub use sip_udp::{EndpointStats, TransactionUser, serve_udp};

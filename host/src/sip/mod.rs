@@ -32,7 +32,16 @@ pub enum Inbound {
 /// Parses, validates and runs the UAS checks on one datagram. `to_tag` tags
 /// the To header of a refusal.
 pub fn inspect(bytes: &[u8], caps: &Capabilities, to_tag: &str) -> Inbound {
-    let message = match parse_datagram(bytes) {
+    inspect_parsed(parse_datagram(bytes), caps, to_tag)
+}
+
+/// As [`inspect`], for a message already framed (by [`StreamFramer`]).
+pub fn inspect_parsed(
+    parsed: Result<Message, ParseError>,
+    caps: &Capabilities,
+    to_tag: &str,
+) -> Inbound {
+    let message = match parsed {
         Ok(message) => message,
         Err(error) => {
             let Some(partial) = &error.partial else {

@@ -1,0 +1,393 @@
+//! A SIP endpoint on UDP and TCP: the sockets, the timers and the table of
+//! server transactions around the sans-IO layers. Requests that open a
+//! transaction go to a transaction user; OPTIONS is answered here (carriers
+//! ping trunks). TCP connections are framed by their own tasks, feed one
+//! bounded queue, get their responses on the same connection, and close when
+//! idle.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::clock;
+use crate::sip::{
+    Capabilities, Inbound, MAX_MESSAGE_BYTES, Message, Method, ParseError, StreamFramer, inspect,
+    inspect_parsed, response_address, response_to, stamp_received,
+};
+use crate::transaction::{
+    Event, ServerInvite, ServerNonInvite, Timers, TransactionKey, server_key,
+};
+
+/// What the endpoint hands requests to: the dialog layer, the B2BUA, a test UAS.
+pub trait TransactionUser: Send {
+    /// A new request (never a retransmission): the responses to send, in order.
+    fn on_request(&mut self, request: &Message) -> Vec<Message>;
+    /// An ACK that belongs to no transaction: the ACK of a 2xx, for the dialog.
+    fn on_ack(&mut self, _ack: &Message) {}
+}
+
+enum ServerTransaction {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+impl ServerTransaction {
+    fn handle_request(&mut self, now: Instant, request: Message) {
+        match self {
+            ServerTransaction::Invite(tx) => tx.handle_request(now, request),
+            ServerTransaction::NonInvite(tx) => tx.handle_request(now, request),
+        }
+    }
+
+    fn send_response(&mut self, now: Instant, response: Message) {
+        match self {
+            ServerTransaction::Invite(tx) => tx.send_response(now, response),
+            ServerTransaction::NonInvite(tx) => tx.send_response(now, response),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            ServerTransaction::Invite(tx) => tx.handle_timeout(now),
+            ServerTransaction::NonInvite(tx) => tx.handle_timeout(now),
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Message> {
+        match self {
+            ServerTransaction::Invite(tx) => tx.poll_transmit(),
+            ServerTransaction::NonInvite(tx) => tx.poll_transmit(),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        match self {
+            ServerTransaction::Invite(tx) => tx.poll_event(),
+            ServerTransaction::NonInvite(tx) => tx.poll_event(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            ServerTransaction::Invite(tx) => tx.poll_timeout(),
+            ServerTransaction::NonInvite(tx) => tx.poll_timeout(),
+        }
+    }
+}
+
+/// Counters of what the endpoint did, for tests and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Requests that opened a server transaction.
+    pub requests: u64,
+    /// ACKs of 2xx responses, handed to the transaction user.
+    pub acks: u64,
+    pub retransmissions_absorbed: u64,
+    pub refused: u64,
+    pub dropped: u64,
+}
+
+/// The sockets an endpoint serves.
+pub struct SipSockets {
+    pub udp: UdpSocket,
+    pub tcp: Option<TcpListener>,
+    /// A TCP connection with nothing to read for this long is closed.
+    pub tcp_idle: Duration,
+}
+
+/// How a transaction's responses leave: by UDP to the Via address, or on
+/// the TCP connection the request came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ReplyPath {
+    Udp,
+    Tcp(u64),
+}
+
+/// What a TCP connection task reports to the endpoint.
+enum FromConnection {
+    Message(u64, SocketAddr, Result<Message, ParseError>),
+    Closed(u64),
+}
+
+/// Messages queued from TCP connections; a full queue slows the readers.
+const TCP_QUEUE: usize = 1024;
+/// Responses queued for one TCP connection.
+const CONNECTION_QUEUE: usize = 64;
+
+/// Serves `socket` (UDP only) until `shutdown` resolves.
+pub async fn serve_udp(
+    socket: UdpSocket,
+    user: impl TransactionUser,
+    timers: Timers,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<EndpointStats> {
+    let sockets = SipSockets {
+        udp: socket,
+        tcp: None,
+        tcp_idle: Duration::from_secs(60),
+    };
+    serve_sip(sockets, user, timers, shutdown).await
+}
+
+/// Serves UDP and (if given) TCP until `shutdown` resolves.
+pub async fn serve_sip(
+    sockets: SipSockets,
+    mut user: impl TransactionUser,
+    timers: Timers,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<EndpointStats> {
+    let caps = Capabilities::default();
+    let mut transactions: HashMap<TransactionKey, (ServerTransaction, ReplyPath)> = HashMap::new();
+    let mut stats = EndpointStats::default();
+    let mut buffer = vec![0u8; MAX_MESSAGE_BYTES + 1];
+    let to_tag = format!("pb{:x}", std::process::id());
+    let (from_connections, mut inbound) = mpsc::channel::<FromConnection>(TCP_QUEUE);
+    let mut connections: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let mut next_connection = 0u64;
+    tokio::pin!(shutdown);
+    loop {
+        let next = transactions
+            .values()
+            .filter_map(|(tx, _)| tx.poll_timeout())
+            .min();
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let accept = async {
+            match &sockets.tcp {
+                Some(listener) => listener.accept().await,
+                None => std::future::pending().await,
+            }
+        };
+        // What arrived, and how to answer it.
+        let mut arrived: Option<(Inbound, SocketAddr, ReplyPath)> = None;
+        tokio::select! {
+            () = &mut shutdown => {
+                tasks.abort_all();
+                return Ok(stats);
+            }
+            received = sockets.udp.recv_from(&mut buffer) => {
+                let (length, source) = received?;
+                arrived = Some((inspect(&buffer[..length], &caps, &to_tag), source, ReplyPath::Udp));
+            }
+            accepted = accept => {
+                if let Ok((stream, _)) = accepted {
+                    next_connection += 1;
+                    let (to_connection, outbound) = mpsc::channel(CONNECTION_QUEUE);
+                    connections.insert(next_connection, to_connection);
+                    let reports = from_connections.clone();
+                    tasks.spawn(connection(next_connection, stream, reports, outbound, sockets.tcp_idle));
+                }
+            }
+            Some(event) = inbound.recv() => match event {
+                FromConnection::Message(id, source, parsed) => {
+                    arrived = Some((inspect_parsed(parsed, &caps, &to_tag), source, ReplyPath::Tcp(id)));
+                }
+                FromConnection::Closed(id) => {
+                    connections.remove(&id);
+                }
+            },
+            () = sleep => {
+                let now = clock::now();
+                for (tx, _) in transactions.values_mut() {
+                    if tx.poll_timeout().is_some_and(|at| at <= now) {
+                        tx.handle_timeout(now);
+                    }
+                }
+            }
+        }
+        if let Some((message, source, path)) = arrived {
+            let now = clock::now();
+            match message {
+                Inbound::Request(mut request) => {
+                    stamp_received(&mut request, source);
+                    on_request(
+                        now,
+                        request,
+                        path,
+                        &mut transactions,
+                        &mut user,
+                        timers,
+                        &to_tag,
+                        &mut stats,
+                    );
+                }
+                Inbound::Refuse(mut refusal) => {
+                    stats.refused += 1;
+                    stamp_received(&mut refusal, source);
+                    send(&sockets.udp, &connections, path, &refusal).await;
+                }
+                Inbound::Response(_) | Inbound::Drop(_) => stats.dropped += 1,
+            }
+        }
+        let mut finished = Vec::new();
+        for (key, (tx, path)) in &mut transactions {
+            while let Some(message) = tx.poll_transmit() {
+                send(&sockets.udp, &connections, *path, &message).await;
+            }
+            while let Some(event) = tx.poll_event() {
+                match event {
+                    Event::Ack(ack) => user.on_ack(&ack),
+                    Event::Terminated => finished.push(key.clone()),
+                    Event::Response(_) | Event::Timeout | Event::NoAck => {}
+                }
+            }
+        }
+        for key in finished {
+            transactions.remove(&key);
+        }
+    }
+}
+
+/// Reads and frames one TCP connection, writes what the endpoint queues for
+/// it, and ends on EOF, an error, a framing error (a stream cannot be
+/// resynchronised) or `idle` without input.
+async fn connection(
+    id: u64,
+    stream: TcpStream,
+    to_endpoint: mpsc::Sender<FromConnection>,
+    mut outbound: mpsc::Receiver<Vec<u8>>,
+    idle: Duration,
+) {
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
+    let (mut reader, mut writer) = stream.into_split();
+    let mut framer = StreamFramer::new();
+    let mut buffer = vec![0u8; 16 * 1024];
+    let mut closing = false;
+    while !closing {
+        tokio::select! {
+            read = tokio::time::timeout(idle, reader.read(&mut buffer)) => {
+                let length = match read {
+                    Ok(Ok(length)) if length > 0 => length,
+                    _ => break,
+                };
+                framer.push(&buffer[..length]);
+                while let Some(parsed) = framer.next_message() {
+                    closing = parsed.is_err();
+                    if to_endpoint.send(FromConnection::Message(id, peer, parsed)).await.is_err() || closing {
+                        closing = true;
+                        break;
+                    }
+                }
+            }
+            queued = outbound.recv() => match queued {
+                Some(bytes) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    if closing {
+        // The endpoint answers what ended the stream (a 400) before it closes.
+        if let Ok(Some(bytes)) =
+            tokio::time::timeout(Duration::from_millis(500), outbound.recv()).await
+        {
+            let _ = writer.write_all(&bytes).await;
+        }
+    }
+    let _ = to_endpoint.send(FromConnection::Closed(id)).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_request(
+    now: Instant,
+    request: Message,
+    path: ReplyPath,
+    transactions: &mut HashMap<TransactionKey, (ServerTransaction, ReplyPath)>,
+    user: &mut impl TransactionUser,
+    timers: Timers,
+    to_tag: &str,
+    stats: &mut EndpointStats,
+) {
+    let Some(key) = server_key(&request) else {
+        stats.dropped += 1;
+        return;
+    };
+    if let Some((tx, _)) = transactions.get_mut(&key) {
+        stats.retransmissions_absorbed += 1;
+        tx.handle_request(now, request);
+        return;
+    }
+    let reliable = path != ReplyPath::Udp;
+    let method = request.method().cloned();
+    if method == Some(Method::Ack) {
+        stats.acks += 1;
+        user.on_ack(&request);
+        return;
+    }
+    stats.requests += 1;
+    let mut tx = match method {
+        Some(Method::Invite) => {
+            ServerTransaction::Invite(ServerInvite::new(&request, reliable, timers))
+        }
+        _ => ServerTransaction::NonInvite(ServerNonInvite::new(reliable, timers)),
+    };
+    let responses = if method == Some(Method::Options) {
+        let allow = Capabilities::default()
+            .methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        vec![response_to(
+            &request.headers,
+            200,
+            "OK",
+            to_tag,
+            &[("Allow", allow), ("Accept", "application/sdp".into())],
+        )]
+    } else {
+        user.on_request(&request)
+    };
+    for response in responses {
+        tx.send_response(now, response);
+    }
+    transactions.insert(key, (tx, path));
+}
+
+async fn send(
+    udp: &UdpSocket,
+    connections: &HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    path: ReplyPath,
+    message: &Message,
+) {
+    match path {
+        ReplyPath::Udp => {
+            let Some(to) = response_address(message) else {
+                tracing::warn!("response without a usable Via; not sent");
+                return;
+            };
+            if let Err(error) = udp.send_to(&message.to_bytes(), to).await {
+                tracing::warn!(%error, %to, "cannot send a SIP message");
+            }
+        }
+        // A full connection queue means a peer that does not read: drop the
+        // message rather than grow memory (the peer will time out).
+        ReplyPath::Tcp(id) => match connections.get(&id) {
+            Some(connection) => {
+                if connection.try_send(message.to_bytes()).is_err() {
+                    tracing::warn!(
+                        connection = id,
+                        "TCP connection queue full or closed; message dropped"
+                    );
+                }
+            }
+            None => tracing::debug!(connection = id, "TCP connection gone; response not sent"),
+        },
+    }
+}
