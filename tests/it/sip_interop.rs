@@ -471,3 +471,28 @@ async fn sipp_uac_over_tcp_completes_calls() {
     );
     assert_eq!((stats.requests, stats.acks), (10, 5), "{stats:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_too_large_for_a_datagram_goes_over_tcp() {
+    let (port, stop, server) = endpoint_with_tcp(std::time::Duration::from_secs(30)).await;
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut call = attempt(target);
+    // Many codecs make a big offer: past RFC 3261 §18.1.1's 1300 bytes.
+    call.sdp_offer = format!("{SDP_OFFER}{}", "a=rtpmap:96 opus/48000/2\r\n".repeat(60));
+    let result = host::runtime::place_call(&socket, &call, Timers::default())
+        .await
+        .expect("call");
+    assert_eq!(
+        (result.status, result.bye_status, result.transport),
+        (200, Some(200), "TCP"),
+        "{result:?}"
+    );
+    let small = host::runtime::place_call(&socket, &attempt(target), Timers::default())
+        .await
+        .expect("call");
+    assert_eq!(small.transport, "UDP");
+    let _ = stop.send(());
+    let stats = server.await.expect("task").expect("served");
+    assert_eq!((stats.requests, stats.acks), (4, 2), "{stats:?}");
+}
