@@ -15,7 +15,7 @@ cargo build --quiet --release -p host --bin plugboard
 DATA=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null; rm -rf "$DATA"' EXIT
 OP=$(target/release/plugboard admin bootstrap --data-dir "$DATA")
-target/release/plugboard serve --data-dir "$DATA" --http-listen 127.0.0.1:$PORT --example-policies /nonexistent 2>/dev/null &
+target/release/plugboard serve --data-dir "$DATA" --http-listen 127.0.0.1:$PORT --sip-listen 127.0.0.1:0 --example-policies /nonexistent 2>/dev/null &
 SERVER=$!
 PB=http://127.0.0.1:$PORT
 until curl -sf $PB/healthz >/dev/null; do sleep 0.1; done

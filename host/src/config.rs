@@ -14,6 +14,8 @@ pub const DEFAULT_DATA_DIR: &str = "plugboard-data";
 /// Everything `plugboard serve` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// SIP listeners: UDP and TCP on each (default `0.0.0.0:5060`).
+    pub sip_listen: Vec<SocketAddr>,
     pub http_listen: SocketAddr,
     pub data_dir: PathBuf,
     /// Where to find the bundled example policies to load on first start.
@@ -25,6 +27,7 @@ pub struct Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    pub sip_listen: Option<Vec<SocketAddr>>,
     pub http_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub example_policies: Option<PathBuf>,
@@ -58,11 +61,20 @@ impl Config {
     /// Defaults, then the file, then the flags.
     pub fn resolve(
         file: ConfigFile,
+        sip_listen: Vec<SocketAddr>,
         http_listen: Option<SocketAddr>,
         data_dir: Option<PathBuf>,
         example_policies: Option<PathBuf>,
     ) -> Self {
+        let sip_listen = if sip_listen.is_empty() {
+            file.sip_listen
+                .clone()
+                .unwrap_or_else(|| vec![SocketAddr::from(([0, 0, 0, 0], 5060))])
+        } else {
+            sip_listen
+        };
         Config {
+            sip_listen,
             http_listen: http_listen
                 .or(file.http_listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -91,10 +103,16 @@ mod tests {
     fn flags_win_over_the_file_and_the_file_over_defaults() {
         let file: ConfigFile =
             toml::from_str("http_listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/pb\"").unwrap();
-        let config = Config::resolve(file, Some("127.0.0.1:9100".parse().unwrap()), None, None);
+        let config = Config::resolve(
+            file,
+            vec![],
+            Some("127.0.0.1:9100".parse().unwrap()),
+            None,
+            None,
+        );
         assert_eq!(config.http_listen, "127.0.0.1:9100".parse().unwrap());
         assert_eq!(config.data_dir, PathBuf::from("/srv/pb"));
-        let defaults = Config::resolve(ConfigFile::default(), None, None, None);
+        let defaults = Config::resolve(ConfigFile::default(), vec![], None, None, None);
         assert_eq!(defaults.http_listen.to_string(), DEFAULT_HTTP_LISTEN);
         assert_eq!(defaults.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
     }

@@ -55,6 +55,7 @@ fn run_server(args: &ServeArgs) -> anyhow::Result<()> {
     };
     let config = Config::resolve(
         file,
+        args.sip_listen.clone(),
         args.http_listen,
         args.data_dir.clone(),
         args.example_policies.clone(),

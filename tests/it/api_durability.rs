@@ -123,6 +123,8 @@ fn serve(dir: &std::path::Path) -> (std::process::Child, u16) {
         .args([
             "--http-listen",
             "127.0.0.1:0",
+            "--sip-listen",
+            "127.0.0.1:0",
             "--example-policies",
             "/nonexistent",
         ])

@@ -496,3 +496,85 @@ async fn a_request_too_large_for_a_datagram_goes_over_tcp() {
     let stats = server.await.expect("task").expect("served");
     assert_eq!((stats.requests, stats.acks), (4, 2), "{stats:?}");
 }
+
+#[tokio::test]
+async fn calls_to_unknown_numbers_get_404_and_to_campaign_numbers_480_until_routing_exists() {
+    let store = std::sync::Arc::new(host::store::Store::temporary().expect("store"));
+    let campaign = host::store::Campaign {
+        id: "cmp_1".into(),
+        tenant_id: "tnt_1".into(),
+        name: "solar".into(),
+        numbers: vec!["+18005550100".into()],
+        floor_price_micros: 0,
+        fallback_target: None,
+        scorer_policy_id: None,
+        selector_policy_id: None,
+        shared_attribution_keys: vec![],
+        bidder_access: Default::default(),
+        early_ringback: false,
+        auction_timeout_ms: 100,
+        created_at: 0,
+    };
+    store.put_campaign(&campaign).expect("campaign");
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let port = socket.local_addr().expect("address").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_udp(
+        socket,
+        host::runtime::NumberDesk::new(store),
+        Timers::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let invite = |user: &str, call: &str| {
+        format!(
+            "INVITE sip:{user}@127.0.0.1 SIP/2.0
+Via: SIP/2.0/UDP LOCAL;branch=z9hG4bK{call};rport
+Max-Forwards: 70
+To: <sip:{user}@127.0.0.1>
+From: <sip:+14155550123@carrier.example>;tag=c1
+Call-ID: {call}@carrier.example
+CSeq: 1 INVITE
+Contact: <sip:+14155550123@LOCAL>
+Content-Length: 0
+
+"
+        )
+    };
+    // The first answer is 100 Trying; the final one follows on the same socket.
+    let finals = |text: String| text.lines().next().unwrap_or_default().to_owned();
+    let known = exchange_final(port, &invite("18005550100", "known")).await;
+    assert_eq!(finals(known), "SIP/2.0 480 Temporarily Unavailable");
+    let unknown = exchange_final(port, &invite("+18005559999", "unknown")).await;
+    assert_eq!(finals(unknown), "SIP/2.0 404 Not Found");
+    let _ = stop.send(());
+    server.await.expect("task").expect("served");
+}
+
+/// One request over a real socket; the first final (non-1xx) answer.
+async fn exchange_final(port: u16, request: &str) -> String {
+    let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let local = client.local_addr().expect("address");
+    let request = request
+        .replace("LOCAL", &local.to_string())
+        .replace('\n', "\r\n");
+    client
+        .send_to(request.as_bytes(), ("127.0.0.1", port))
+        .await
+        .expect("send");
+    let mut buffer = vec![0u8; 65536];
+    loop {
+        let (length, _) = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.recv_from(&mut buffer),
+        )
+        .await
+        .expect("an answer")
+        .expect("received");
+        let text = String::from_utf8_lossy(&buffer[..length]).replace("\r\n", "\n");
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
+}

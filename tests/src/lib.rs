@@ -173,6 +173,7 @@ impl TestApi {
     /// A host on an existing data directory (as after a restart).
     pub async fn open(dir: &std::path::Path, operator_key: String) -> Self {
         let config = host::config::Config {
+            sip_listen: vec![([127, 0, 0, 1], 0).into()],
             http_listen: ([127, 0, 0, 1], 0).into(),
             data_dir: dir.to_owned(),
             example_policies: None,

@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// TOML file setting any of `http_listen`, `data_dir`, `example_policies`.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// A SIP listener, UDP and TCP on the same address; repeatable
+    /// (default 0.0.0.0:5060).
+    #[arg(long = "sip-listen")]
+    pub sip_listen: Vec<std::net::SocketAddr>,
     /// Address of the HTTP API (default 127.0.0.1:8080).
     #[arg(long)]
     pub http_listen: Option<std::net::SocketAddr>,

@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::policy::model::World;
 use crate::policy::{ArtifactCache, EngineError, FailureMode, PolicyEngine, PolicyRegistry};
 use crate::store::{Policy, Role, Store, StoreError, Tenant};
+use crate::transaction::Timers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -162,6 +163,23 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let host = Host::start(&config).await?;
+    let (stop_sip, sip_stopped) = tokio::sync::watch::channel(false);
+    let mut sip_tasks = tokio::task::JoinSet::new();
+    for address in &config.sip_listen {
+        let sockets = bind_sip(*address).await?;
+        let udp = sockets.udp.local_addr().map_err(ServeError::Server)?;
+        tracing::info!("SIP listening on udp:{udp} and tcp:{udp}");
+        let desk = NumberDesk::new(host.state.store.clone());
+        let mut stopped = sip_stopped.clone();
+        sip_tasks.spawn(super::serve_sip(
+            sockets,
+            desk,
+            Timers::default(),
+            async move {
+                let _ = stopped.changed().await;
+            },
+        ));
+    }
     let listener = TcpListener::bind(config.http_listen)
         .await
         .map_err(|cause| ServeError::Listen {
@@ -175,9 +193,73 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Server)?;
+    let _ = stop_sip.send(true);
+    while sip_tasks.join_next().await.is_some() {}
     store.flush()?;
     tracing::info!("stopped; store flushed");
     Ok(())
+}
+
+/// UDP and TCP on one address; with port 0, both on the port UDP was given.
+async fn bind_sip(address: SocketAddr) -> Result<super::SipSockets, ServeError> {
+    let listen = |cause| ServeError::Listen {
+        addr: address,
+        cause,
+    };
+    let udp = tokio::net::UdpSocket::bind(address).await.map_err(listen)?;
+    let bound = udp.local_addr().map_err(listen)?;
+    let tcp = TcpListener::bind(bound).await.map_err(listen)?;
+    Ok(super::SipSockets {
+        udp,
+        tcp: Some(tcp),
+        tcp_idle: std::time::Duration::from_secs(120),
+    })
+}
+
+/// What inbound calls get until call routing (the B2BUA) is built: the
+/// campaign lookup of SPEC §2.2 — `404` for a number no campaign has, `480`
+/// for a campaign's number (no route can be made yet) — and `481` for
+/// requests of dialogs this host does not have.
+pub struct NumberDesk {
+    store: Arc<Store>,
+}
+
+impl NumberDesk {
+    pub fn new(store: Arc<Store>) -> Self {
+        NumberDesk { store }
+    }
+}
+
+impl super::TransactionUser for NumberDesk {
+    fn on_request(&mut self, request: &crate::sip::Message) -> Vec<crate::sip::Message> {
+        let (code, reason) = match request.method() {
+            Some(crate::sip::Method::Invite) => {
+                let user = match &request.start {
+                    crate::sip::StartLine::Request { uri, .. } => uri
+                        .split_once(':')
+                        .map(|(_, rest)| rest.split(['@', ';']).next().unwrap_or_default())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    crate::sip::StartLine::Response { .. } => String::new(),
+                };
+                let owner = crate::number::normalize_e164(&user)
+                    .ok()
+                    .and_then(|number| self.store.number_owner(&number).ok().flatten());
+                match owner {
+                    Some(_) => (480, "Temporarily Unavailable"),
+                    None => (404, "Not Found"),
+                }
+            }
+            _ => (481, "Call/Transaction Does Not Exist"),
+        };
+        vec![crate::sip::response_to(
+            &request.headers,
+            code,
+            reason,
+            "pbdesk",
+            &[],
+        )]
+    }
 }
 
 /// `plugboard admin bootstrap`: the first operator and its key.
