@@ -181,13 +181,7 @@ impl ClientInvite {
         self.out.events.push_back(Event::Terminated);
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.out.transmit.pop_front()
-    }
-
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
-    }
+    outbox_polls!();
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         earliest(&[self.timer_a, self.timer_b, self.timer_d, self.timer_m])

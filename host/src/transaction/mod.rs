@@ -4,6 +4,22 @@
 //! when to be woken (`poll_timeout`). Timers are named as the RFC names them.
 //! Retransmissions happen on unreliable transports only.
 
+/// `poll_transmit` and `poll_event`, the same for every state machine (each
+/// keeps its outbox in a field named `out`).
+macro_rules! outbox_polls {
+    () => {
+        /// The next message to send.
+        pub fn poll_transmit(&mut self) -> Option<crate::sip::Message> {
+            self.out.transmit.pop_front()
+        }
+
+        /// The next event for the transaction user.
+        pub fn poll_event(&mut self) -> Option<super::Event> {
+            self.out.events.pop_front()
+        }
+    };
+}
+
 mod client_invite;
 mod client_non_invite;
 mod key;

@@ -139,13 +139,7 @@ impl ServerInvite {
         }
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.out.transmit.pop_front()
-    }
-
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
-    }
+    outbox_polls!();
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         earliest(&[self.timer_g, self.timer_h, self.timer_i, self.timer_l])

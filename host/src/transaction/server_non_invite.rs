@@ -83,13 +83,7 @@ impl ServerNonInvite {
         }
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Message> {
-        self.out.transmit.pop_front()
-    }
-
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
-    }
+    outbox_polls!();
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         earliest(&[self.timer_j])
