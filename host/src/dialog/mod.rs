@@ -3,7 +3,7 @@
 //! target from Contact, both CSeq spaces, and the in-dialog requests built
 //! from them (BYE, re-INVITE, UPDATE, INFO, and the ACK of a 2xx).
 
-use crate::sip::{Header, Message, Method, StartLine, cseq};
+use crate::sip::{Header, Message, Method, StartLine, cseq, tag_param};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DialogId {
@@ -40,15 +40,6 @@ pub fn uri_of(value: &str) -> &str {
         (Some(open), Some(close)) if open < close => &value[open + 1..close],
         _ => value.split(';').next().unwrap_or_default().trim(),
     }
-}
-
-/// The `tag` parameter of a From or To value.
-pub fn tag_of(value: &str) -> Option<&str> {
-    let params = value.rfind('>').map_or(value, |end| &value[end..]);
-    params
-        .split(';')
-        .skip(1)
-        .find_map(|p| p.trim().strip_prefix("tag="))
 }
 
 /// A From or To value without its tag, for building requests.
@@ -101,23 +92,16 @@ fn header(message: &Message, name: &'static str) -> Result<String, DialogError> 
         .ok_or(DialogError::Missing(name))
 }
 
-fn status(message: &Message) -> u16 {
-    match message.start {
-        StartLine::Response { code, .. } => code,
-        StartLine::Request { .. } => 0,
-    }
-}
-
 impl Dialog {
     /// The UAC's dialog from the request it sent and a response with a To tag
     /// (RFC 3261 §12.1.2): the route set is the response's Record-Route reversed.
     pub fn from_uac(request: &Message, response: &Message) -> Result<Self, DialogError> {
         let to = header(response, "To")?;
         let from = header(request, "From")?;
-        let remote_tag = tag_of(&to)
+        let remote_tag = tag_param(&to)
             .ok_or(DialogError::Missing("To tag"))?
             .to_owned();
-        let local_tag = tag_of(&from)
+        let local_tag = tag_param(&from)
             .ok_or(DialogError::Missing("From tag"))?
             .to_owned();
         let (local_cseq, _) = request
@@ -132,7 +116,7 @@ impl Dialog {
                 local_tag,
                 remote_tag,
             },
-            state: if status(response) < 200 {
+            state: if response.status() < 200 {
                 DialogState::Early
             } else {
                 DialogState::Confirmed
@@ -150,7 +134,7 @@ impl Dialog {
     /// with (RFC 3261 §12.1.1): the route set is the Record-Route in order.
     pub fn from_uas(request: &Message, local_tag: &str) -> Result<Self, DialogError> {
         let from = header(request, "From")?;
-        let remote_tag = tag_of(&from)
+        let remote_tag = tag_param(&from)
             .ok_or(DialogError::Missing("From tag"))?
             .to_owned();
         let (remote_cseq, _) = request
@@ -176,7 +160,7 @@ impl Dialog {
     /// A later response to the dialog-creating INVITE (UAC side): a 2xx
     /// confirms the dialog, fixing its route set and target (§12.1.2, §13.2.2.4).
     pub fn handle_response(&mut self, response: &Message) {
-        let code = status(response);
+        let code = response.status();
         if self.state == DialogState::Early && (200..300).contains(&code) {
             self.state = DialogState::Confirmed;
             let mut route_set = routes(response, "Record-Route");
@@ -203,8 +187,8 @@ impl Dialog {
     pub fn id_of_request(request: &Message) -> Option<DialogId> {
         Some(DialogId {
             call_id: request.header("Call-ID")?.to_owned(),
-            local_tag: tag_of(request.header("To")?)?.to_owned(),
-            remote_tag: tag_of(request.header("From")?)?.to_owned(),
+            local_tag: tag_param(request.header("To")?)?.to_owned(),
+            remote_tag: tag_param(request.header("From")?)?.to_owned(),
         })
     }
 
@@ -212,8 +196,8 @@ impl Dialog {
     pub fn id_of_response(response: &Message) -> Option<DialogId> {
         Some(DialogId {
             call_id: response.header("Call-ID")?.to_owned(),
-            local_tag: tag_of(response.header("From")?)?.to_owned(),
-            remote_tag: tag_of(response.header("To")?)?.to_owned(),
+            local_tag: tag_param(response.header("From")?)?.to_owned(),
+            remote_tag: tag_param(response.header("To")?)?.to_owned(),
         })
     }
 

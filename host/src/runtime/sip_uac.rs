@@ -139,13 +139,6 @@ impl Wire<'_> {
     }
 }
 
-fn status(message: &Message) -> u16 {
-    match message.start {
-        StartLine::Response { code, .. } => code,
-        StartLine::Request { .. } => 0,
-    }
-}
-
 /// Places one call from `socket` (which it owns for the call's duration).
 pub async fn place_call(
     socket: &UdpSocket,
@@ -198,7 +191,7 @@ pub async fn place_call(
         let mut final_response = None;
         while let Some(event) = tx.poll_event() {
             match event {
-                Event::Response(response) if status(&response) >= 200 => {
+                Event::Response(response) if response.status() >= 200 => {
                     final_response = Some(response)
                 }
                 Event::Timeout => return Err(UacError::Timeout),
@@ -214,7 +207,7 @@ pub async fn place_call(
             Input::Other => {}
         }
     };
-    let code = status(&answer);
+    let code = answer.status();
     if !(200..300).contains(&code) {
         // The transaction sent the ACK of a non-2xx itself.
         while let Some(message) = tx.poll_transmit() {
@@ -241,8 +234,8 @@ pub async fn place_call(
         let mut done = None;
         while let Some(event) = bye_tx.poll_event() {
             match event {
-                Event::Response(response) if status(&response) >= 200 => {
-                    done = Some(status(&response))
+                Event::Response(response) if response.status() >= 200 => {
+                    done = Some(response.status())
                 }
                 Event::Timeout => return Err(UacError::Timeout),
                 _ => {}

@@ -100,6 +100,14 @@ impl Message {
         matches!(self.start, StartLine::Request { .. })
     }
 
+    /// The status code of a response; 0 for a request.
+    pub fn status(&self) -> u16 {
+        match self.start {
+            StartLine::Response { code, .. } => code,
+            StartLine::Request { .. } => 0,
+        }
+    }
+
     pub fn method(&self) -> Option<&Method> {
         match &self.start {
             StartLine::Request { method, .. } => Some(method),
@@ -145,6 +153,17 @@ impl Message {
         out.extend_from_slice(&self.body);
         out
     }
+}
+
+/// The `tag` parameter of a From or To value (outside the URI's `<>`).
+pub fn tag_param(value: &str) -> Option<&str> {
+    let params = value.rfind('>').map_or(value, |end| &value[end..]);
+    params.split(';').skip(1).find_map(|p| {
+        let (name, tag) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("tag")
+            .then_some(tag.trim())
+    })
 }
 
 /// Canonical spelling of a header name: compact forms expanded (RFC 3261

@@ -6,9 +6,9 @@ mod message;
 mod parse;
 mod response;
 mod validate;
-mod via;
+pub(crate) mod via;
 
-pub use message::{Header, Message, Method, StartLine, canonical_name};
+pub use message::{Header, Message, Method, StartLine, canonical_name, tag_param};
 pub use parse::{
     MAX_MESSAGE_BYTES, ParseError, ParseErrorKind, PartialRequest, StreamFramer, parse_datagram,
 };

@@ -225,17 +225,7 @@ fn head(bytes: &[u8], body_at: usize) -> Result<(StartLine, Vec<Header>), ParseE
         }
     };
     let result = header_lines(rest, first.len() + 1, &mut headers);
-    let partial = |error: ParseError| ParseError {
-        partial: match &start {
-            StartLine::Request { method, .. } => Some(PartialRequest {
-                method: method.clone(),
-                headers: headers.clone(),
-            }),
-            StartLine::Response { .. } => None,
-        },
-        ..error
-    };
-    result.map_err(partial)?;
+    result.map_err(|error| with_partial(error.kind, error.offset, &start, &headers))?;
     Ok((start, headers))
 }
 

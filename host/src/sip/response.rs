@@ -84,12 +84,5 @@ pub fn response_to(
 
 /// Whether a From/To value has a `tag` parameter (outside the URI's `<>`).
 pub fn has_tag(value: &str) -> bool {
-    let params = match value.rfind('>') {
-        Some(end) => &value[end..],
-        None => value,
-    };
-    params
-        .split(';')
-        .skip(1)
-        .any(|p| p.trim().to_ascii_lowercase().starts_with("tag="))
+    super::message::tag_param(value).is_some()
 }

@@ -6,9 +6,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::message::Message;
 
-/// The sent-by host and port of a Via value (`SIP/2.0/UDP host:port;…`).
+/// The sent-by of a Via value as written (`host:port` of `SIP/2.0/UDP host:port;…`).
+pub(crate) fn sent_by_text(via: &str) -> Option<&str> {
+    via.split(';').next()?.split_whitespace().nth(1)
+}
+
+/// The sent-by host and port of a Via value.
 fn sent_by(via: &str) -> Option<(&str, Option<u16>)> {
-    let address = via.split(';').next()?.split_whitespace().nth(1)?;
+    let address = sent_by_text(via)?;
     if let Some(rest) = address.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
@@ -20,7 +25,9 @@ fn sent_by(via: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
-fn param<'a>(via: &'a str, name: &str) -> Option<&'a str> {
+/// A Via parameter's value (`branch`, `received`, `rport`…); empty for a
+/// parameter without one.
+pub(crate) fn param<'a>(via: &'a str, name: &str) -> Option<&'a str> {
     via.split(';').skip(1).find_map(|p| {
         let (key, value) = p.split_once('=').unwrap_or((p, ""));
         key.trim()

@@ -32,13 +32,6 @@ pub struct ClientInvite {
     out: Outbox,
 }
 
-fn status(response: &Message) -> u16 {
-    match response.start {
-        StartLine::Response { code, .. } => code,
-        StartLine::Request { .. } => 0,
-    }
-}
-
 /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3): the request's
 /// Request-URI, top Via, From, Call-ID and Route; the response's To.
 fn ack_for(request: &Message, response: &Message) -> Message {
@@ -109,7 +102,7 @@ impl ClientInvite {
     }
 
     pub fn handle_response(&mut self, now: Instant, response: Message) {
-        let code = status(&response);
+        let code = response.status();
         match (self.state, code) {
             (ClientInviteState::Calling | ClientInviteState::Proceeding, 100..=199) => {
                 self.state = ClientInviteState::Proceeding;

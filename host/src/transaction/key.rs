@@ -1,7 +1,7 @@
 //! Matching messages to transactions: RFC 3261 §17.1.3 (client) and §17.2.3
 //! (server), with the RFC 2543 fallback for requests without the magic cookie.
 
-use crate::sip::{Message, Method, cseq};
+use crate::sip::{Message, Method, cseq, tag_param, via};
 
 /// The RFC 3261 branch prefix.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -20,45 +20,23 @@ pub enum TransactionKey {
     Rfc2543 { parts: String },
 }
 
-/// A Via parameter's value, e.g. `branch`.
-fn via_param<'a>(via: &'a str, name: &str) -> Option<&'a str> {
-    via.split(';').skip(1).find_map(|p| {
-        let (key, value) = p.split_once('=').unwrap_or((p, ""));
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then_some(value.trim())
-    })
-}
-
 /// The branch of a message's top Via.
 pub fn branch(message: &Message) -> Option<&str> {
     let top = message.header("Via")?.split(',').next()?;
-    via_param(top, "branch")
+    via::param(top, "branch")
 }
 
 fn sent_by(message: &Message) -> String {
-    let top = message
+    message
         .header("Via")
         .and_then(|v| v.split(',').next())
-        .unwrap_or_default();
-    let without_params = top.split(';').next().unwrap_or_default();
-    without_params
-        .split_whitespace()
-        .nth(1)
+        .and_then(via::sent_by_text)
         .unwrap_or_default()
         .to_ascii_lowercase()
 }
 
 fn tag(value: Option<&str>) -> String {
-    value
-        .and_then(|v| {
-            let params = v.rfind('>').map_or(v, |end| &v[end..]);
-            params
-                .split(';')
-                .skip(1)
-                .find_map(|p| p.trim().strip_prefix("tag=").map(str::to_owned))
-        })
-        .unwrap_or_default()
+    value.and_then(tag_param).unwrap_or_default().to_owned()
 }
 
 /// The key a server transaction is found by, for a request received.
