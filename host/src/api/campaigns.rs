@@ -86,11 +86,15 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("request.invalid_field", message)
 }
 
+/// A number from a request, in E.164, or `422 number.invalid`.
+fn e164(number: &str) -> ApiResult<String> {
+    normalize_e164(number).map_err(|e| ApiError::unprocessable("number.invalid", e.to_string()))
+}
+
 fn normalized_numbers(numbers: &[String]) -> ApiResult<Vec<String>> {
     let mut out: Vec<String> = Vec::with_capacity(numbers.len());
     for number in numbers {
-        let e164 = normalize_e164(number)
-            .map_err(|e| ApiError::unprocessable("number.invalid", e.to_string()))?;
+        let e164 = e164(number)?;
         if !out.contains(&e164) {
             out.push(e164);
         }
@@ -317,8 +321,7 @@ async fn add_number(
 ) -> ApiResult<(StatusCode, Json<Vec<String>>)> {
     caller.require(CAMPAIGN_ROLES)?;
     let mut c = visible_campaign(&state, &caller, &id)?;
-    let number = normalize_e164(&new.number)
-        .map_err(|e| ApiError::unprocessable("number.invalid", e.to_string()))?;
+    let number = e164(&new.number)?;
     if !c.numbers.contains(&number) {
         c.numbers.push(number);
         state.store.put_campaign(&c)?;
@@ -547,8 +550,7 @@ async fn find_dni_session(
 ) -> ApiResult<Json<DniSession>> {
     caller.require(CAMPAIGN_ROLES)?;
     let c = visible_campaign(&state, &caller, &id)?;
-    let number = normalize_e164(&lookup.number)
-        .map_err(|e| ApiError::unprocessable("number.invalid", e.to_string()))?;
+    let number = e164(&lookup.number)?;
     let at = lookup.at.unwrap_or_else(clock::unix_now);
     let sessions = state.store.dni_sessions_of(&c.id)?;
     dni::session_at(&sessions, &number, at)

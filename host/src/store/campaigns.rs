@@ -1,6 +1,6 @@
 //! Campaigns, their numbers (one owner per number), pools and DNI sessions.
 
-use sled::transaction::Transactional;
+use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 
 use super::{
     Bid, Campaign, DniSession, NumberOwner, Pool, Store, StoreError, abort, codec, exhausted_key,
@@ -12,27 +12,17 @@ impl Store {
     /// transaction; refuses a number that belongs to another campaign.
     pub fn put_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
         let bytes = codec::encode(campaign)?;
-        let owner = codec::encode(&NumberOwner::Campaign(campaign.id.clone()))?;
+        let owner = NumberOwner::Campaign(campaign.id.clone());
         (&self.campaigns.tree, &self.numbers.tree).transaction(|(campaigns, numbers)| {
-            if let Some(old) = campaigns.get(campaign.id.as_bytes())? {
-                let old: Campaign = codec::decode("campaigns", &old).map_err(abort)?;
-                for number in old.numbers.iter().filter(|n| !campaign.numbers.contains(n)) {
-                    numbers.remove(number.as_bytes())?;
+            let previous = match campaigns.get(campaign.id.as_bytes())? {
+                Some(old) => {
+                    codec::decode::<Campaign>("campaigns", &old)
+                        .map_err(abort)?
+                        .numbers
                 }
-            }
-            for number in &campaign.numbers {
-                if let Some(existing) = numbers.get(number.as_bytes())? {
-                    let existing: NumberOwner =
-                        codec::decode("numbers", &existing).map_err(abort)?;
-                    if existing != NumberOwner::Campaign(campaign.id.clone()) {
-                        return Err(abort(StoreError::NumberTaken {
-                            number: number.clone(),
-                            campaign_id: existing.campaign_id().to_owned(),
-                        }));
-                    }
-                }
-                numbers.insert(number.as_bytes(), owner.clone())?;
-            }
+                None => Vec::new(),
+            };
+            index_numbers(numbers, &owner, &campaign.numbers, &previous)?;
             campaigns.insert(campaign.id.as_bytes(), bytes.clone())?;
             Ok(())
         })?;
@@ -100,29 +90,15 @@ impl Store {
             ..pool.clone()
         };
         let bytes = codec::encode(&config)?;
-        let owner = codec::encode(&NumberOwner::Pool(pool.campaign_id.clone()))?;
-        let mine = NumberOwner::Pool(pool.campaign_id.clone());
+        let owner = NumberOwner::Pool(pool.campaign_id.clone());
         (&self.pools.tree, &self.numbers.tree, &self.dni_holders.tree).transaction(
             |(pools, numbers, holders)| {
-                if let Some(old) = pools.get(pool.campaign_id.as_bytes())? {
-                    let old: Pool = codec::decode("pools", &old).map_err(abort)?;
-                    for number in old.numbers.iter().filter(|n| !pool.numbers.contains(n)) {
-                        numbers.remove(number.as_bytes())?;
-                        holders.remove(holder_key(&pool.campaign_id, number).as_bytes())?;
-                    }
-                }
-                for number in &pool.numbers {
-                    if let Some(existing) = numbers.get(number.as_bytes())? {
-                        let existing: NumberOwner =
-                            codec::decode("numbers", &existing).map_err(abort)?;
-                        if existing != mine {
-                            return Err(abort(StoreError::NumberTaken {
-                                number: number.clone(),
-                                campaign_id: existing.campaign_id().to_owned(),
-                            }));
-                        }
-                    }
-                    numbers.insert(number.as_bytes(), owner.clone())?;
+                let previous = match pools.get(pool.campaign_id.as_bytes())? {
+                    Some(old) => codec::decode::<Pool>("pools", &old).map_err(abort)?.numbers,
+                    None => Vec::new(),
+                };
+                for released in index_numbers(numbers, &owner, &pool.numbers, &previous)? {
+                    holders.remove(holder_key(&pool.campaign_id, released).as_bytes())?;
                 }
                 pools.insert(pool.campaign_id.as_bytes(), bytes.clone())?;
                 Ok(())
@@ -199,4 +175,33 @@ impl Store {
         })?;
         Ok(())
     }
+}
+
+/// Inside a transaction: drops from the number index those of `previous`
+/// that `numbers` no longer has, then points every one of `numbers` at
+/// `owner`, refusing a number another owner holds. Returns the dropped ones.
+fn index_numbers<'a>(
+    index: &TransactionalTree,
+    owner: &NumberOwner,
+    numbers: &[String],
+    previous: &'a [String],
+) -> Result<Vec<&'a String>, ConflictableTransactionError<StoreError>> {
+    let owner_bytes = codec::encode(owner).map_err(abort)?;
+    let released: Vec<&String> = previous.iter().filter(|n| !numbers.contains(n)).collect();
+    for number in &released {
+        index.remove(number.as_bytes())?;
+    }
+    for number in numbers {
+        if let Some(existing) = index.get(number.as_bytes())? {
+            let existing: NumberOwner = codec::decode("numbers", &existing).map_err(abort)?;
+            if existing != *owner {
+                return Err(abort(StoreError::NumberTaken {
+                    number: number.clone(),
+                    campaign_id: existing.campaign_id().to_owned(),
+                }));
+            }
+        }
+        index.insert(number.as_bytes(), owner_bytes.clone())?;
+    }
+    Ok(released)
 }
