@@ -21,7 +21,14 @@ pub struct Config {
     /// Where to find the bundled example policies to load on first start.
     pub example_policies: Option<PathBuf>,
     pub policy_limits: Limits,
+    /// Calls at once before new ones get `503` with `Retry-After`.
+    pub max_calls: usize,
+    /// The `host:port` put in Via and Contact (default: the listen address,
+    /// or the host's routed address when listening on every interface).
+    pub sip_advertise: Option<String>,
 }
+
+pub const DEFAULT_MAX_CALLS: usize = 10_000;
 
 /// The file's shape: every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +38,8 @@ pub struct ConfigFile {
     pub http_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub example_policies: Option<PathBuf>,
+    pub max_calls: Option<usize>,
+    pub sip_advertise: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +94,8 @@ impl Config {
                 .or(file.example_policies)
                 .or_else(default_example_dir),
             policy_limits: Limits::default(),
+            max_calls: file.max_calls.unwrap_or(DEFAULT_MAX_CALLS),
+            sip_advertise: file.sip_advertise.clone(),
         }
     }
 }

@@ -6,16 +6,22 @@
 //! - [`sip`]: the SIP message layer (parse, validate, §8.2 checks), sans-IO;
 //! - [`dialog`]: RFC 3261 §12 dialogs, sans-IO;
 //! - [`transaction`]: RFC 3261 §17 transactions with their timers, sans-IO;
+//! - [`b2bua`]: call control — one call's legs, ring-tree failover, relays
+//!   between legs — and the switch that owns every transaction, sans-IO;
+//! - [`auction`]: which bids may take a call and their ring order, sans-IO;
 //! - [`store`]: sled behind typed per-entity functions;
 //! - [`cli`]: the `plugboard` command line;
 //! - [`clock`]: the one reader of the OS clock.
 
 pub mod api;
+pub mod auction;
+pub mod b2bua;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dialog;
 pub mod dni;
+pub mod geography;
 pub mod lifecycle;
 pub mod marketplace;
 pub mod metrics;

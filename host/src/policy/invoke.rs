@@ -55,6 +55,21 @@ pub enum PolicyFailure {
     Unavailable(String),
 }
 
+impl PolicyFailure {
+    /// The failure's kind as records and metrics name it (`trap`, `timeout`…).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PolicyFailure::Trap(_) => "trap",
+            PolicyFailure::Timeout => "timeout",
+            PolicyFailure::OutOfFuel => "out_of_fuel",
+            PolicyFailure::MemoryLimit => "memory_limit",
+            PolicyFailure::BadOutput(_) => "bad_output",
+            PolicyFailure::GuestError(_) => "guest_error",
+            PolicyFailure::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
 /// The outcome of one invocation with what it cost.
 #[derive(Debug, Clone, Serialize)]
 pub struct Invocation<T> {

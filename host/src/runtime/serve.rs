@@ -9,6 +9,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiState};
+use crate::auction::TargetLoad;
+use crate::b2bua::SwitchConfig;
 use crate::clock;
 use crate::config::Config;
 use crate::lifecycle::{DeploymentSpec, PolicyLifecycle};
@@ -165,16 +167,29 @@ pub async fn serve(
     let host = Host::start(&config).await?;
     let (stop_sip, sip_stopped) = tokio::sync::watch::channel(false);
     let mut sip_tasks = tokio::task::JoinSet::new();
+    let services = Arc::new(super::CallServices {
+        store: host.state.store.clone(),
+        policies: host.state.policies.clone(),
+        metrics: host.state.metrics.clone(),
+    });
+    let load = Arc::new(TargetLoad::new());
     for address in &config.sip_listen {
         let sockets = bind_sip(*address).await?;
         let udp = sockets.udp.local_addr().map_err(ServeError::Server)?;
         tracing::info!("SIP listening on udp:{udp} and tcp:{udp}");
-        let desk = NumberDesk::new(host.state.store.clone());
+        let switch = SwitchConfig {
+            local: super::advertised(udp, config.sip_advertise.as_deref()),
+            timers: Timers::default(),
+            max_calls: config.max_calls,
+            retry_after_s: 5,
+            quality_headers: true,
+        };
         let mut stopped = sip_stopped.clone();
-        sip_tasks.spawn(super::serve_sip(
+        sip_tasks.spawn(super::serve_calls(
             sockets,
-            desk,
-            Timers::default(),
+            services.clone(),
+            load.clone(),
+            switch,
             async move {
                 let _ = stopped.changed().await;
             },
@@ -214,52 +229,6 @@ async fn bind_sip(address: SocketAddr) -> Result<super::SipSockets, ServeError> 
         tcp: Some(tcp),
         tcp_idle: std::time::Duration::from_secs(120),
     })
-}
-
-/// What inbound calls get until call routing (the B2BUA) is built: the
-/// campaign lookup of SPEC §2.2 — `404` for a number no campaign has, `480`
-/// for a campaign's number (no route can be made yet) — and `481` for
-/// requests of dialogs this host does not have.
-pub struct NumberDesk {
-    store: Arc<Store>,
-}
-
-impl NumberDesk {
-    pub fn new(store: Arc<Store>) -> Self {
-        NumberDesk { store }
-    }
-}
-
-impl super::TransactionUser for NumberDesk {
-    fn on_request(&mut self, request: &crate::sip::Message) -> Vec<crate::sip::Message> {
-        let (code, reason) = match request.method() {
-            Some(crate::sip::Method::Invite) => {
-                let user = match &request.start {
-                    crate::sip::StartLine::Request { uri, .. } => uri
-                        .split_once(':')
-                        .map(|(_, rest)| rest.split(['@', ';']).next().unwrap_or_default())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    crate::sip::StartLine::Response { .. } => String::new(),
-                };
-                let owner = crate::number::normalize_e164(&user)
-                    .ok()
-                    .and_then(|number| self.store.number_owner(&number).ok().flatten());
-                match owner {
-                    Some(_) => (480, "Temporarily Unavailable"),
-                    None => (404, "Not Found"),
-                }
-            }
-            _ => (481, "Call/Transaction Does Not Exist"),
-        };
-        vec![crate::sip::response_to(
-            &request.headers,
-            code,
-            reason,
-            "pbdesk",
-            &[],
-        )]
-    }
 }
 
 /// `plugboard admin bootstrap`: the first operator and its key.

@@ -21,7 +21,7 @@ use crate::sip::{
     inspect_parsed, response_address, response_to, stamp_received,
 };
 use crate::transaction::{
-    Event, ServerInvite, ServerNonInvite, Timers, TransactionKey, server_key,
+    Event, ServerInvite, ServerNonInvite, ServerTransaction, Timers, TransactionKey, server_key,
 };
 
 /// What the endpoint hands requests to: the dialog layer, the B2BUA, a test UAS.
@@ -30,55 +30,6 @@ pub trait TransactionUser: Send {
     fn on_request(&mut self, request: &Message) -> Vec<Message>;
     /// An ACK that belongs to no transaction: the ACK of a 2xx, for the dialog.
     fn on_ack(&mut self, _ack: &Message) {}
-}
-
-enum ServerTransaction {
-    Invite(ServerInvite),
-    NonInvite(ServerNonInvite),
-}
-
-impl ServerTransaction {
-    fn handle_request(&mut self, now: Instant, request: Message) {
-        match self {
-            ServerTransaction::Invite(tx) => tx.handle_request(now, request),
-            ServerTransaction::NonInvite(tx) => tx.handle_request(now, request),
-        }
-    }
-
-    fn send_response(&mut self, now: Instant, response: Message) {
-        match self {
-            ServerTransaction::Invite(tx) => tx.send_response(now, response),
-            ServerTransaction::NonInvite(tx) => tx.send_response(now, response),
-        }
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        match self {
-            ServerTransaction::Invite(tx) => tx.handle_timeout(now),
-            ServerTransaction::NonInvite(tx) => tx.handle_timeout(now),
-        }
-    }
-
-    fn poll_transmit(&mut self) -> Option<Message> {
-        match self {
-            ServerTransaction::Invite(tx) => tx.poll_transmit(),
-            ServerTransaction::NonInvite(tx) => tx.poll_transmit(),
-        }
-    }
-
-    fn poll_event(&mut self) -> Option<Event> {
-        match self {
-            ServerTransaction::Invite(tx) => tx.poll_event(),
-            ServerTransaction::NonInvite(tx) => tx.poll_event(),
-        }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            ServerTransaction::Invite(tx) => tx.poll_timeout(),
-            ServerTransaction::NonInvite(tx) => tx.poll_timeout(),
-        }
-    }
 }
 
 /// Counters of what the endpoint did, for tests and metrics.
@@ -110,15 +61,15 @@ enum ReplyPath {
 }
 
 /// What a TCP connection task reports to the endpoint.
-enum FromConnection {
+pub(super) enum FromConnection {
     Message(u64, SocketAddr, Result<Message, ParseError>),
     Closed(u64),
 }
 
 /// Messages queued from TCP connections; a full queue slows the readers.
-const TCP_QUEUE: usize = 1024;
+pub(super) const TCP_QUEUE: usize = 1024;
 /// Responses queued for one TCP connection.
-const CONNECTION_QUEUE: usize = 64;
+pub(super) const CONNECTION_QUEUE: usize = 64;
 
 /// Serves `socket` (UDP only) until `shutdown` resolves.
 pub async fn serve_udp(
@@ -252,7 +203,7 @@ pub async fn serve_sip(
 /// Reads and frames one TCP connection, writes what the endpoint queues for
 /// it, and ends on EOF, an error, a framing error (a stream cannot be
 /// resynchronised) or `idle` without input.
-async fn connection(
+pub(super) async fn connection(
     id: u64,
     stream: TcpStream,
     to_endpoint: mpsc::Sender<FromConnection>,

@@ -6,7 +6,7 @@ use crate::sip::{Message, Method, cseq, tag_param, via};
 /// The RFC 3261 branch prefix.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TransactionKey {
     /// Branch (with the magic cookie), sent-by of the top Via, and method
     /// (ACK counts as INVITE; CANCEL is a transaction of its own).

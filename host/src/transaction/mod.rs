@@ -80,6 +80,110 @@ pub enum Event {
     Terminated,
 }
 
+/// Either server transaction, for a table that holds both.
+#[derive(Debug)]
+pub enum ServerTransaction {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+impl ServerTransaction {
+    pub fn handle_request(&mut self, now: Instant, request: Message) {
+        match self {
+            ServerTransaction::Invite(tx) => tx.handle_request(now, request),
+            ServerTransaction::NonInvite(tx) => tx.handle_request(now, request),
+        }
+    }
+
+    pub fn send_response(&mut self, now: Instant, response: Message) {
+        match self {
+            ServerTransaction::Invite(tx) => tx.send_response(now, response),
+            ServerTransaction::NonInvite(tx) => tx.send_response(now, response),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            ServerTransaction::Invite(tx) => tx.handle_timeout(now),
+            ServerTransaction::NonInvite(tx) => tx.handle_timeout(now),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Message> {
+        match self {
+            ServerTransaction::Invite(tx) => tx.poll_transmit(),
+            ServerTransaction::NonInvite(tx) => tx.poll_transmit(),
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        match self {
+            ServerTransaction::Invite(tx) => tx.poll_event(),
+            ServerTransaction::NonInvite(tx) => tx.poll_event(),
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            ServerTransaction::Invite(tx) => tx.poll_timeout(),
+            ServerTransaction::NonInvite(tx) => tx.poll_timeout(),
+        }
+    }
+}
+
+/// Either client transaction, for a table that holds both.
+#[derive(Debug)]
+pub enum ClientTransaction {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+impl ClientTransaction {
+    /// Starts the transaction that fits the request's method.
+    pub fn start(request: Message, reliable: bool, timers: Timers, now: Instant) -> Self {
+        if request.method() == Some(&crate::sip::Method::Invite) {
+            ClientTransaction::Invite(ClientInvite::new(request, reliable, timers, now))
+        } else {
+            ClientTransaction::NonInvite(ClientNonInvite::new(request, reliable, timers, now))
+        }
+    }
+
+    pub fn handle_response(&mut self, now: Instant, response: Message) {
+        match self {
+            ClientTransaction::Invite(tx) => tx.handle_response(now, response),
+            ClientTransaction::NonInvite(tx) => tx.handle_response(now, response),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            ClientTransaction::Invite(tx) => tx.handle_timeout(now),
+            ClientTransaction::NonInvite(tx) => tx.handle_timeout(now),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Message> {
+        match self {
+            ClientTransaction::Invite(tx) => tx.poll_transmit(),
+            ClientTransaction::NonInvite(tx) => tx.poll_transmit(),
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        match self {
+            ClientTransaction::Invite(tx) => tx.poll_event(),
+            ClientTransaction::NonInvite(tx) => tx.poll_event(),
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            ClientTransaction::Invite(tx) => tx.poll_timeout(),
+            ClientTransaction::NonInvite(tx) => tx.poll_timeout(),
+        }
+    }
+}
+
 /// The outbox every state machine shares: messages to send, events to
 /// deliver, timers armed.
 #[derive(Debug, Default)]

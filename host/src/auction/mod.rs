@@ -1,0 +1,214 @@
+//! The auction, sans-IO: which bids may take a call and in which order their
+//! targets ring. A pure function of the bids, the targets, the call's quality
+//! and the campaign's floor price; the shell loads those and passes them in.
+//!
+//! This is the first cut (static bids, quality floor, floor price, ranking).
+//! The seam for the full auction: [`Source`] grows real-time and module bids,
+//! and [`eligibility`] grows caps, schedules and the duplicate-caller rule —
+//! each a rule that returns a [`DropReason`], so every dropped bid keeps
+//! saying why in the decision trace.
+
+mod load;
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+
+pub use load::TargetLoad;
+
+use crate::store::{Bid, Target};
+
+/// Where a bid came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Stored with `POST /v1/bids`.
+    Static,
+}
+
+/// Why a bid was not used for a call. The code is what the trace shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropReason {
+    /// The call's quality is below the bid's `min_quality`.
+    BelowQualityFloor { min_quality: u8, quality: u8 },
+    /// The amount is below the campaign's floor price.
+    BelowFloorPrice { amount: u64, floor: u64 },
+    /// The bid's target no longer exists.
+    NoTarget,
+}
+
+impl DropReason {
+    pub fn code(&self) -> &'static str {
+        match self {
+            DropReason::BelowQualityFloor { .. } => "below_quality_floor",
+            DropReason::BelowFloorPrice { .. } => "below_floor_price",
+            DropReason::NoTarget => "no_target",
+        }
+    }
+}
+
+/// What a call brings to its auction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    pub quality: u8,
+    pub floor_price_micros: u64,
+}
+
+/// An eligible bid with the target it rings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub bid: Bid,
+    pub target: Target,
+    pub source: Source,
+}
+
+/// The auction's result: the ring order, best first, and the dropped bids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub ranked: Vec<Entry>,
+    pub dropped: Vec<(Bid, DropReason)>,
+}
+
+/// The rules a bid must pass for this call, in order; the first that fails
+/// names the reason.
+pub fn eligibility(bid: &Bid, offer: &Offer) -> Result<(), DropReason> {
+    if bid.min_quality > offer.quality {
+        return Err(DropReason::BelowQualityFloor {
+            min_quality: bid.min_quality,
+            quality: offer.quality,
+        });
+    }
+    if bid.amount_micros < offer.floor_price_micros {
+        return Err(DropReason::BelowFloorPrice {
+            amount: bid.amount_micros,
+            floor: offer.floor_price_micros,
+        });
+    }
+    Ok(())
+}
+
+/// The built-in ranking (SPEC §2.6): highest amount, ties to the higher
+/// quality floor, then the earlier bid, then the bid id (so that the order
+/// never depends on storage order).
+pub fn rank(entries: &mut [Entry]) {
+    entries.sort_by_key(|e| {
+        (
+            Reverse(e.bid.amount_micros),
+            Reverse(e.bid.min_quality),
+            e.bid.created_at,
+            e.bid.id.clone(),
+        )
+    });
+}
+
+/// Runs the auction over a campaign's static bids.
+pub fn run(bids: Vec<Bid>, targets: &HashMap<String, Target>, offer: &Offer) -> Outcome {
+    let mut outcome = Outcome::default();
+    for bid in bids {
+        if let Err(reason) = eligibility(&bid, offer) {
+            outcome.dropped.push((bid, reason));
+            continue;
+        }
+        match targets.get(&bid.target_id) {
+            Some(target) => outcome.ranked.push(Entry {
+                target: target.clone(),
+                bid,
+                source: Source::Static,
+            }),
+            None => outcome.dropped.push((bid, DropReason::NoTarget)),
+        }
+    }
+    rank(&mut outcome.ranked);
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bid(id: &str, amount: u64, min_quality: u8, created_at: i64) -> Bid {
+        Bid {
+            id: id.to_owned(),
+            tenant_id: "t".to_owned(),
+            bidder_id: "b".to_owned(),
+            campaign_id: "c".to_owned(),
+            target_id: format!("tgt_{id}"),
+            amount_micros: amount,
+            min_quality,
+            min_duration_s: 0,
+            hourly_cap: None,
+            daily_cap: None,
+            time_zone: "UTC".to_owned(),
+            schedule: Vec::new(),
+            created_at,
+        }
+    }
+
+    fn targets(bids: &[Bid]) -> HashMap<String, Target> {
+        bids.iter()
+            .map(|b| {
+                let target = Target {
+                    id: b.target_id.clone(),
+                    bidder_id: b.bidder_id.clone(),
+                    tenant_id: b.tenant_id.clone(),
+                    uri: "sip:t@127.0.0.1:5070".to_owned(),
+                    ring_timeout_s: 20,
+                    max_concurrent: 0,
+                    created_at: 0,
+                };
+                (target.id.clone(), target)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn highest_amount_first_then_higher_floor_then_earlier_bid() {
+        let bids = vec![
+            bid("late", 20, 10, 5),
+            bid("low", 10, 0, 0),
+            bid("early", 20, 10, 1),
+            bid("picky", 20, 30, 9),
+            bid("top", 30, 0, 9),
+        ];
+        let all = targets(&bids);
+        let offer = Offer {
+            quality: 50,
+            floor_price_micros: 0,
+        };
+        let order: Vec<String> = run(bids, &all, &offer)
+            .ranked
+            .into_iter()
+            .map(|e| e.bid.id)
+            .collect();
+        assert_eq!(order, ["top", "picky", "early", "late", "low"]);
+    }
+
+    #[test]
+    fn dropped_bids_say_why() {
+        let bids = vec![
+            bid("floor", 50, 80, 0),
+            bid("cheap", 5, 0, 0),
+            bid("ok", 50, 0, 0),
+            bid("orphan", 50, 0, 0),
+        ];
+        let mut all = targets(&bids);
+        all.remove("tgt_orphan");
+        let offer = Offer {
+            quality: 60,
+            floor_price_micros: 10,
+        };
+        let outcome = run(bids, &all, &offer);
+        let dropped: Vec<(String, &str)> = outcome
+            .dropped
+            .iter()
+            .map(|(b, r)| (b.id.clone(), r.code()))
+            .collect();
+        assert_eq!(
+            dropped,
+            [
+                ("floor".to_owned(), "below_quality_floor"),
+                ("cheap".to_owned(), "below_floor_price"),
+                ("orphan".to_owned(), "no_target"),
+            ]
+        );
+        assert_eq!(outcome.ranked.len(), 1);
+    }
+}

@@ -1,0 +1,1347 @@
+//! One call: the caller's leg (we are its UAS) and the legs we place towards
+//! targets (we are their UAC), as one state machine. It takes [`Input`]s and
+//! `now`, and answers with [`Command`]s: respond on a server transaction,
+//! open a client transaction, score, run the auction, store the record. It
+//! never touches a socket, the clock, the store or wasmtime.
+//!
+//! Topology hiding: every message towards one side is built from our own
+//! dialog with that side; nothing of the other side's Via, Record-Route,
+//! Contact, Call-ID or tags crosses over. Only bodies (SDP) and the caller's
+//! number travel.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::auction::TargetLoad;
+use crate::dialog::{Dialog, DialogState};
+use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};
+use crate::store::{
+    Bid, BidTrace, CallOutcome, CallRecord, Campaign, DecisionTrace, LegTrace, PolicyTrace, Target,
+    Winner,
+};
+use crate::transaction::{Timers, TransactionKey};
+
+/// Quality of a call whose campaign has no scorer, or whose scorer failed
+/// under the `fallback` failure mode.
+pub const DEFAULT_QUALITY: u8 = 50;
+/// How long a target rings when it names no ring timeout (the fallback target).
+pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which leg of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The carrier's leg: the inbound INVITE.
+    Caller,
+    /// An outbound leg, by index.
+    Callee(usize),
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// Back to the caller, the way its INVITE came.
+    Caller,
+    /// A target, over UDP.
+    Address(SocketAddr),
+}
+
+/// What a client transaction the call opened is for; its responses come
+/// back with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// The INVITE of outbound leg `n`.
+    Invite(usize),
+    /// The CANCEL of outbound leg `n`.
+    Cancel(usize),
+    /// A BYE towards a side.
+    Bye(Side),
+    /// A request relayed from one side to the other (re-INVITE, UPDATE, INFO…).
+    Relay(u64),
+}
+
+/// What the shell asks of the scorer step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRequest {
+    pub call_id: String,
+    /// The Request-URI's user part as received.
+    pub called: String,
+    /// The caller's number (From user part) as received.
+    pub caller: String,
+    pub headers: Vec<Header>,
+    pub received_at_ms: i64,
+}
+
+/// The campaign lookup, attribution and score of a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scored {
+    /// No campaign has the called number.
+    UnknownNumber,
+    Campaign(Box<Scoring>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scoring {
+    pub campaign: Campaign,
+    /// The called number, E.164.
+    pub called: String,
+    pub quality: u8,
+    pub tags: Vec<String>,
+    pub policies: Vec<PolicyTrace>,
+    pub attribution: Vec<(String, String)>,
+}
+
+/// What the shell asks of the auction step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuctionRequest {
+    pub call_id: String,
+    pub scoring: Box<Scoring>,
+    pub caller: String,
+    pub received_at_ms: i64,
+}
+
+/// One place to ring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ring {
+    /// The bid and target (none for the campaign's fallback).
+    pub bid: Option<(Bid, Target)>,
+    pub uri: String,
+    /// Where the URI resolved to; `None` if it did not.
+    pub destination: Option<SocketAddr>,
+}
+
+/// The auction's answer: the ring order and every bid's fate.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RingTree {
+    pub rings: Vec<Ring>,
+    pub fallback: Option<Ring>,
+    pub bids: Vec<BidTrace>,
+    pub policies: Vec<PolicyTrace>,
+}
+
+/// A finished call's record, and what metrics want of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub record: CallRecord,
+    /// From the inbound INVITE to the first outbound INVITE.
+    pub post_dial_delay: Option<Duration>,
+    /// From the auction request to its answer.
+    pub auction_latency: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Scored(Scored),
+    Auctioned(RingTree),
+    /// The caller's CANCEL (the switch has answered it 200).
+    Cancel,
+    /// A request inside one of the call's dialogs, on a new server transaction.
+    Request {
+        transaction: TransactionKey,
+        from: Side,
+        request: Message,
+    },
+    /// The ACK of a 2xx we sent to `from`.
+    Ack {
+        from: Side,
+        ack: Message,
+    },
+    /// A response on a client transaction the call opened.
+    Response {
+        purpose: Purpose,
+        response: Message,
+    },
+    /// A client transaction got no final response (timer B or F).
+    NoResponse {
+        purpose: Purpose,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Send a response on a server transaction.
+    Respond {
+        transaction: TransactionKey,
+        response: Message,
+    },
+    /// Open a client transaction.
+    Request {
+        to: Peer,
+        request: Message,
+        purpose: Purpose,
+    },
+    /// Send an ACK of a 2xx (no transaction).
+    Ack {
+        to: Peer,
+        ack: Message,
+    },
+    Score(ScoreRequest),
+    Auction(AuctionRequest),
+    Record(Box<Finished>),
+    /// Nothing is left to do: the call can be forgotten.
+    Done,
+}
+
+/// What the switch tells a new call about itself.
+#[derive(Debug, Clone)]
+pub struct CallSetup {
+    pub id: String,
+    pub invite: Message,
+    pub invite_transaction: TransactionKey,
+    /// Our address for Via and Contact (`host:port`).
+    pub local: String,
+    /// `UDP` or `TCP`: how requests towards the caller travel.
+    pub caller_transport: &'static str,
+    pub timers: Timers,
+    pub received_at_ms: i64,
+    /// Send quality and campaign to buyers in `X-Plugboard-*` headers.
+    pub quality_headers: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Scoring,
+    Routing,
+    Ringing,
+    /// 200 sent to the caller, its ACK awaited.
+    Answered,
+    Bridged,
+    /// The call is over for the caller; legs may still be settling.
+    Closed,
+}
+
+#[derive(Debug)]
+struct Leg {
+    ring: Ring,
+    destination: SocketAddr,
+    invite: Message,
+    dialog: Option<Dialog>,
+    provisional: bool,
+    /// We gave up on this leg (ring timeout, caller gone): CANCEL it once it
+    /// rings, and release it with ACK + BYE if it answers anyway.
+    abandoned: bool,
+    cancel_sent: bool,
+    settled: bool,
+    ring_deadline: Option<Instant>,
+    ack: Option<Message>,
+    holds_target: bool,
+    trace: LegTrace,
+}
+
+/// A 2xx we retransmit until its ACK comes (RFC 3261 §13.3.1.4).
+#[derive(Debug)]
+struct Unacked {
+    transaction: TransactionKey,
+    response: Message,
+    cseq: u32,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+#[derive(Debug)]
+struct Relay {
+    origin: TransactionKey,
+    from: Side,
+    request: Message,
+    /// CSeq number of the relayed copy, for its ACK.
+    relayed_cseq: u32,
+}
+
+pub struct Call {
+    setup: CallSetup,
+    load: Arc<TargetLoad>,
+    phase: Phase,
+    received: Instant,
+    caller_dialog: Option<Dialog>,
+    local_tag: String,
+    scoring: Option<Box<Scoring>>,
+    tree: RingTree,
+    next_ring: usize,
+    fallback_used: bool,
+    legs: Vec<Leg>,
+    current: Option<usize>,
+    answered: Option<usize>,
+    unacked: Option<Unacked>,
+    relays: HashMap<u64, Relay>,
+    next_relay: u64,
+    in_flight: usize,
+    sequence: u64,
+    outcome: Option<CallOutcome>,
+    answered_at: Option<Instant>,
+    ended_at: Option<Instant>,
+    routed_at: Option<Instant>,
+    first_invite_at: Option<Instant>,
+    auction_asked_at: Option<Instant>,
+    auction_latency: Option<Duration>,
+    recorded: bool,
+    done: bool,
+    out: VecDeque<Command>,
+}
+
+impl Call {
+    /// A new call for an INVITE that opened a server transaction: asks the
+    /// shell to score it.
+    pub fn new(setup: CallSetup, load: Arc<TargetLoad>, now: Instant) -> Self {
+        let local_tag = format!("pb{}", setup.id.trim_start_matches("call_"));
+        let caller_dialog = Dialog::from_uas(&setup.invite, &local_tag).ok();
+        let mut call = Call {
+            load,
+            phase: Phase::Scoring,
+            received: now,
+            caller_dialog,
+            local_tag,
+            scoring: None,
+            tree: RingTree::default(),
+            next_ring: 0,
+            fallback_used: false,
+            legs: Vec::new(),
+            current: None,
+            answered: None,
+            unacked: None,
+            relays: HashMap::new(),
+            next_relay: 0,
+            in_flight: 0,
+            sequence: 0,
+            outcome: None,
+            answered_at: None,
+            ended_at: None,
+            routed_at: None,
+            first_invite_at: None,
+            auction_asked_at: None,
+            auction_latency: None,
+            recorded: false,
+            done: false,
+            out: VecDeque::new(),
+            setup,
+        };
+        if call.caller_dialog.is_none() {
+            call.reject(now, 400, "Missing From tag or Contact");
+            return call;
+        }
+        call.out.push_back(Command::Score(ScoreRequest {
+            call_id: call.setup.id.clone(),
+            called: user_part(request_uri(&call.setup.invite)).to_owned(),
+            caller: user_part(crate::dialog::uri_of(
+                call.setup.invite.header("From").unwrap_or_default(),
+            ))
+            .to_owned(),
+            headers: call.setup.invite.headers.clone(),
+            received_at_ms: call.setup.received_at_ms,
+        }));
+        call
+    }
+
+    pub fn id(&self) -> &str {
+        &self.setup.id
+    }
+
+    /// The tag we gave the caller's dialog (our To tag).
+    pub fn local_tag(&self) -> &str {
+        &self.local_tag
+    }
+
+    /// Our From tag towards targets: every outbound leg's dialog is found by it.
+    pub fn callee_tag(&self, leg: usize) -> String {
+        format!("{}l{leg}", self.local_tag)
+    }
+
+    /// The Call-ID of outbound leg `n`.
+    pub fn callee_call_id(&self, leg: usize) -> String {
+        format!("{}-{leg}@plugboard", self.setup.id)
+    }
+
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.out.pop_front()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Whether the caller has been given a 2xx (the call is up or coming up).
+    pub fn is_answered(&self) -> bool {
+        matches!(self.phase, Phase::Answered | Phase::Bridged)
+    }
+
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Scored(scored) => self.on_scored(now, scored),
+            Input::Auctioned(tree) => self.on_auctioned(now, tree),
+            Input::Cancel => self.on_cancel(now),
+            Input::Request {
+                transaction,
+                from,
+                request,
+            } => self.on_request(now, transaction, from, request),
+            Input::Ack { from, ack } => self.on_ack(from, &ack),
+            Input::Response { purpose, response } => {
+                if response.status() >= 200 {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
+                self.on_response(now, purpose, response);
+            }
+            Input::NoResponse { purpose } => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.on_no_response(now, purpose);
+            }
+        }
+        self.check_done();
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(unacked) = &mut self.unacked
+            && unacked.next <= now
+        {
+            if unacked.give_up <= now {
+                // The caller never acknowledged the answer: end both legs.
+                self.unacked = None;
+                self.outcome = Some(CallOutcome::Failed);
+                self.hang_up(now, None);
+            } else {
+                self.out.push_back(Command::Respond {
+                    transaction: unacked.transaction.clone(),
+                    response: unacked.response.clone(),
+                });
+                unacked.interval = (unacked.interval * 2).min(self.setup.timers.t2);
+                unacked.next = now + unacked.interval;
+            }
+        }
+        if let Some(current) = self.current
+            && self.phase == Phase::Ringing
+            && self.legs[current]
+                .ring_deadline
+                .is_some_and(|deadline| deadline <= now)
+        {
+            self.give_up_leg(now, current, "ring_timeout");
+            self.ring_next(now);
+        }
+        self.check_done();
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ring = self
+            .current
+            .filter(|_| self.phase == Phase::Ringing)
+            .and_then(|c| self.legs[c].ring_deadline);
+        let unacked = self.unacked.as_ref().map(|u| u.next);
+        [ring, unacked].into_iter().flatten().min()
+    }
+
+    /// Ends the call from our side (shutdown): BYE to both legs of an
+    /// answered call, 503 to one still being set up.
+    pub fn terminate(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Answered | Phase::Bridged => self.hang_up(now, None),
+            Phase::Closed => {}
+            _ => {
+                self.abandon_legs(now, "cancelled");
+                self.reject(now, 503, "Service Unavailable");
+            }
+        }
+        self.check_done();
+    }
+
+    fn ms_at(&self, now: Instant) -> i64 {
+        let elapsed = i64::try_from(now.saturating_duration_since(self.received).as_millis())
+            .unwrap_or(i64::MAX);
+        self.setup.received_at_ms.saturating_add(elapsed)
+    }
+
+    fn via(&mut self, transport: &str) -> String {
+        self.sequence += 1;
+        format!(
+            "SIP/2.0/{transport} {};branch=z9hG4bK{}.{};rport",
+            self.setup.local,
+            self.setup.id.trim_start_matches("call_"),
+            self.sequence
+        )
+    }
+
+    fn contact(&self, towards_caller: bool) -> String {
+        if towards_caller && self.setup.caller_transport == "TCP" {
+            format!("<sip:plugboard@{};transport=tcp>", self.setup.local)
+        } else {
+            format!("<sip:plugboard@{}>", self.setup.local)
+        }
+    }
+
+    /// A response to the caller's INVITE.
+    fn invite_response(&self, code: u16, reason: &str, body: Option<&Message>) -> Message {
+        let mut response = response_to(
+            &self.setup.invite.headers,
+            code,
+            reason,
+            &self.local_tag,
+            &[("Contact", self.contact(true))],
+        );
+        if let Some(source) = body {
+            copy_body(source, &mut response);
+        }
+        response
+    }
+
+    fn respond_invite(&mut self, code: u16, reason: &str, body: Option<&Message>) {
+        let response = self.invite_response(code, reason, body);
+        self.out.push_back(Command::Respond {
+            transaction: self.setup.invite_transaction.clone(),
+            response,
+        });
+    }
+
+    /// Refuses the call before any leg: a final response and the end.
+    fn reject(&mut self, now: Instant, code: u16, reason: &str) {
+        self.respond_invite(code, reason, None);
+        if self.outcome.is_none() {
+            self.outcome = Some(if code == 480 {
+                CallOutcome::NoAnswer
+            } else {
+                CallOutcome::Rejected
+            });
+        }
+        self.close(now);
+    }
+
+    fn close(&mut self, now: Instant) {
+        self.phase = Phase::Closed;
+        self.ended_at.get_or_insert(now);
+        self.unacked = None;
+        self.record(now);
+    }
+
+    fn on_scored(&mut self, now: Instant, scored: Scored) {
+        if self.phase != Phase::Scoring {
+            return;
+        }
+        match scored {
+            Scored::UnknownNumber => self.reject(now, 404, "Not Found"),
+            Scored::Campaign(scoring) => {
+                if scoring.campaign.early_ringback {
+                    self.respond_invite(180, "Ringing", None);
+                }
+                self.phase = Phase::Routing;
+                self.auction_asked_at = Some(now);
+                self.out.push_back(Command::Auction(AuctionRequest {
+                    call_id: self.setup.id.clone(),
+                    scoring: scoring.clone(),
+                    caller: user_part(crate::dialog::uri_of(
+                        self.setup.invite.header("From").unwrap_or_default(),
+                    ))
+                    .to_owned(),
+                    received_at_ms: self.setup.received_at_ms,
+                }));
+                self.scoring = Some(scoring);
+            }
+        }
+    }
+
+    fn on_auctioned(&mut self, now: Instant, tree: RingTree) {
+        if self.phase != Phase::Routing {
+            return;
+        }
+        self.auction_latency = self
+            .auction_asked_at
+            .map(|asked| now.saturating_duration_since(asked));
+        self.tree = tree;
+        self.routed_at = Some(now);
+        self.phase = Phase::Ringing;
+        self.ring_next(now);
+    }
+
+    /// Rings the next place of the tree, then the fallback, then gives up.
+    fn ring_next(&mut self, now: Instant) {
+        self.current = None;
+        loop {
+            let ring = if self.next_ring < self.tree.rings.len() {
+                self.next_ring += 1;
+                self.tree.rings[self.next_ring - 1].clone()
+            } else if !self.fallback_used && self.tree.fallback.is_some() {
+                self.fallback_used = true;
+                self.tree
+                    .fallback
+                    .clone()
+                    .expect("invariant: checked above")
+            } else {
+                self.reject(now, 480, "Temporarily Unavailable");
+                return;
+            };
+            let started_at_ms = self.ms_at(now);
+            let mut trace = LegTrace {
+                target_id: ring.bid.as_ref().map(|(_, t)| t.id.clone()),
+                uri: ring.uri.clone(),
+                final_status: None,
+                result: String::new(),
+                started_at_ms,
+                ended_at_ms: Some(started_at_ms),
+            };
+            let Some(destination) = ring.destination else {
+                trace.result = "unresolvable".to_owned();
+                self.skipped_leg(ring, trace);
+                continue;
+            };
+            let holds_target = match &ring.bid {
+                Some((_, target)) => {
+                    if !self.load.try_acquire(&target.id, target.max_concurrent) {
+                        trace.result = "at_capacity".to_owned();
+                        self.skipped_leg(ring, trace);
+                        continue;
+                    }
+                    true
+                }
+                None => false,
+            };
+            trace.ended_at_ms = None;
+            self.start_leg(now, ring, destination, holds_target, trace);
+            return;
+        }
+    }
+
+    /// A place of the tree that was not rung, kept in the trace.
+    fn skipped_leg(&mut self, ring: Ring, trace: LegTrace) {
+        let destination = SocketAddr::from(([0, 0, 0, 0], 0));
+        self.legs.push(Leg {
+            ring,
+            destination,
+            invite: Message {
+                start: StartLine::Request {
+                    method: Method::Invite,
+                    uri: String::new(),
+                },
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            dialog: None,
+            provisional: false,
+            abandoned: true,
+            cancel_sent: false,
+            settled: true,
+            ring_deadline: None,
+            ack: None,
+            holds_target: false,
+            trace,
+        });
+    }
+
+    fn start_leg(
+        &mut self,
+        now: Instant,
+        ring: Ring,
+        destination: SocketAddr,
+        holds_target: bool,
+        trace: LegTrace,
+    ) {
+        let index = self.legs.len();
+        let invite = self.outbound_invite(index, &ring);
+        let ring_timeout = ring.bid.as_ref().map_or(DEFAULT_RING_TIMEOUT, |(_, t)| {
+            Duration::from_secs(u64::from(t.ring_timeout_s.max(1)))
+        });
+        self.first_invite_at.get_or_insert(now);
+        self.out.push_back(Command::Request {
+            to: Peer::Address(destination),
+            request: invite.clone(),
+            purpose: Purpose::Invite(index),
+        });
+        self.in_flight += 1;
+        self.legs.push(Leg {
+            ring,
+            destination,
+            invite,
+            dialog: None,
+            provisional: false,
+            abandoned: false,
+            cancel_sent: false,
+            settled: false,
+            ring_deadline: Some(now + ring_timeout),
+            ack: None,
+            holds_target,
+            trace,
+        });
+        self.current = Some(index);
+    }
+
+    /// The INVITE towards a target: our own dialog, the caller's number and
+    /// SDP offer, and nothing else of the carrier's.
+    fn outbound_invite(&mut self, index: usize, ring: &Ring) -> Message {
+        let via = self.via("UDP");
+        let invite = &self.setup.invite;
+        let caller = user_part(crate::dialog::uri_of(
+            invite.header("From").unwrap_or_default(),
+        ))
+        .to_owned();
+        let max_forwards = invite
+            .header("Max-Forwards")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .map_or(70, |v| v.saturating_sub(1).min(70));
+        let h = |name: &str, value: String| Header {
+            name: name.to_owned(),
+            value,
+        };
+        let mut headers = vec![
+            h("Via", via),
+            h("Max-Forwards", max_forwards.to_string()),
+            h(
+                "From",
+                format!(
+                    "<sip:{caller}@{}>;tag={}",
+                    self.setup.local,
+                    self.callee_tag(index)
+                ),
+            ),
+            h("To", format!("<{}>", ring.uri)),
+            h("Call-ID", self.callee_call_id(index)),
+            h("CSeq", "1 INVITE".to_owned()),
+            h("Contact", self.contact(false)),
+            h("X-Plugboard-Call-Id", self.setup.id.clone()),
+        ];
+        if self.setup.quality_headers
+            && let Some(scoring) = &self.scoring
+        {
+            headers.push(h("X-Plugboard-Quality", scoring.quality.to_string()));
+            headers.push(h("X-Plugboard-Campaign", scoring.campaign.id.clone()));
+        }
+        headers.push(h("Content-Length", "0".to_owned()));
+        let mut request = Message {
+            start: StartLine::Request {
+                method: Method::Invite,
+                uri: ring.uri.clone(),
+            },
+            headers,
+            body: Vec::new(),
+        };
+        copy_body(invite, &mut request);
+        request
+    }
+
+    fn release_target(&mut self, index: usize) {
+        let leg = &mut self.legs[index];
+        if leg.holds_target {
+            leg.holds_target = false;
+            if let Some((_, target)) = &leg.ring.bid {
+                self.load.release(&target.id);
+            }
+        }
+    }
+
+    /// Stops waiting for leg `index`: CANCEL it if it rings (else as soon as
+    /// it does), free its target place.
+    fn give_up_leg(&mut self, now: Instant, index: usize, result: &str) {
+        let ended = self.ms_at(now);
+        let leg = &mut self.legs[index];
+        if leg.settled || leg.abandoned {
+            return;
+        }
+        leg.abandoned = true;
+        leg.trace.result = result.to_owned();
+        leg.trace.ended_at_ms = Some(ended);
+        if leg.provisional {
+            self.send_cancel(index);
+        }
+        self.release_target(index);
+    }
+
+    fn abandon_legs(&mut self, now: Instant, result: &str) {
+        for index in 0..self.legs.len() {
+            if Some(index) != self.answered {
+                self.give_up_leg(now, index, result);
+            }
+        }
+    }
+
+    /// CANCEL of a leg's INVITE (RFC 3261 §9.1): its Request-URI, Call-ID,
+    /// From, To, CSeq number and top Via.
+    fn send_cancel(&mut self, index: usize) {
+        let leg = &mut self.legs[index];
+        if leg.cancel_sent {
+            return;
+        }
+        leg.cancel_sent = true;
+        let keep = ["Via", "From", "To", "Call-ID", "Route"];
+        let mut headers: Vec<Header> = leg
+            .invite
+            .headers
+            .iter()
+            .filter(|h| keep.contains(&h.name.as_str()))
+            .cloned()
+            .collect();
+        let number = leg
+            .invite
+            .header("CSeq")
+            .and_then(cseq)
+            .map_or(1, |(n, _)| n);
+        headers.push(Header {
+            name: "Max-Forwards".to_owned(),
+            value: "70".to_owned(),
+        });
+        headers.push(Header {
+            name: "CSeq".to_owned(),
+            value: format!("{number} CANCEL"),
+        });
+        headers.push(Header {
+            name: "Content-Length".to_owned(),
+            value: "0".to_owned(),
+        });
+        let cancel = Message {
+            start: StartLine::Request {
+                method: Method::Cancel,
+                uri: request_uri(&leg.invite).to_owned(),
+            },
+            headers,
+            body: Vec::new(),
+        };
+        let to = Peer::Address(leg.destination);
+        self.in_flight += 1;
+        self.out.push_back(Command::Request {
+            to,
+            request: cancel,
+            purpose: Purpose::Cancel(index),
+        });
+    }
+
+    fn on_cancel(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Scoring | Phase::Routing | Phase::Ringing) {
+            return;
+        }
+        self.outcome = Some(CallOutcome::Abandoned);
+        self.abandon_legs(now, "cancelled");
+        self.respond_invite(487, "Request Terminated", None);
+        self.close(now);
+    }
+
+    fn on_response(&mut self, now: Instant, purpose: Purpose, response: Message) {
+        match purpose {
+            Purpose::Invite(index) => self.on_leg_response(now, index, response),
+            Purpose::Relay(id) => self.on_relay_response(now, id, response),
+            Purpose::Cancel(_) | Purpose::Bye(_) => {}
+        }
+    }
+
+    fn on_no_response(&mut self, now: Instant, purpose: Purpose) {
+        match purpose {
+            Purpose::Invite(index) => {
+                let ended = self.ms_at(now);
+                let leg = &mut self.legs[index];
+                leg.settled = true;
+                if leg.trace.result.is_empty() {
+                    leg.trace.result = "failed".to_owned();
+                    leg.trace.final_status = Some(408);
+                }
+                leg.trace.ended_at_ms.get_or_insert(ended);
+                self.release_target(index);
+                if self.current == Some(index) && self.phase == Phase::Ringing {
+                    self.ring_next(now);
+                }
+            }
+            Purpose::Relay(id) => {
+                let timeout = response_to(&[], 408, "Request Timeout", "", &[]);
+                self.on_relay_response(now, id, timeout);
+            }
+            Purpose::Cancel(_) | Purpose::Bye(_) => {}
+        }
+    }
+
+    fn on_leg_response(&mut self, now: Instant, index: usize, response: Message) {
+        let code = response.status();
+        let ended = self.ms_at(now);
+        let leg = &mut self.legs[index];
+        if code > 100
+            && leg.dialog.is_none()
+            && crate::sip::has_tag(response.header("To").unwrap_or_default())
+        {
+            leg.dialog = Dialog::from_uac(&leg.invite, &response).ok();
+        }
+        match code {
+            0..=100 => {}
+            101..=199 => {
+                if leg.settled {
+                    return;
+                }
+                leg.provisional = true;
+                if leg.abandoned {
+                    self.send_cancel(index);
+                } else if self.current == Some(index) && self.phase == Phase::Ringing {
+                    let code = if response.body.is_empty() { 180 } else { code };
+                    let reason = reason_of(&response).to_owned();
+                    self.respond_invite(code, &reason, Some(&response));
+                }
+            }
+            200..=299 => {
+                if let Some(ack) = &leg.ack {
+                    // A retransmitted 2xx: our ACK was lost.
+                    let ack = ack.clone();
+                    self.out.push_back(Command::Ack {
+                        to: Peer::Address(leg.destination),
+                        ack,
+                    });
+                    return;
+                }
+                if let Some(dialog) = &mut leg.dialog {
+                    dialog.handle_response(&response);
+                }
+                leg.settled = true;
+                leg.trace.final_status = Some(code);
+                let Some(dialog) = &leg.dialog else {
+                    return;
+                };
+                let invite_cseq = dialog.local_cseq;
+                let via = format!(
+                    "SIP/2.0/UDP {};branch=z9hG4bK{}.a{index};rport",
+                    self.setup.local,
+                    self.setup.id.trim_start_matches("call_")
+                );
+                let ack = dialog.ack(invite_cseq, &via);
+                let to = Peer::Address(leg.destination);
+                leg.ack = Some(ack.clone());
+                self.out.push_back(Command::Ack { to, ack });
+                let wanted = self.current == Some(index)
+                    && self.phase == Phase::Ringing
+                    && !self.legs[index].abandoned;
+                if wanted {
+                    self.legs[index].trace.result = "answered".to_owned();
+                    self.answered = Some(index);
+                    self.answered_at = Some(now);
+                    self.current = None;
+                    self.phase = Phase::Answered;
+                    if let Some(dialog) = &mut self.caller_dialog {
+                        dialog.confirm();
+                    }
+                    let ok = self.invite_response(code, reason_of(&response), Some(&response));
+                    self.send_2xx(now, self.setup.invite_transaction.clone(), ok);
+                } else {
+                    // Answered after we moved on (CANCEL/200 race, ring
+                    // timeout): release it at once.
+                    self.legs[index].trace.ended_at_ms = Some(ended);
+                    self.bye(Side::Callee(index));
+                    self.release_target(index);
+                }
+            }
+            _ => {
+                if leg.settled {
+                    return;
+                }
+                leg.settled = true;
+                leg.trace.final_status = Some(code);
+                leg.trace.ended_at_ms.get_or_insert(ended);
+                if leg.trace.result.is_empty() {
+                    leg.trace.result = match code {
+                        486 | 600 => "busy",
+                        487 => "cancelled",
+                        _ => "rejected",
+                    }
+                    .to_owned();
+                }
+                self.release_target(index);
+                if self.current == Some(index) && self.phase == Phase::Ringing {
+                    self.ring_next(now);
+                }
+            }
+        }
+    }
+
+    /// Sends a 2xx to the caller and retransmits it until the ACK.
+    fn send_2xx(&mut self, now: Instant, transaction: TransactionKey, response: Message) {
+        let number = response.header("CSeq").and_then(cseq).map_or(0, |(n, _)| n);
+        self.out.push_back(Command::Respond {
+            transaction: transaction.clone(),
+            response: response.clone(),
+        });
+        // §13.3.1.4 asks for this whatever the transport: a reliable hop is
+        // not an end-to-end guarantee.
+        let interval = self.setup.timers.t1;
+        self.unacked = Some(Unacked {
+            transaction,
+            response,
+            cseq: number,
+            next: now + interval,
+            interval,
+            give_up: now + self.setup.timers.timeout(),
+        });
+    }
+
+    fn on_ack(&mut self, from: Side, ack: &Message) {
+        if from != Side::Caller {
+            return;
+        }
+        let number = ack.header("CSeq").and_then(cseq).map(|(n, _)| n);
+        if self.unacked.as_ref().map(|u| u.cseq) == number {
+            self.unacked = None;
+        }
+        if self.phase == Phase::Answered {
+            self.phase = Phase::Bridged;
+        }
+    }
+
+    fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::Caller => self.caller_dialog.as_mut(),
+            Side::Callee(index) => self.legs.get_mut(index).and_then(|l| l.dialog.as_mut()),
+        }
+    }
+
+    fn peer(&self, side: Side) -> Peer {
+        match side {
+            Side::Caller => Peer::Caller,
+            Side::Callee(index) => Peer::Address(self.legs[index].destination),
+        }
+    }
+
+    fn transport(&self, side: Side) -> &'static str {
+        match side {
+            Side::Caller => self.setup.caller_transport,
+            Side::Callee(_) => "UDP",
+        }
+    }
+
+    /// The other side of the bridge.
+    fn opposite(&self, side: Side) -> Option<Side> {
+        match side {
+            Side::Caller => self.answered.map(Side::Callee),
+            Side::Callee(index) if Some(index) == self.answered => Some(Side::Caller),
+            Side::Callee(_) => None,
+        }
+    }
+
+    fn bye(&mut self, side: Side) {
+        let via = self.via(self.transport(side));
+        let Some(dialog) = self.dialog_mut(side) else {
+            return;
+        };
+        if dialog.state == DialogState::Terminated {
+            return;
+        }
+        let bye = dialog.request(Method::Bye, &via);
+        dialog.state = DialogState::Terminated;
+        self.in_flight += 1;
+        self.out.push_back(Command::Request {
+            to: self.peer(side),
+            request: bye,
+            purpose: Purpose::Bye(side),
+        });
+    }
+
+    /// Ends an answered call: BYE to every side but `except` (which sent one).
+    fn hang_up(&mut self, now: Instant, except: Option<Side>) {
+        if except != Some(Side::Caller) {
+            self.bye(Side::Caller);
+        }
+        if let Some(index) = self.answered {
+            if except != Some(Side::Callee(index)) {
+                self.bye(Side::Callee(index));
+            }
+            self.legs[index].trace.ended_at_ms = Some(self.ms_at(now));
+            self.release_target(index);
+        }
+        self.close(now);
+    }
+
+    fn respond(&mut self, transaction: TransactionKey, request: &Message, side: Side, code: u16) {
+        let tag = match side {
+            Side::Caller => self.local_tag.clone(),
+            Side::Callee(index) => self.callee_tag(index),
+        };
+        let response = response_to(
+            &request.headers,
+            code,
+            crate::sip::default_reason(code),
+            &tag,
+            &[],
+        );
+        self.out.push_back(Command::Respond {
+            transaction,
+            response,
+        });
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        transaction: TransactionKey,
+        from: Side,
+        request: Message,
+    ) {
+        let live = matches!(self.phase, Phase::Answered | Phase::Bridged);
+        let Some(other) = self.opposite(from).filter(|_| live) else {
+            self.respond(transaction, &request, from, 481);
+            return;
+        };
+        if let Some(dialog) = self.dialog_mut(from)
+            && let Err(error) = dialog.handle_request(&request)
+        {
+            let code = match error {
+                crate::dialog::DialogError::CSeqOutOfOrder { .. } => 500,
+                _ => 481,
+            };
+            self.respond(transaction, &request, from, code);
+            return;
+        }
+        let method = request.method().cloned().unwrap_or(Method::Bye);
+        if method == Method::Bye {
+            self.respond(transaction, &request, from, 200);
+            self.hang_up(now, Some(from));
+            return;
+        }
+        let invite_pending = self
+            .relays
+            .values()
+            .any(|r| r.request.method() == Some(&Method::Invite));
+        if method == Method::Invite && (invite_pending || self.unacked.is_some()) {
+            self.respond(transaction, &request, from, 491);
+            return;
+        }
+        let via = self.via(self.transport(other));
+        let contact = self.contact(other == Side::Caller);
+        let Some(dialog) = self.dialog_mut(other) else {
+            self.respond(transaction, &request, from, 481);
+            return;
+        };
+        let mut relayed = dialog.request(method.clone(), &via);
+        let relayed_cseq = dialog.local_cseq;
+        if matches!(method, Method::Invite | Method::Update) {
+            let at = relayed.headers.len() - 1;
+            relayed.headers.insert(
+                at,
+                Header {
+                    name: "Contact".to_owned(),
+                    value: contact,
+                },
+            );
+        }
+        copy_body(&request, &mut relayed);
+        let id = self.next_relay;
+        self.next_relay += 1;
+        self.relays.insert(
+            id,
+            Relay {
+                origin: transaction,
+                from,
+                request,
+                relayed_cseq,
+            },
+        );
+        self.in_flight += 1;
+        self.out.push_back(Command::Request {
+            to: self.peer(other),
+            request: relayed,
+            purpose: Purpose::Relay(id),
+        });
+    }
+
+    fn on_relay_response(&mut self, now: Instant, id: u64, response: Message) {
+        let code = response.status();
+        if code == 100 {
+            return;
+        }
+        let Some(relay) = self.relays.get(&id) else {
+            return;
+        };
+        let tag = match relay.from {
+            Side::Caller => self.local_tag.clone(),
+            Side::Callee(index) => self.callee_tag(index),
+        };
+        let is_invite = relay.request.method() == Some(&Method::Invite);
+        let mut extra = Vec::new();
+        if (200..300).contains(&code) && is_invite {
+            extra.push(("Contact", self.contact(relay.from == Side::Caller)));
+        }
+        let mut translated = response_to(
+            &relay.request.headers,
+            code,
+            reason_of(&response),
+            &tag,
+            &extra,
+        );
+        copy_body(&response, &mut translated);
+        let origin = relay.origin.clone();
+        let from = relay.from;
+        let relayed_cseq = relay.relayed_cseq;
+        if code >= 200 {
+            self.relays.remove(&id);
+        }
+        if is_invite && (200..300).contains(&code) {
+            // We acknowledge the far side ourselves; the near side's ACK is absorbed.
+            if let Some(other) = self.opposite(from) {
+                let via = self.via(self.transport(other));
+                if let Some(dialog) = self.dialog_mut(other) {
+                    let ack = dialog.ack(relayed_cseq, &via);
+                    let to = self.peer(other);
+                    self.out.push_back(Command::Ack { to, ack });
+                }
+            }
+            if from == Side::Caller {
+                self.send_2xx(now, origin, translated);
+                return;
+            }
+        }
+        self.out.push_back(Command::Respond {
+            transaction: origin,
+            response: translated,
+        });
+    }
+
+    fn check_done(&mut self) {
+        if self.done || self.phase != Phase::Closed {
+            return;
+        }
+        let legs_settled = self.legs.iter().all(|l| l.settled);
+        if legs_settled && self.in_flight == 0 && self.unacked.is_none() {
+            self.done = true;
+            self.out.push_back(Command::Done);
+        }
+    }
+
+    fn record(&mut self, now: Instant) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        let Some(scoring) = &self.scoring else {
+            // Refused before a campaign was known: counted, not recorded.
+            self.out.push_back(Command::Record(Box::new(Finished {
+                record: self.bare_record(now),
+                post_dial_delay: None,
+                auction_latency: None,
+            })));
+            return;
+        };
+        let answered_leg = self.answered.map(|i| &self.legs[i]);
+        let winner_bid = answered_leg.and_then(|l| l.ring.bid.as_ref());
+        let ended = self.ended_at.unwrap_or(now);
+        let duration_s = self.answered_at.map_or(0, |at| {
+            u32::try_from(ended.saturating_duration_since(at).as_secs()).unwrap_or(u32::MAX)
+        });
+        let billable = self.outcome == Some(CallOutcome::Answered)
+            && winner_bid.is_some_and(|(bid, _)| duration_s >= bid.min_duration_s);
+        let mut bids = self.tree.bids.clone();
+        for trace in &mut bids {
+            let won = winner_bid.is_some_and(|(bid, _)| bid.id == trace.bid_id);
+            if won {
+                trace.status = "won".to_owned();
+            }
+        }
+        let mut policies = scoring.policies.clone();
+        policies.extend(self.tree.policies.iter().cloned());
+        let record = CallRecord {
+            id: self.setup.id.clone(),
+            campaign_id: scoring.campaign.id.clone(),
+            tenant_id: scoring.campaign.tenant_id.clone(),
+            caller: normalized_caller(&self.setup.invite),
+            called: scoring.called.clone(),
+            outcome: self.outcome.unwrap_or(CallOutcome::Answered),
+            quality: Some(scoring.quality),
+            winner: winner_bid.map(|(bid, _)| Winner {
+                bid_id: bid.id.clone(),
+                bidder_id: bid.bidder_id.clone(),
+                tenant_id: bid.tenant_id.clone(),
+                target_id: bid.target_id.clone(),
+                amount_micros: bid.amount_micros,
+            }),
+            received_at_ms: self.setup.received_at_ms,
+            routed_at_ms: self.routed_at.map(|at| self.ms_at(at)),
+            answered_at_ms: self.answered_at.map(|at| self.ms_at(at)),
+            ended_at_ms: Some(self.ms_at(ended)),
+            duration_s,
+            billable,
+            payout_micros: if billable {
+                winner_bid.map_or(0, |(bid, _)| bid.amount_micros)
+            } else {
+                0
+            },
+            trace: DecisionTrace {
+                tags: scoring.tags.clone(),
+                policies,
+                bids,
+                ring_order: self
+                    .legs
+                    .iter()
+                    .filter(|l| !l.invite.headers.is_empty())
+                    .filter_map(|l| l.ring.bid.as_ref().map(|(bid, _)| bid.id.clone()))
+                    .collect(),
+                legs: self.legs.iter().map(|l| l.trace.clone()).collect(),
+                attribution: scoring.attribution.clone(),
+            },
+        };
+        self.out.push_back(Command::Record(Box::new(Finished {
+            record,
+            post_dial_delay: self
+                .first_invite_at
+                .map(|at| at.saturating_duration_since(self.received)),
+            auction_latency: self.auction_latency,
+        })));
+    }
+
+    /// The record of a call refused before its campaign was known.
+    fn bare_record(&self, now: Instant) -> CallRecord {
+        CallRecord {
+            id: self.setup.id.clone(),
+            campaign_id: String::new(),
+            tenant_id: String::new(),
+            caller: normalized_caller(&self.setup.invite),
+            called: user_part(request_uri(&self.setup.invite)).to_owned(),
+            outcome: self.outcome.unwrap_or(CallOutcome::Rejected),
+            quality: None,
+            winner: None,
+            received_at_ms: self.setup.received_at_ms,
+            routed_at_ms: None,
+            answered_at_ms: None,
+            ended_at_ms: Some(self.ms_at(now)),
+            duration_s: 0,
+            billable: false,
+            payout_micros: 0,
+            trace: DecisionTrace::default(),
+        }
+    }
+}
+
+fn request_uri(message: &Message) -> &str {
+    match &message.start {
+        StartLine::Request { uri, .. } => uri,
+        StartLine::Response { .. } => "",
+    }
+}
+
+/// The user part of a SIP URI (`sip:+1800…@host;…` → `+1800…`).
+pub fn user_part(uri: &str) -> &str {
+    let rest = uri.split_once(':').map_or(uri, |(_, rest)| rest);
+    match rest.split_once('@') {
+        Some((user, _)) => user.split(';').next().unwrap_or_default(),
+        None => "",
+    }
+}
+
+/// The caller's number in E.164 when it is one, else as sent (`anonymous`).
+fn normalized_caller(invite: &Message) -> String {
+    let user = user_part(crate::dialog::uri_of(
+        invite.header("From").unwrap_or_default(),
+    ));
+    crate::number::normalize_e164(user).unwrap_or_else(|_| user.to_owned())
+}
+
+fn reason_of(response: &Message) -> &str {
+    match &response.start {
+        StartLine::Response { reason, .. } => reason,
+        StartLine::Request { .. } => "",
+    }
+}
+
+/// Puts `source`'s body (with its Content-Type) into `target`, fixing
+/// Content-Length.
+fn copy_body(source: &Message, target: &mut Message) {
+    target
+        .headers
+        .retain(|h| h.name != "Content-Type" && h.name != "Content-Length");
+    if !source.body.is_empty()
+        && let Some(kind) = source.header("Content-Type")
+    {
+        target.headers.push(Header {
+            name: "Content-Type".to_owned(),
+            value: kind.to_owned(),
+        });
+        target.body = source.body.clone();
+    } else {
+        target.body.clear();
+    }
+    target.headers.push(Header {
+        name: "Content-Length".to_owned(),
+        value: target.body.len().to_string(),
+    });
+}

@@ -1,0 +1,204 @@
+//! The SIP side of `plugboard serve`: UDP and TCP sockets around the
+//! [`Switch`], its timers, and the work calls ask for (scoring, auction,
+//! records), run on blocking threads and fed back as inputs.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::SipSockets;
+use super::call_services::CallServices;
+use super::sip_endpoint::{CONNECTION_QUEUE, FromConnection, TCP_QUEUE, connection};
+use crate::auction::TargetLoad;
+use crate::b2bua::{Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
+use crate::clock;
+use crate::sip::{MAX_MESSAGE_BYTES, inspect, inspect_parsed};
+
+/// Datagrams read in one turn of the loop before timers and work get theirs.
+const UDP_BATCH: usize = 64;
+/// How long shutdown waits for the BYEs of calls in progress to be answered.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The address to put in Via and Contact: the configured one, else the
+/// bound one, else (bound to every interface) the one the host routes from.
+pub fn advertised(bound: SocketAddr, configured: Option<&str>) -> String {
+    if let Some(configured) = configured {
+        return configured.to_owned();
+    }
+    if !bound.ip().is_unspecified() {
+        return bound.to_string();
+    }
+    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|probe| {
+            probe.connect("192.0.2.1:5060")?;
+            probe.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    SocketAddr::new(routed, bound.port()).to_string()
+}
+
+fn unix_ms() -> i64 {
+    clock::wall()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Serves calls on `sockets` until `shutdown` resolves; then ends the calls
+/// in progress (BYE) and returns.
+pub async fn serve_calls(
+    sockets: SipSockets,
+    services: Arc<CallServices>,
+    load: Arc<TargetLoad>,
+    config: SwitchConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<SwitchStats> {
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut switch = Switch::new(config, load, u64::from_le_bytes(seed));
+    let to_tag = format!("pb{:x}", std::process::id());
+    let mut buffer = vec![0u8; MAX_MESSAGE_BYTES + 1];
+    let (from_connections, mut inbound) = mpsc::channel::<FromConnection>(TCP_QUEUE);
+    let mut connections: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let mut next_connection = 0u64;
+    let (done_tx, mut done) = mpsc::unbounded_channel::<(u64, Input)>();
+    let mut reported_active = usize::MAX;
+    let mut stopping: Option<tokio::time::Instant> = None;
+    tokio::pin!(shutdown);
+    loop {
+        let next = switch.poll_timeout();
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let accept = async {
+            match &sockets.tcp {
+                Some(listener) => listener.accept().await,
+                None => std::future::pending().await,
+            }
+        };
+        let grace = async {
+            match stopping {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown, if stopping.is_none() => {
+                switch.terminate_all(clock::now());
+                stopping = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            }
+            () = grace => break,
+            received = sockets.udp.recv_from(&mut buffer) => {
+                let (length, source) = received?;
+                let caps = switch.capabilities().clone();
+                let message = inspect(&buffer[..length], &caps, &to_tag);
+                switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Udp);
+                for _ in 1..UDP_BATCH {
+                    let Ok((length, source)) = sockets.udp.try_recv_from(&mut buffer) else {
+                        break;
+                    };
+                    let message = inspect(&buffer[..length], &caps, &to_tag);
+                    switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Udp);
+                }
+            }
+            accepted = accept => {
+                if let Ok((stream, _)) = accepted {
+                    next_connection += 1;
+                    let (to_connection, outbound) = mpsc::channel(CONNECTION_QUEUE);
+                    connections.insert(next_connection, to_connection);
+                    let reports = from_connections.clone();
+                    tasks.spawn(connection(next_connection, stream, reports, outbound, sockets.tcp_idle));
+                }
+            }
+            Some(event) = inbound.recv() => match event {
+                FromConnection::Message(id, source, parsed) => {
+                    let message = inspect_parsed(parsed, switch.capabilities(), &to_tag);
+                    switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Tcp(id));
+                }
+                FromConnection::Closed(id) => {
+                    connections.remove(&id);
+                }
+            },
+            Some((call, input)) = done.recv() => {
+                switch.handle_input(clock::now(), call, input);
+                while let Ok((call, input)) = done.try_recv() {
+                    switch.handle_input(clock::now(), call, input);
+                }
+            }
+            () = sleep => switch.handle_timeout(clock::now()),
+        }
+        while let Some(transmit) = switch.poll_transmit() {
+            send(
+                &sockets.udp,
+                &connections,
+                transmit.route,
+                &transmit.message.to_bytes(),
+            )
+            .await;
+        }
+        while let Some(work) = switch.poll_work() {
+            let services = services.clone();
+            let done = done_tx.clone();
+            tokio::task::spawn_blocking(move || match work {
+                Work::Score { call, request } => {
+                    let _ = done.send((call, Input::Scored(services.score(&request))));
+                }
+                Work::Auction { call, request } => {
+                    let _ = done.send((call, Input::Auctioned(services.auction(&request))));
+                }
+                Work::Record(finished) => services.record(&finished),
+            });
+        }
+        let active = switch.active_calls();
+        if active != reported_active {
+            reported_active = active;
+            services.metrics.set_gauge(
+                "plugboard_active_calls",
+                Vec::new(),
+                i64::try_from(active).unwrap_or(i64::MAX),
+            );
+        }
+        if stopping.is_some() && active == 0 {
+            break;
+        }
+    }
+    tasks.abort_all();
+    Ok(switch.stats())
+}
+
+async fn send(
+    udp: &UdpSocket,
+    connections: &HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    route: Route,
+    bytes: &[u8],
+) {
+    match route {
+        Route::Udp(to) => {
+            if let Err(error) = udp.send_to(bytes, to).await {
+                tracing::warn!(%error, %to, "cannot send a SIP message");
+            }
+        }
+        // A full queue is a peer that does not read: drop rather than grow.
+        Route::Tcp(id) => match connections.get(&id) {
+            Some(connection) => {
+                if connection.try_send(bytes.to_vec()).is_err() {
+                    tracing::warn!(
+                        connection = id,
+                        "TCP connection queue full or closed; message dropped"
+                    );
+                }
+            }
+            None => tracing::debug!(connection = id, "TCP connection gone; message not sent"),
+        },
+    }
+}

@@ -1,0 +1,298 @@
+//! The work calls ask of the shell, done against the store and the policy
+//! runtime: the campaign lookup, attribution and scoring of a call, its
+//! auction, and its record. Each runs on a blocking thread (policies and
+//! sled are synchronous) and answers with the call's next input.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auction::{self, Offer};
+use crate::b2bua::{
+    AuctionRequest, DEFAULT_QUALITY, Finished, Ring, RingTree, ScoreRequest, Scored, Scoring,
+};
+use crate::lifecycle::PolicyLifecycle;
+use crate::metrics::Metrics;
+use crate::number::normalize_e164;
+use crate::policy::model::{CallFacts, CallTime, CallerHistory, Header};
+use crate::policy::{FailureMode, InvocationContext, PolicyKv, Run};
+use crate::store::{BidTrace, CallOutcome, NumberOwner, PolicyTrace, Store, Target};
+
+/// Headers a scorer sees at most (a hostile INVITE may carry hundreds).
+const MAX_SCORED_HEADERS: usize = 64;
+
+pub struct CallServices {
+    pub store: Arc<Store>,
+    pub policies: Arc<PolicyLifecycle>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl CallServices {
+    /// Campaign by called number, DNI attribution, then the campaign's scorer.
+    pub fn score(&self, request: &ScoreRequest) -> Scored {
+        let Ok(called) = normalize_e164(&request.called) else {
+            return Scored::UnknownNumber;
+        };
+        let owner = match self.store.number_owner(&called) {
+            Ok(Some(owner)) => owner,
+            Ok(None) => return Scored::UnknownNumber,
+            Err(error) => {
+                tracing::error!(%error, "number lookup failed");
+                return Scored::UnknownNumber;
+            }
+        };
+        let Ok(Some(campaign)) = self.store.campaign(owner.campaign_id()) else {
+            return Scored::UnknownNumber;
+        };
+        let at = request.received_at_ms.div_euclid(1000);
+        let attribution = match owner {
+            NumberOwner::Pool(_) => self
+                .store
+                .pool(&campaign.id)
+                .ok()
+                .flatten()
+                .and_then(|pool| {
+                    crate::dni::session_at(pool.holders.values(), &called, at)
+                        .map(|s| s.attributes.clone())
+                })
+                .unwrap_or_default(),
+            NumberOwner::Campaign(_) => Vec::new(),
+        };
+        let caller = normalize_e164(&request.caller).unwrap_or_else(|_| request.caller.clone());
+        let geography = crate::geography::of_number(&caller);
+        let facts = CallFacts {
+            id: request.call_id.clone(),
+            campaign_id: campaign.id.clone(),
+            caller: caller.clone(),
+            called: called.clone(),
+            time: call_time(request.received_at_ms, &geography.time_zone),
+            caller_geography: geography,
+            headers: request
+                .headers
+                .iter()
+                .take(MAX_SCORED_HEADERS)
+                .map(|h| Header {
+                    name: h.name.clone(),
+                    value: h.value.clone(),
+                })
+                .collect(),
+            attribution: attribution.clone(),
+        };
+        let mut scoring = Scoring {
+            campaign,
+            called,
+            quality: DEFAULT_QUALITY,
+            tags: Vec::new(),
+            policies: Vec::new(),
+            attribution,
+        };
+        let deployment = scoring
+            .campaign
+            .scorer_policy_id
+            .as_deref()
+            .and_then(|id| Some((id.to_owned(), self.policies.registry().get(id)?)));
+        if let Some((policy_id, deployment)) = deployment {
+            let history = self.store.caller_stats(&caller).unwrap_or_default();
+            let ctx = InvocationContext {
+                history: CallerHistory {
+                    calls_seen: history.calls_seen,
+                    last_seen_unix_seconds: history.last_seen_unix_seconds,
+                    conversions: history.conversions,
+                },
+                kv: self.store.clone() as Arc<dyn PolicyKv>,
+                kv_namespace: policy_id.clone(),
+            };
+            let run = deployment.score(&ctx, &facts);
+            scoring.policies = self.traces(&policy_id, &run);
+            match run.invocation.outcome {
+                Ok(quality) => {
+                    scoring.quality = quality.score;
+                    scoring.tags = quality.tags;
+                }
+                Err(_) => {
+                    // SPEC §3: the call goes on; `skip` scores it as unknown (0),
+                    // so only bids that take any quality remain.
+                    scoring.quality = match deployment.failure_mode() {
+                        FailureMode::Fallback => DEFAULT_QUALITY,
+                        FailureMode::Skip => 0,
+                    };
+                }
+            }
+        }
+        Scored::Campaign(Box::new(scoring))
+    }
+
+    /// Policy traces of one run (and its shadow), with their metrics.
+    fn traces<T>(&self, policy_id: &str, run: &Run<T>) -> Vec<PolicyTrace> {
+        let role = if run.canary { "canary" } else { "active" };
+        let mut traces = vec![policy_trace(policy_id, &run.version, role, &run.invocation)];
+        if let Some(shadow) = &run.shadow {
+            traces.push(policy_trace(
+                policy_id,
+                &shadow.version,
+                "shadow",
+                &shadow.invocation,
+            ));
+        }
+        for trace in &traces {
+            self.metrics.policy_invocation(
+                policy_id,
+                &trace.version,
+                &trace.role,
+                &trace.outcome,
+                Duration::from_micros(trace.elapsed_us),
+            );
+        }
+        traces
+    }
+
+    /// The campaign's static bids through the auction, targets resolved.
+    pub fn auction(&self, request: &AuctionRequest) -> RingTree {
+        let campaign = &request.scoring.campaign;
+        let bids: Vec<_> = self
+            .store
+            .bids()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|b| b.campaign_id == campaign.id)
+            .collect();
+        let mut targets: HashMap<String, Target> = HashMap::new();
+        for bid in &bids {
+            if !targets.contains_key(&bid.target_id)
+                && let Ok(Some(target)) = self.store.target(&bid.target_id)
+            {
+                targets.insert(target.id.clone(), target);
+            }
+        }
+        let offer = Offer {
+            quality: request.scoring.quality,
+            floor_price_micros: campaign.floor_price_micros,
+        };
+        let outcome = auction::run(bids, &targets, &offer);
+        let mut traces: Vec<BidTrace> = Vec::new();
+        for entry in &outcome.ranked {
+            traces.push(BidTrace {
+                bid_id: entry.bid.id.clone(),
+                bidder_id: entry.bid.bidder_id.clone(),
+                target_id: entry.bid.target_id.clone(),
+                amount_micros: entry.bid.amount_micros,
+                status: "lost".to_owned(),
+                reason: None,
+            });
+        }
+        for (bid, reason) in &outcome.dropped {
+            traces.push(BidTrace {
+                bid_id: bid.id.clone(),
+                bidder_id: bid.bidder_id.clone(),
+                target_id: bid.target_id.clone(),
+                amount_micros: bid.amount_micros,
+                status: "ineligible".to_owned(),
+                reason: Some(reason.code().to_owned()),
+            });
+        }
+        let rings = outcome
+            .ranked
+            .into_iter()
+            .map(|entry| Ring {
+                destination: resolve_uri(&entry.target.uri),
+                uri: entry.target.uri.clone(),
+                bid: Some((entry.bid, entry.target)),
+            })
+            .collect();
+        let fallback = campaign.fallback_target.as_ref().map(|uri| Ring {
+            bid: None,
+            uri: uri.clone(),
+            destination: resolve_uri(uri),
+        });
+        RingTree {
+            rings,
+            fallback,
+            bids: traces,
+            policies: Vec::new(),
+        }
+    }
+
+    /// Stores a finished call (with its caller's history) and counts it.
+    pub fn record(&self, finished: &Finished) {
+        let record = &finished.record;
+        let outcome = serde_json::to_value(record.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.metrics
+            .inc("plugboard_calls_total", vec![("outcome", outcome)]);
+        if let Some(delay) = finished.post_dial_delay {
+            self.metrics
+                .observe("plugboard_post_dial_delay_seconds", Vec::new(), delay);
+        }
+        if let Some(latency) = finished.auction_latency {
+            self.metrics
+                .observe("plugboard_auction_seconds", Vec::new(), latency);
+        }
+        // A call refused before its campaign was known has nobody to show it to.
+        if record.campaign_id.is_empty() && record.outcome == CallOutcome::Rejected {
+            return;
+        }
+        if let Err(error) = self.store.record_call(record) {
+            tracing::error!(%error, call = %record.id, "call record not stored");
+        }
+    }
+}
+
+fn policy_trace<T>(
+    policy_id: &str,
+    version: &str,
+    role: &str,
+    invocation: &crate::policy::Invocation<T>,
+) -> PolicyTrace {
+    let (outcome, error) = match &invocation.outcome {
+        Ok(_) => ("ok".to_owned(), None),
+        Err(failure) => (failure.kind().to_owned(), Some(failure.to_string())),
+    };
+    PolicyTrace {
+        policy_id: policy_id.to_owned(),
+        version: version.get(..16).unwrap_or(version).to_owned(),
+        role: role.to_owned(),
+        outcome,
+        error,
+        fuel_used: invocation.fuel_used,
+        elapsed_us: u64::try_from(invocation.elapsed.as_micros()).unwrap_or(u64::MAX),
+        logs: invocation.logs.clone(),
+    }
+}
+
+/// The call's time in the caller's zone (UTC when unknown).
+fn call_time(unix_ms: i64, time_zone: &str) -> CallTime {
+    let zone = jiff::tz::TimeZone::get(time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let timestamp =
+        jiff::Timestamp::from_millisecond(unix_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let local = zone.to_datetime(timestamp);
+    CallTime {
+        unix_seconds: timestamp.as_second(),
+        local_weekday: u8::try_from(local.weekday().to_monday_zero_offset()).unwrap_or(0),
+        local_hour: u8::try_from(local.hour()).unwrap_or(0),
+        local_minute: u8::try_from(local.minute()).unwrap_or(0),
+    }
+}
+
+/// Where a target URI's datagrams go: an IP literal at once, a host name
+/// through the resolver (port 5060 when the URI names none).
+pub fn resolve_uri(uri: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let rest = uri.split_once(':')?.1;
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split([';', '?', '>']).next()?;
+    if let Ok(address) = host_port.parse::<SocketAddr>() {
+        return Some(address);
+    }
+    if let Ok(ip) = host_port.parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, 5060));
+    }
+    let with_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5060")
+    };
+    with_port.to_socket_addrs().ok()?.find(SocketAddr::is_ipv4)
+}
