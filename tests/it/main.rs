@@ -10,6 +10,8 @@ mod api_calls;
 mod api_durability;
 /// The HTTP API through its router: every route, happy path and errors.
 mod api_routes;
+/// Calls end to end through the B2BUA: SIPp carrier and buyers, stored records.
+mod b2bua_calls;
 /// `plugboard policy check` / `policy run` as a user runs them.
 mod policy_cli;
 /// Each example policy run through the host, results as snapshots.

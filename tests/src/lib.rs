@@ -10,6 +10,8 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod call_lab;
+
 use host::policy::model::{CallFacts, CallTime, Geography, Header};
 use host::policy::{CompiledPolicy, Invocation, InvocationContext, Limits, MemoryKv, PolicyEngine};
 
@@ -181,6 +183,8 @@ impl TestApi {
                 deadline: std::time::Duration::from_secs(1),
                 ..Limits::default()
             },
+            max_calls: host::config::DEFAULT_MAX_CALLS,
+            sip_advertise: None,
         };
         let started = host::runtime::Host::start(&config)
             .await

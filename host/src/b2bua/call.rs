@@ -1209,7 +1209,8 @@ impl Call {
         let duration_s = self.answered_at.map_or(0, |at| {
             u32::try_from(ended.saturating_duration_since(at).as_secs()).unwrap_or(u32::MAX)
         });
-        let billable = self.outcome == Some(CallOutcome::Answered)
+        let outcome = self.outcome.unwrap_or(CallOutcome::Answered);
+        let billable = outcome == CallOutcome::Answered
             && winner_bid.is_some_and(|(bid, _)| duration_s >= bid.min_duration_s);
         let mut bids = self.tree.bids.clone();
         for trace in &mut bids {
@@ -1226,7 +1227,7 @@ impl Call {
             tenant_id: scoring.campaign.tenant_id.clone(),
             caller: normalized_caller(&self.setup.invite),
             called: scoring.called.clone(),
-            outcome: self.outcome.unwrap_or(CallOutcome::Answered),
+            outcome,
             quality: Some(scoring.quality),
             winner: winner_bid.map(|(bid, _)| Winner {
                 bid_id: bid.id.clone(),

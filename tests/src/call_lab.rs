@@ -1,0 +1,455 @@
+//! The call lab: Plugboard's call server in this process on loopback, set up
+//! through the API, with SIPp as the carrier and as the buyers. Every SIPp
+//! keeps a trace of the messages it saw, which tests render and compare.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use host::auction::TargetLoad;
+use host::b2bua::{SwitchConfig, SwitchStats};
+use host::runtime::{CallServices, SipSockets, serve_calls};
+use host::store::{CallFilter, CallRecord};
+use host::transaction::Timers;
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::{TestApi, str_field};
+
+/// The campaign's number.
+pub const NUMBER: &str = "+18005550100";
+/// The number calls come from.
+pub const CALLER: &str = "+14155550123";
+
+/// SIPp, installed by the test command (Debian's `sip-tester`).
+pub fn sipp_path() -> PathBuf {
+    let path = PathBuf::from("/usr/bin/sipp");
+    assert!(
+        path.exists(),
+        "SIPp is missing: `cargo xtask test` installs it (apt-get install sip-tester)"
+    );
+    path
+}
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("data/sipp")
+        .join(format!("{name}.xml"))
+}
+
+/// A UDP port nobody uses now.
+pub fn free_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("address").port()
+}
+
+pub struct CallLab {
+    pub api: TestApi,
+    pub sip: SocketAddr,
+    pub marketer_key: String,
+    pub bidder_key: String,
+    pub bidder_id: String,
+    pub campaign_id: String,
+    pub load: Arc<TargetLoad>,
+    /// Where SIPp writes its traces.
+    pub logs: tempfile::TempDir,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<SwitchStats>>,
+}
+
+impl CallLab {
+    /// RFC 3261's default timers, room for 1,000 calls.
+    pub async fn start() -> Self {
+        Self::with(Timers::default(), 1000).await
+    }
+
+    pub async fn with(timers: Timers, max_calls: usize) -> Self {
+        let api = TestApi::new().await;
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let sip = udp.local_addr().expect("address");
+        let tcp = tokio::net::TcpListener::bind(sip).await.expect("bind tcp");
+        let services = Arc::new(CallServices {
+            store: api.state.store.clone(),
+            policies: api.state.policies.clone(),
+            metrics: api.state.metrics.clone(),
+        });
+        let load = Arc::new(TargetLoad::new());
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(serve_calls(
+            SipSockets {
+                udp,
+                tcp: Some(tcp),
+                tcp_idle: Duration::from_secs(60),
+            },
+            services,
+            load.clone(),
+            SwitchConfig {
+                local: sip.to_string(),
+                timers,
+                max_calls,
+                retry_after_s: 5,
+                quality_headers: true,
+            },
+            async move {
+                let _ = stopped.changed().await;
+            },
+        ));
+        let (_, marketer_key) = api.tenant("acme", "marketer").await;
+        let (_, bidder_key) = api.tenant("buyer1", "bidder").await;
+        let campaign = api
+            .campaign(&marketer_key, json!({"name": "solar", "numbers": [NUMBER]}))
+            .await;
+        let (status, bidder) = api
+            .call(
+                "POST",
+                "/v1/bidders",
+                Some(&bidder_key),
+                Some(json!({"name": "Buyer One"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{bidder}");
+        CallLab {
+            sip,
+            marketer_key,
+            bidder_key,
+            bidder_id: str_field(&bidder, "id"),
+            campaign_id: str_field(&campaign, "id"),
+            load,
+            logs: tempfile::tempdir().expect("temp dir"),
+            stop,
+            server,
+            api,
+        }
+    }
+
+    /// A target of the lab's bidder ringing `port` on loopback.
+    pub async fn target(&self, port: u16, ring_timeout_s: u32, max_concurrent: u32) -> String {
+        let path = format!("/v1/bidders/{}/targets", self.bidder_id);
+        let body = json!({
+            "uri": format!("sip:sales@127.0.0.1:{port}"),
+            "ring_timeout_s": ring_timeout_s,
+            "max_concurrent": max_concurrent,
+        });
+        let (status, target) = self
+            .api
+            .call("POST", &path, Some(&self.bidder_key), Some(body))
+            .await;
+        assert_eq!(status, 201, "{target}");
+        str_field(&target, "id")
+    }
+
+    /// A static bid on the lab's campaign (no minimum duration).
+    pub async fn bid(&self, target_id: &str, amount_micros: u64, min_quality: u8) -> String {
+        self.bid_on(&self.campaign_id, target_id, amount_micros, min_quality, 0)
+            .await
+    }
+
+    /// A static bid on any campaign.
+    pub async fn bid_on(
+        &self,
+        campaign_id: &str,
+        target_id: &str,
+        amount_micros: u64,
+        min_quality: u8,
+        min_duration_s: u32,
+    ) -> String {
+        let body = json!({
+            "campaign_id": campaign_id,
+            "target_id": target_id,
+            "amount_micros": amount_micros,
+            "min_quality": min_quality,
+            "min_duration_s": min_duration_s,
+        });
+        let (status, bid) = self
+            .api
+            .call("POST", "/v1/bids", Some(&self.bidder_key), Some(body))
+            .await;
+        assert_eq!(status, 201, "{bid}");
+        str_field(&bid, "id")
+    }
+
+    /// Changes the lab's campaign (as its marketer).
+    pub async fn update_campaign(&self, patch: serde_json::Value) {
+        let path = format!("/v1/campaigns/{}", self.campaign_id);
+        let (status, body) = self
+            .api
+            .call("PUT", &path, Some(&self.marketer_key), Some(patch))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Every stored call record, oldest first.
+    pub fn records(&self) -> Vec<CallRecord> {
+        self.api
+            .state
+            .store
+            .calls(&CallFilter::default(), |_| true, None, 10_000)
+            .expect("calls")
+            .calls
+    }
+
+    /// Waits (up to 40 s) until `count` records are stored.
+    pub async fn wait_for_records(&self, count: usize) -> Vec<CallRecord> {
+        for _ in 0..400 {
+            let records = self.records();
+            if records.len() >= count {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "expected {count} call records, have {}",
+            self.records().len()
+        );
+    }
+
+    /// The record of `GET /v1/calls/{id}` as the marketer reads it.
+    pub async fn record_through_api(&self, id: &str) -> serde_json::Value {
+        let (status, body) = self
+            .api
+            .call(
+                "GET",
+                &format!("/v1/calls/{id}"),
+                Some(&self.marketer_key),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Stops the call server; what it counted.
+    pub async fn stop(self) -> SwitchStats {
+        let _ = self.stop.send(true);
+        self.server.await.expect("task").expect("served")
+    }
+
+    /// A SIPp running `scenario` as a buyer on a free port, for `calls` calls.
+    pub async fn buyer(&self, scenario_name: &str, calls: u32) -> Sipp {
+        let port = free_port();
+        let log = self.logs.path().join(format!("buyer-{port}.log"));
+        let child = Command::new(sipp_path())
+            .current_dir(self.logs.path())
+            .arg("-sf")
+            .arg(scenario(scenario_name))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", &calls.to_string()])
+            .args([
+                "-timeout",
+                "60s",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_msg",
+            ])
+            .arg("-message_file")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("SIPp starts");
+        // Ready once it holds its port.
+        for _ in 0..100 {
+            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Sipp { child, port, log }
+    }
+
+    /// SIPp as the carrier: `calls` calls of `scenario` to the campaign's
+    /// number (`extra` for rate, hold time…); waits for it to finish.
+    pub async fn carrier(&self, scenario_name: &str, calls: u32, extra: &[&str]) -> Carrier {
+        self.carrier_to(NUMBER, scenario_name, calls, extra).await
+    }
+
+    /// As [`CallLab::carrier`], calling `number`.
+    pub async fn carrier_to(
+        &self,
+        number: &str,
+        scenario_name: &str,
+        calls: u32,
+        extra: &[&str],
+    ) -> Carrier {
+        let port = free_port();
+        let log = self.logs.path().join(format!("carrier-{port}.log"));
+        let output = Command::new(sipp_path())
+            .current_dir(self.logs.path())
+            .arg("-sf")
+            .arg(scenario(scenario_name))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-s", number, "-key", "caller", CALLER])
+            .args(["-m", &calls.to_string()])
+            .args([
+                "-timeout",
+                "60s",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_msg",
+            ])
+            .arg("-message_file")
+            .arg(&log)
+            .args(extra)
+            .arg(self.sip.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("SIPp runs");
+        Carrier {
+            status: output.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            messages: messages(&log),
+        }
+    }
+}
+
+/// A SIPp buyer.
+pub struct Sipp {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Sipp {
+    /// Waits (up to 30 s) for the buyer to finish its calls; its exit code
+    /// (0: every call went through the scenario) and what it saw.
+    pub async fn finish(mut self) -> Carrier {
+        let status = match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(Ok(status)) => status.code().unwrap_or(-1),
+            _ => {
+                let _ = self.child.kill().await;
+                -2
+            }
+        };
+        Carrier {
+            status,
+            stderr: String::new(),
+            messages: messages(&self.log),
+        }
+    }
+
+    /// Stops the buyer now; what it saw.
+    pub async fn kill(mut self) -> Vec<Seen> {
+        let _ = self.child.kill().await;
+        messages(&self.log)
+    }
+}
+
+/// What a SIPp run ended with.
+pub struct Carrier {
+    /// SIPp's exit code: 0 when every call completed its scenario.
+    pub status: i32,
+    pub stderr: String,
+    pub messages: Vec<Seen>,
+}
+
+impl Carrier {
+    /// One line per message: `-> ` sent, `<- ` received; requests by method,
+    /// responses by status line.
+    pub fn flow(&self) -> String {
+        flow(&self.messages)
+    }
+}
+
+/// One message a SIPp instance sent or received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub sent: bool,
+    pub text: String,
+}
+
+impl Seen {
+    pub fn first_line(&self) -> &str {
+        self.text.lines().next().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.text.lines().find_map(|line| {
+            line.to_ascii_lowercase()
+                .starts_with(&prefix)
+                .then(|| line[prefix.len()..].trim())
+        })
+    }
+
+    pub fn is_request(&self, method: &str) -> bool {
+        self.first_line().starts_with(&format!("{method} "))
+    }
+}
+
+/// Renders messages as `-> INVITE` / `<- SIP/2.0 200 OK` lines.
+pub fn flow(messages: &[Seen]) -> String {
+    let mut out = String::new();
+    for message in messages {
+        let line = message.first_line();
+        let shown = if line.starts_with("SIP/2.0") {
+            line.to_owned()
+        } else {
+            line.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        out.push_str(if message.sent { "-> " } else { "<- " });
+        out.push_str(&shown);
+        out.push('\n');
+    }
+    out
+}
+
+/// SIPp's `-trace_msg` file, message by message.
+fn messages(log: &std::path::Path) -> Vec<Seen> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut out = Vec::new();
+    for block in text.split("----------------------------------------------- ") {
+        let mut lines = block.lines();
+        let _timestamp = lines.next();
+        let Some(kind) = lines.next() else { continue };
+        let sent = kind.contains("message sent");
+        if !sent && !kind.contains("message received") {
+            continue;
+        }
+        let body: Vec<&str> = lines.skip_while(|l| l.trim().is_empty()).collect();
+        let message = body.join("\n").trim_end().to_owned();
+        if message.is_empty() {
+            continue;
+        }
+        out.push(Seen {
+            sent,
+            text: message,
+        });
+    }
+    out
+}
+
+/// Sends one request (its `LOCAL` replaced by our address, its line ends
+/// made CRLF) over UDP to `to`; the first final (non-1xx) answer.
+pub async fn exchange_final(to: SocketAddr, request: &str) -> String {
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = client.local_addr().expect("address");
+    let request = request
+        .replace("LOCAL", &local.to_string())
+        .replace('\n', "\r\n");
+    client.send_to(request.as_bytes(), to).await.expect("send");
+    let mut buffer = vec![0u8; 65536];
+    loop {
+        let (length, _) =
+            tokio::time::timeout(Duration::from_secs(10), client.recv_from(&mut buffer))
+                .await
+                .expect("an answer")
+                .expect("received");
+        let text = String::from_utf8_lossy(&buffer[..length]).replace("\r\n", "\n");
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
+}
