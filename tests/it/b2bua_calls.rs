@@ -54,7 +54,7 @@ async fn a_call_is_scored_won_by_the_highest_bid_bridged_and_billed() {
         .await;
 
     let carrier = lab.carrier("caller_hangs_up", 1, &["-d", "1500"]).await;
-    assert_eq!(carrier.status, 0, "{}", carrier.stderr);
+    carrier.assert_ok();
     expect![[r#"
         -> INVITE
         <- SIP/2.0 100 Trying
@@ -66,7 +66,7 @@ async fn a_call_is_scored_won_by_the_highest_bid_bridged_and_billed() {
     "#]]
     .assert_eq(&carrier.flow());
     let buyer = high.finish().await;
-    assert_eq!(buyer.status, 0);
+    buyer.assert_ok();
     expect![[r#"
         <- INVITE
         -> SIP/2.0 180 Ringing
@@ -179,4 +179,338 @@ async fn a_call_is_scored_won_by_the_highest_bid_bridged_and_billed() {
     assert_eq!((history.calls_seen, history.conversions), (1, 1));
     let stats = lab.stop().await;
     assert_eq!(stats.calls, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_buyer_hangs_up_first() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_hangs_up", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_waits_for_bye", 1, &[]).await;
+    carrier.assert_ok();
+    expect![[r#"
+        -> INVITE
+        <- SIP/2.0 100 Trying
+        <- SIP/2.0 180 Ringing
+        <- SIP/2.0 200 OK
+        -> ACK
+        <- BYE
+        -> SIP/2.0 200 OK
+    "#]]
+    .assert_eq(&carrier.flow());
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    expect![[r#"
+        <- INVITE
+        -> SIP/2.0 180 Ringing
+        -> SIP/2.0 200 OK
+        <- ACK
+        -> BYE
+        <- SIP/2.0 200 OK
+    "#]]
+    .assert_eq(&buyer.flow());
+    // The BYE the carrier got is ours: its own dialog, none of the buyer's.
+    let bye = carrier
+        .messages
+        .iter()
+        .find(|m| !m.sent && m.is_request("BYE"))
+        .expect("BYE");
+    assert!(
+        !bye.text.contains("SIPpTag01") && !bye.text.contains("buyer@"),
+        "{}",
+        bye.text
+    );
+
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    assert!(record.duration_s >= 1, "{record:?}");
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_first_target_rolls_over_to_the_second() {
+    let lab = CallLab::start().await;
+    let busy = lab.buyer("buyer_busy", 1).await;
+    let second = lab.buyer("buyer_answers", 1).await;
+    let busy_target = lab.target(busy.port, 20, 10).await;
+    let second_target = lab.target(second.port, 20, 10).await;
+    let first_bid = lab.bid(&busy_target, 9_000_000, 0).await;
+    let second_bid = lab.bid(&second_target, 8_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_hangs_up", 1, &["-d", "200"]).await;
+    carrier.assert_ok();
+    let busy = busy.finish().await;
+    expect![[r#"
+        <- INVITE
+        -> SIP/2.0 486 Busy Here
+        <- ACK
+    "#]]
+    .assert_eq(&busy.flow());
+    second.finish().await.assert_ok();
+    // The caller never hears the busy signal of a target it did not choose.
+    assert!(!carrier.flow().contains("486"), "{}", carrier.flow());
+
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    assert_eq!(record.trace.ring_order, [first_bid, second_bid.clone()]);
+    let legs: Vec<(Option<u16>, &str)> = record
+        .trace
+        .legs
+        .iter()
+        .map(|l| (l.final_status, l.result.as_str()))
+        .collect();
+    assert_eq!(legs, [(Some(486), "busy"), (Some(200), "answered")]);
+    assert_eq!(
+        record.winner.as_ref().map(|w| w.bid_id.clone()),
+        Some(second_bid)
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_rings_past_its_timeout_is_cancelled_and_the_next_answers() {
+    let lab = CallLab::start().await;
+    let slow = lab.buyer("buyer_rings", 1).await;
+    let second = lab.buyer("buyer_answers", 1).await;
+    let slow_target = lab.target(slow.port, 1, 10).await;
+    let second_target = lab.target(second.port, 20, 10).await;
+    lab.bid(&slow_target, 9_000_000, 0).await;
+    lab.bid(&second_target, 8_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_hangs_up", 1, &["-d", "200"]).await;
+    carrier.assert_ok();
+    let slow = slow.finish().await;
+    slow.assert_ok();
+    expect![[r#"
+        <- INVITE
+        -> SIP/2.0 180 Ringing
+        <- CANCEL
+        -> SIP/2.0 200 OK
+        -> SIP/2.0 487 Request Terminated
+        <- ACK
+    "#]]
+    .assert_eq(&slow.flow());
+    second.finish().await.assert_ok();
+
+    let record = &lab.wait_for_records(1).await[0];
+    let legs: Vec<&str> = record
+        .trace
+        .legs
+        .iter()
+        .map(|l| l.result.as_str())
+        .collect();
+    assert_eq!(legs, ["ring_timeout", "answered"]);
+    let first = &record.trace.legs[0];
+    let rang_ms = first.ended_at_ms.expect("ended") - first.started_at_ms;
+    assert!(rang_ms >= 1000, "rang {rang_ms} ms, the timeout is 1 s");
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_target_fails_the_fallback_answers_and_without_one_the_caller_gets_480() {
+    let lab = CallLab::start().await;
+    let first = lab.buyer("buyer_busy", 2).await;
+    let second = lab.buyer("buyer_busy", 2).await;
+    let fallback = lab.buyer("buyer_answers", 1).await;
+    let first_target = lab.target(first.port, 20, 10).await;
+    let second_target = lab.target(second.port, 20, 10).await;
+    lab.bid(&first_target, 9_000_000, 0).await;
+    lab.bid(&second_target, 8_000_000, 0).await;
+    let fallback_uri = format!("sip:overflow@127.0.0.1:{}", fallback.port);
+    lab.update_campaign(json!({"fallback_target": fallback_uri}))
+        .await;
+
+    let carrier = lab.carrier("caller_hangs_up", 1, &["-d", "200"]).await;
+    carrier.assert_ok();
+    fallback.finish().await.assert_ok();
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    assert_eq!(record.winner, None, "the fallback is nobody's bid");
+    let legs: Vec<(Option<&str>, &str)> = record
+        .trace
+        .legs
+        .iter()
+        .map(|l| (l.target_id.as_deref(), l.result.as_str()))
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            (Some(first_target.as_str()), "busy"),
+            (Some(second_target.as_str()), "busy"),
+            (None, "answered"),
+        ]
+    );
+    assert!(!record.billable);
+
+    lab.update_campaign(json!({"fallback_target": null})).await;
+    let refused = lab.carrier("caller_refused", 1, &[]).await;
+    refused.assert_ok();
+    expect![[r#"
+        -> INVITE
+        <- SIP/2.0 100 Trying
+        <- SIP/2.0 480 Temporarily Unavailable
+        -> ACK
+    "#]]
+    .assert_eq(&refused.flow());
+    first.finish().await.assert_ok();
+    second.finish().await.assert_ok();
+    let records = lab.wait_for_records(2).await;
+    assert_eq!(records[1].outcome, CallOutcome::NoAnswer);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_cancel_while_the_buyer_rings_cancels_the_buyer_and_answers_487() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_rings", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_cancels", 1, &[]).await;
+    carrier.assert_ok();
+    expect![[r#"
+        -> INVITE
+        <- SIP/2.0 100 Trying
+        <- SIP/2.0 180 Ringing
+        -> CANCEL
+        <- SIP/2.0 200 OK
+        <- SIP/2.0 487 Request Terminated
+        -> ACK
+    "#]]
+    .assert_eq(&carrier.flow());
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    expect![[r#"
+        <- INVITE
+        -> SIP/2.0 180 Ringing
+        <- CANCEL
+        -> SIP/2.0 200 OK
+        -> SIP/2.0 487 Request Terminated
+        <- ACK
+    "#]]
+    .assert_eq(&buyer.flow());
+
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Abandoned);
+    assert_eq!(record.trace.legs[0].result, "cancelled");
+    assert_eq!(
+        lab.load.active(&target),
+        0,
+        "the target's place is free again"
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_crossing_the_cancel_is_acknowledged_and_hung_up() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_answers_across_cancel", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_cancels", 1, &[]).await;
+    carrier.assert_ok();
+    assert!(carrier.flow().contains("487"), "{}", carrier.flow());
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    expect![[r#"
+        <- INVITE
+        -> SIP/2.0 180 Ringing
+        <- CANCEL
+        -> SIP/2.0 200 OK
+        -> SIP/2.0 200 OK
+        <- ACK
+        <- BYE
+        -> SIP/2.0 200 OK
+    "#]]
+    .assert_eq(&buyer.flow());
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Abandoned);
+    assert!(!record.billable);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_unhold_from_the_caller_reach_the_buyer_and_back() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_follows_hold", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_holds", 1, &[]).await;
+    carrier.assert_ok();
+    expect![[r#"
+        -> INVITE
+        <- SIP/2.0 100 Trying
+        <- SIP/2.0 180 Ringing
+        <- SIP/2.0 200 OK
+        -> ACK
+        -> INVITE
+        <- SIP/2.0 100 Trying
+        <- SIP/2.0 200 OK
+        -> ACK
+        -> INVITE
+        <- SIP/2.0 100 Trying
+        <- SIP/2.0 200 OK
+        -> ACK
+        -> BYE
+        <- SIP/2.0 200 OK
+    "#]]
+    .assert_eq(&carrier.flow());
+    // The buyer checks that each re-INVITE carries the caller's direction.
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    let answers: Vec<bool> = carrier
+        .messages
+        .iter()
+        .filter(|m| !m.sent && m.first_line() == "SIP/2.0 200 OK")
+        .map(|m| m.text.contains("a=recvonly"))
+        .collect();
+    assert_eq!(
+        answers,
+        [false, true, false, false],
+        "the buyer's hold answer comes back"
+    );
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bid_whose_quality_floor_the_call_misses_is_not_used() {
+    let lab = CallLab::start().await;
+    let picky = lab.buyer("buyer_answers", 1).await;
+    let open = lab.buyer("buyer_answers", 1).await;
+    let picky_target = lab.target(picky.port, 20, 10).await;
+    let open_target = lab.target(open.port, 20, 10).await;
+    // No scorer: the call gets the default quality, 50.
+    let picky_bid = lab.bid(&picky_target, 30_000_000, 90).await;
+    let open_bid = lab.bid(&open_target, 10_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_hangs_up", 1, &["-d", "200"]).await;
+    carrier.assert_ok();
+    open.finish().await.assert_ok();
+    assert!(
+        picky.kill().await.is_empty(),
+        "the picky bid's target never rings"
+    );
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.quality, Some(50));
+    let picky_trace = record
+        .trace
+        .bids
+        .iter()
+        .find(|b| b.bid_id == picky_bid)
+        .expect("the picky bid is in the trace");
+    assert_eq!(
+        (picky_trace.status.as_str(), picky_trace.reason.as_deref()),
+        ("ineligible", Some("below_quality_floor"))
+    );
+    assert_eq!(
+        record.winner.as_ref().map(|w| w.bid_id.clone()),
+        Some(open_bid)
+    );
+    lab.stop().await;
 }

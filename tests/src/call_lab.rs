@@ -356,6 +356,23 @@ impl Carrier {
     pub fn flow(&self) -> String {
         flow(&self.messages)
     }
+
+    /// Asserts that every call went through the scenario, showing what
+    /// SIPp saw if not.
+    pub fn assert_ok(&self) {
+        assert_eq!(
+            self.status,
+            0,
+            "SIPp failed; it saw:\n{}\n{}\nin full:\n{}",
+            self.flow(),
+            self.stderr,
+            self.messages
+                .iter()
+                .map(|m| m.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        );
+    }
 }
 
 /// One message a SIPp instance sent or received.
