@@ -514,3 +514,201 @@ async fn a_bid_whose_quality_floor_the_call_misses_is_not_used() {
     );
     lab.stop().await;
 }
+
+/// A campaign made straight in the store, so that its id can steer the
+/// hostile test scorer (which misbehaves by campaign id).
+fn hostile_campaign(lab: &CallLab, id: &str, number: &str, scorer: &str) {
+    let store = &lab.api.state.store;
+    let mut campaign = store
+        .campaign(&lab.campaign_id)
+        .expect("read")
+        .expect("the lab's campaign");
+    campaign.id = id.to_owned();
+    campaign.name = id.to_owned();
+    campaign.numbers = vec![number.to_owned()];
+    campaign.scorer_policy_id = Some(scorer.to_owned());
+    store.put_campaign(&campaign).expect("campaign");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scorer_that_loops_or_traps_never_loses_the_call() {
+    let lab = CallLab::start().await;
+    let (scorer, version) = use_scorer(&lab, test_guest("hostile-scorer.wasm"), "fallback").await;
+    hostile_campaign(&lab, "spin", "+18005550111", &scorer);
+    hostile_campaign(&lab, "panic", "+18005550122", &scorer);
+    let buyer = lab.buyer("buyer_answers", 2).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    // Takes calls of the default quality (the `fallback` failure mode's).
+    for campaign in ["spin", "panic"] {
+        lab.bid_on(campaign, &target, 5_000_000, 10, 0).await;
+    }
+
+    for number in ["+18005550111", "+18005550122"] {
+        lab.carrier_to(number, "caller_hangs_up", 1, &["-d", "100"])
+            .await
+            .assert_ok();
+    }
+    buyer.finish().await.assert_ok();
+    let records = lab.wait_for_records(2).await;
+    let outcomes: Vec<(&str, CallOutcome, Option<u8>, &str)> = records
+        .iter()
+        .map(|r| {
+            let policy = &r.trace.policies[0];
+            assert_eq!(policy.version, version);
+            assert!(policy.error.is_some(), "{policy:?}");
+            (
+                r.campaign_id.as_str(),
+                r.outcome,
+                r.quality,
+                policy.outcome.as_str(),
+            )
+        })
+        .collect();
+    assert!(
+        matches!(
+            outcomes[0],
+            (
+                "spin",
+                CallOutcome::Answered,
+                Some(50),
+                "out_of_fuel" | "timeout"
+            )
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes[1],
+        ("panic", CallOutcome::Answered, Some(50), "trap")
+    );
+
+    // Under `skip` a failed score counts as unknown (0): the bid that wants
+    // quality 10 drops out, and with no fallback target the caller gets 480.
+    deploy(&lab, &scorer, &version, "skip").await;
+    lab.carrier_to("+18005550122", "caller_refused", 1, &[])
+        .await
+        .assert_ok();
+    let records = lab.wait_for_records(3).await;
+    assert_eq!(
+        (records[2].outcome, records[2].quality),
+        (CallOutcome::NoAnswer, Some(0))
+    );
+    assert_eq!(
+        records[2].trace.bids[0].reason.as_deref(),
+        Some("below_quality_floor")
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_numbers_get_404_and_malformed_invites_400_while_a_call_goes_on() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_answers", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let in_progress = lab.carrier("caller_hangs_up", 1, &["-d", "2500"]);
+    let disturbances = async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let unknown = lab
+            .carrier_to("+18005559999", "caller_refused", 1, &[])
+            .await;
+        let broken = tests::call_lab::exchange_final(
+            lab.sip,
+            "INVITE sip:+18005550100@127.0.0.1 SIP/2.0
+Via: SIP/2.0/UDP LOCAL;branch=z9hG4bKbroken
+Max-Forwards: 70
+To: <sip:+18005550100@127.0.0.1>
+From: <sip:+14155550123@carrier.example>;tag=c1
+Call-ID: broken@carrier.example
+CSeq: one INVITE
+Content-Length: 0
+
+",
+        )
+        .await;
+        (unknown, broken)
+    };
+    let (call, (unknown, broken)) = tokio::join!(in_progress, disturbances);
+    unknown.assert_ok();
+    expect![[r#"
+        -> INVITE
+        <- SIP/2.0 100 Trying
+        <- SIP/2.0 404 Not Found
+        -> ACK
+    "#]]
+    .assert_eq(&unknown.flow());
+    assert!(broken.starts_with("SIP/2.0 400 "), "{broken}");
+    call.assert_ok();
+    buyer.finish().await.assert_ok();
+    let records = lab.wait_for_records(1).await;
+    assert_eq!(records[0].outcome, CallOutcome::Answered);
+    assert!(records[0].duration_s >= 2);
+    // A call to an unknown number is counted, not stored: nobody owns it.
+    assert_eq!(lab.records().len(), 1);
+    let rejected = lab.api.state.metrics.counter(
+        "plugboard_calls_total",
+        &vec![("outcome", "rejected".to_owned())],
+    );
+    assert_eq!(rejected, 1);
+    let stats = lab.stop().await;
+    assert_eq!(stats.refused, 1, "the malformed INVITE: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scorer_hot_swapped_while_calls_are_set_up_loses_no_call() {
+    let lab = CallLab::start().await;
+    let (scorer, constant) = use_scorer(&lab, test_guest("hostile-scorer.wasm"), "fallback").await;
+    let (status, second) = lab
+        .api
+        .raw(
+            "POST",
+            &format!("/v1/policies/{scorer}/versions"),
+            Some(&lab.marketer_key),
+            Some(example_policy("geo-history-scorer")),
+            "application/wasm",
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    let geo = str_field(&second, "version");
+    const CALLS: u32 = 40;
+    let buyer = lab.buyer("buyer_answers", CALLS).await;
+    let target = lab.target(buyer.port, 20, 100).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let calls = async {
+        let carrier = lab
+            .carrier("caller_hangs_up", CALLS, &["-r", "20", "-d", "100"])
+            .await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        carrier
+    };
+    let swaps = async {
+        let mut swaps = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let version = if swaps % 2 == 0 { &geo } else { &constant };
+            deploy(&lab, &scorer, version, "fallback").await;
+            swaps += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        swaps
+    };
+    let (carrier, swaps) = tokio::join!(calls, swaps);
+    carrier.assert_ok();
+    buyer.finish().await.assert_ok();
+    assert!(swaps >= 10, "only {swaps} swaps");
+    let records = lab.wait_for_records(CALLS as usize).await;
+    let mut used = std::collections::BTreeSet::new();
+    for record in &records {
+        assert_eq!(record.outcome, CallOutcome::Answered, "{record:?}");
+        let policy = &record.trace.policies[0];
+        assert_eq!(policy.outcome, "ok");
+        // Each record names the version that scored it, and its score is that version's.
+        let constant_scored = record.quality == Some(42);
+        assert_eq!(constant_scored, policy.version == constant, "{record:?}");
+        assert!(policy.version == constant || policy.version == geo);
+        used.insert(policy.version.clone());
+    }
+    assert_eq!(used.len(), 2, "both versions served calls");
+    lab.stop().await;
+}
