@@ -712,3 +712,44 @@ async fn a_scorer_hot_swapped_while_calls_are_set_up_loses_no_call() {
     assert_eq!(used.len(), 2, "both versions served calls");
     lab.stop().await;
 }
+
+#[test]
+fn every_call_completes_through_five_percent_datagram_loss() {
+    // A thread of its own: the network namespace is the thread's.
+    std::thread::spawn(|| {
+        let lossy = tests::call_lab::lossy_loopback(5);
+        eprintln!("datagram loss by {lossy:?}");
+        let loss = (lossy == tests::call_lab::Lossy::InProcess)
+            .then(|| host::runtime::DatagramLoss::new(5, 0x5eed));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let lab = CallLab::with_loss(host::transaction::Timers::default(), 1000, loss).await;
+            const CALLS: u32 = 30;
+            let buyer = lab.buyer("buyer_answers", CALLS).await;
+            let target = lab.target(buyer.port, 20, 100).await;
+            lab.bid(&target, 5_000_000, 0).await;
+            let carrier = lab
+                .carrier("caller_hangs_up", CALLS, &["-r", "15", "-d", "300"])
+                .await;
+            carrier.assert_ok();
+            let buyer = buyer.finish().await;
+            buyer.assert_ok();
+            let records = lab.wait_for_records(CALLS as usize).await;
+            assert!(records.iter().all(|r| r.outcome == CallOutcome::Answered));
+            // Loss happened, and retransmissions made up for it: without
+            // loss each call is 3 messages from the carrier (INVITE, ACK,
+            // BYE) and 3 from the buyer (180, 200, 200).
+            let sent = carrier.messages.iter().filter(|m| m.sent).count()
+                + buyer.messages.iter().filter(|m| m.sent).count();
+            eprintln!("SIPp sent {sent} messages for {CALLS} calls");
+            assert!(sent > (CALLS * 6) as usize, "no retransmission seen");
+            lab.stop().await;
+        });
+    })
+    .join()
+    .expect("the lossy calls pass");
+}

@@ -314,6 +314,7 @@ async fn endpoint_with_tcp(
         udp,
         tcp: Some(tcp),
         tcp_idle: idle,
+        loss: None,
     };
     let server = tokio::spawn(host::runtime::serve_sip(
         sockets,

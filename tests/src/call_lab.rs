@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use host::auction::TargetLoad;
 use host::b2bua::{SwitchConfig, SwitchStats};
-use host::runtime::{CallServices, SipSockets, serve_calls};
+use host::runtime::{CallServices, DatagramLoss, SipSockets, serve_calls};
 use host::store::{CallFilter, CallRecord};
 use host::transaction::Timers;
 use serde_json::json;
@@ -66,6 +66,11 @@ impl CallLab {
     }
 
     pub async fn with(timers: Timers, max_calls: usize) -> Self {
+        Self::with_loss(timers, max_calls, None).await
+    }
+
+    /// As [`CallLab::with`], the call server dropping datagrams on purpose.
+    pub async fn with_loss(timers: Timers, max_calls: usize, loss: Option<DatagramLoss>) -> Self {
         let api = TestApi::new().await;
         let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
             .await
@@ -84,6 +89,7 @@ impl CallLab {
                 udp,
                 tcp: Some(tcp),
                 tcp_idle: Duration::from_secs(60),
+                loss,
             },
             services,
             load.clone(),
@@ -232,6 +238,8 @@ impl CallLab {
     pub async fn buyer(&self, scenario_name: &str, calls: u32) -> Sipp {
         let port = free_port();
         let log = self.logs.path().join(format!("buyer-{port}.log"));
+        let errors = self.logs.path().join(format!("buyer-{port}.err"));
+        let error_file = std::fs::File::create(&errors).expect("error log");
         let child = Command::new(sipp_path())
             .current_dir(self.logs.path())
             .arg("-sf")
@@ -248,7 +256,7 @@ impl CallLab {
             .arg("-message_file")
             .arg(&log)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(error_file)
             .kill_on_drop(true)
             .spawn()
             .expect("SIPp starts");
@@ -259,7 +267,12 @@ impl CallLab {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Sipp { child, port, log }
+        Sipp {
+            child,
+            port,
+            log,
+            errors,
+        }
     }
 
     /// SIPp as the carrier: `calls` calls of `scenario` to the campaign's
@@ -315,6 +328,7 @@ pub struct Sipp {
     child: Child,
     pub port: u16,
     log: PathBuf,
+    errors: PathBuf,
 }
 
 impl Sipp {
@@ -330,7 +344,7 @@ impl Sipp {
         };
         Carrier {
             status,
-            stderr: String::new(),
+            stderr: std::fs::read_to_string(&self.errors).unwrap_or_default(),
             messages: messages(&self.log),
         }
     }
@@ -468,5 +482,48 @@ pub async fn exchange_final(to: SocketAddr, request: &str) -> String {
         if !text.starts_with("SIP/2.0 1") {
             return text;
         }
+    }
+}
+
+/// How a test's loopback loses datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lossy {
+    /// `tc netem` on the loopback of a network namespace of the calling thread.
+    Netem,
+    /// The kernel has no `netem` (or we may not make a namespace): the call
+    /// server drops the same share of datagrams itself, both ways.
+    InProcess,
+}
+
+/// Moves the calling thread (and the threads and processes it starts) into
+/// a new network namespace whose loopback drops `percent` of packets. Falls
+/// back to [`Lossy::InProcess`] where that cannot be done.
+pub fn lossy_loopback(percent: u8) -> Lossy {
+    // SAFETY: unshare(2) with CLONE_NEWNET only changes this thread's
+    // network namespace; it touches no memory of ours.
+    #[allow(unsafe_code)]
+    let unshared = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    if unshared != 0 {
+        return Lossy::InProcess;
+    }
+    let run = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let loss = format!("{percent}%");
+    if run("ip", &["link", "set", "lo", "up"])
+        && run(
+            "tc",
+            &["qdisc", "add", "dev", "lo", "root", "netem", "loss", &loss],
+        )
+    {
+        Lossy::Netem
+    } else {
+        // The namespace's loopback may be down: bring it up for the fallback.
+        run("ip", &["link", "set", "lo", "up"]);
+        Lossy::InProcess
     }
 }

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::SipSockets;
 use super::call_services::CallServices;
-use super::sip_endpoint::{CONNECTION_QUEUE, FromConnection, TCP_QUEUE, connection};
+use super::sip_endpoint::{CONNECTION_QUEUE, FromConnection, TCP_QUEUE, connection, lost};
 use crate::auction::TargetLoad;
 use crate::b2bua::{Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
 use crate::clock;
@@ -53,7 +53,7 @@ fn unix_ms() -> i64 {
 /// Serves calls on `sockets` until `shutdown` resolves; then ends the calls
 /// in progress (BYE) and returns.
 pub async fn serve_calls(
-    sockets: SipSockets,
+    mut sockets: SipSockets,
     services: Arc<CallServices>,
     load: Arc<TargetLoad>,
     config: SwitchConfig,
@@ -101,12 +101,17 @@ pub async fn serve_calls(
             received = sockets.udp.recv_from(&mut buffer) => {
                 let (length, source) = received?;
                 let caps = switch.capabilities().clone();
-                let message = inspect(&buffer[..length], &caps, &to_tag);
-                switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Udp);
+                if !lost(&mut sockets.loss) {
+                    let message = inspect(&buffer[..length], &caps, &to_tag);
+                    switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Udp);
+                }
                 for _ in 1..UDP_BATCH {
                     let Ok((length, source)) = sockets.udp.try_recv_from(&mut buffer) else {
                         break;
                     };
+                    if lost(&mut sockets.loss) {
+                        continue;
+                    }
                     let message = inspect(&buffer[..length], &caps, &to_tag);
                     switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Udp);
                 }
@@ -138,6 +143,9 @@ pub async fn serve_calls(
             () = sleep => switch.handle_timeout(clock::now()),
         }
         while let Some(transmit) = switch.poll_transmit() {
+            if matches!(transmit.route, Route::Udp(_)) && lost(&mut sockets.loss) {
+                continue;
+            }
             send(
                 &sockets.udp,
                 &connections,

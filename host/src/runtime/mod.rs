@@ -10,5 +10,7 @@ mod sip_uac;
 pub use call_server::{advertised, serve_calls};
 pub use call_services::{CallServices, resolve_uri};
 pub use serve::{Host, ServeError, bootstrap, serve};
-pub use sip_endpoint::{EndpointStats, SipSockets, TransactionUser, serve_sip, serve_udp};
+pub use sip_endpoint::{
+    DatagramLoss, EndpointStats, SipSockets, TransactionUser, serve_sip, serve_udp,
+};
 pub use sip_uac::{CallAttempt, CallResult, UacError, place_call};

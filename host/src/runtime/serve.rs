@@ -228,6 +228,7 @@ async fn bind_sip(address: SocketAddr) -> Result<super::SipSockets, ServeError> 
         udp,
         tcp: Some(tcp),
         tcp_idle: std::time::Duration::from_secs(120),
+        loss: None,
     })
 }
 

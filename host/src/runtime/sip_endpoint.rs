@@ -50,6 +50,39 @@ pub struct SipSockets {
     pub tcp: Option<TcpListener>,
     /// A TCP connection with nothing to read for this long is closed.
     pub tcp_idle: Duration,
+    /// Fault injection: datagrams to drop on purpose (none in service).
+    pub loss: Option<DatagramLoss>,
+}
+
+/// Drops a share of datagrams, both ways, to show that retransmissions
+/// carry calls through a lossy network where the kernel offers no `netem`.
+#[derive(Debug, Clone)]
+pub struct DatagramLoss {
+    percent: u8,
+    state: u64,
+}
+
+impl DatagramLoss {
+    /// `percent` of datagrams, chosen by a generator seeded with `seed`.
+    pub fn new(percent: u8, seed: u64) -> Self {
+        DatagramLoss {
+            percent: percent.min(100),
+            state: seed | 1,
+        }
+    }
+
+    /// Whether the next datagram is lost (xorshift64).
+    pub fn drops_next(&mut self) -> bool {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state % 100 < u64::from(self.percent)
+    }
+}
+
+/// Whether `loss` (if any) eats the next datagram.
+pub(super) fn lost(loss: &mut Option<DatagramLoss>) -> bool {
+    loss.as_mut().is_some_and(DatagramLoss::drops_next)
 }
 
 /// How a transaction's responses leave: by UDP to the Via address, or on
@@ -82,13 +115,14 @@ pub async fn serve_udp(
         udp: socket,
         tcp: None,
         tcp_idle: Duration::from_secs(60),
+        loss: None,
     };
     serve_sip(sockets, user, timers, shutdown).await
 }
 
 /// Serves UDP and (if given) TCP until `shutdown` resolves.
 pub async fn serve_sip(
-    sockets: SipSockets,
+    mut sockets: SipSockets,
     mut user: impl TransactionUser,
     timers: Timers,
     shutdown: impl Future<Output = ()>,
@@ -129,7 +163,9 @@ pub async fn serve_sip(
             }
             received = sockets.udp.recv_from(&mut buffer) => {
                 let (length, source) = received?;
-                arrived = Some((inspect(&buffer[..length], &caps, &to_tag), source, ReplyPath::Udp));
+                if !lost(&mut sockets.loss) {
+                    arrived = Some((inspect(&buffer[..length], &caps, &to_tag), source, ReplyPath::Udp));
+                }
             }
             accepted = accept => {
                 if let Ok((stream, _)) = accepted {
@@ -184,6 +220,9 @@ pub async fn serve_sip(
         let mut finished = Vec::new();
         for (key, (tx, path)) in &mut transactions {
             while let Some(message) = tx.poll_transmit() {
+                if *path == ReplyPath::Udp && lost(&mut sockets.loss) {
+                    continue;
+                }
                 send(&sockets.udp, &connections, *path, &message).await;
             }
             while let Some(event) = tx.poll_event() {
