@@ -127,7 +127,7 @@ async fn a_call_is_scored_won_by_the_highest_bid_bridged_and_billed() {
     assert!(record.duration_s >= 1, "{record:?}");
     assert!(record.billable);
     assert_eq!(record.payout_micros, 25_000_000);
-    assert_eq!(record.trace.ring_order, [high_bid.clone()]);
+    assert_eq!(record.trace.ring_order, std::slice::from_ref(&high_bid));
     let statuses: Vec<(&str, &str)> = record
         .trace
         .bids

@@ -12,6 +12,8 @@ mod api_durability;
 mod api_routes;
 /// Calls end to end through the B2BUA: SIPp carrier and buyers, stored records.
 mod b2bua_calls;
+/// The B2BUA's switch on simulated time: retransmissions, timeouts, limits.
+mod b2bua_switch;
 /// `plugboard policy check` / `policy run` as a user runs them.
 mod policy_cli;
 /// Each example policy run through the host, results as snapshots.

@@ -133,7 +133,7 @@ pub struct Finished {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     Scored(Scored),
-    Auctioned(RingTree),
+    Auctioned(Box<RingTree>),
     /// The caller's CANCEL (the switch has answered it 200).
     Cancel,
     /// A request inside one of the call's dialogs, on a new server transaction.
@@ -368,7 +368,7 @@ impl Call {
     pub fn handle(&mut self, now: Instant, input: Input) {
         match input {
             Input::Scored(scored) => self.on_scored(now, scored),
-            Input::Auctioned(tree) => self.on_auctioned(now, tree),
+            Input::Auctioned(tree) => self.on_auctioned(now, *tree),
             Input::Cancel => self.on_cancel(now),
             Input::Request {
                 transaction,

@@ -162,7 +162,8 @@ pub async fn serve_calls(
                     let _ = done.send((call, Input::Scored(services.score(&request))));
                 }
                 Work::Auction { call, request } => {
-                    let _ = done.send((call, Input::Auctioned(services.auction(&request))));
+                    let _ =
+                        done.send((call, Input::Auctioned(Box::new(services.auction(&request)))));
                 }
                 Work::Record(finished) => services.record(&finished),
             });

@@ -1,0 +1,432 @@
+//! The B2BUA's switch on simulated time: no sockets, no clock. Each test
+//! plays the carrier and the buyers by hand and compares the trace of what
+//! the switch sent, and when, with a snapshot.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use expect_test::expect;
+use host::auction::TargetLoad;
+use host::b2bua::{
+    Input, Path, Ring, RingTree, Route, Scored, Scoring, Switch, SwitchConfig, Work,
+};
+use host::sip::{Capabilities, Inbound, Message, inspect, response_to};
+use host::store::{Bid, CallOutcome, CallRecord, Campaign, Target};
+use host::transaction::Timers;
+
+const CARRIER: &str = "192.0.2.1:5060";
+const BUYER_A: &str = "192.0.2.10:5070";
+const BUYER_B: &str = "192.0.2.11:5070";
+
+fn address(text: &str) -> SocketAddr {
+    text.parse().expect("address")
+}
+
+fn name_of(route: Route) -> String {
+    match route {
+        Route::Udp(a) if a == address(CARRIER) => "carrier".to_owned(),
+        Route::Udp(a) if a == address(BUYER_A) => "buyer A".to_owned(),
+        Route::Udp(a) if a == address(BUYER_B) => "buyer B".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The switch, simulated time, and what it did.
+struct Bench {
+    switch: Switch,
+    start: Instant,
+    now: Instant,
+    trace: String,
+    sent: Vec<(Route, Message)>,
+    work: Vec<Work>,
+    records: Vec<CallRecord>,
+}
+
+impl Bench {
+    fn new(max_calls: usize, load: Arc<TargetLoad>) -> Self {
+        let config = SwitchConfig {
+            local: "192.0.2.5:5060".to_owned(),
+            timers: Timers::default(),
+            max_calls,
+            retry_after_s: 7,
+            quality_headers: true,
+        };
+        let start = host::clock::now();
+        Bench {
+            switch: Switch::new(config, load, 7),
+            start,
+            now: start,
+            trace: String::new(),
+            sent: Vec::new(),
+            work: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) {
+        let at = self.now.duration_since(self.start).as_millis();
+        while let Some(transmit) = self.switch.poll_transmit() {
+            let line = transmit.message.to_bytes();
+            let first = String::from_utf8_lossy(&line)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let first = if first.starts_with("SIP/2.0") {
+                first
+            } else {
+                first
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            self.trace.push_str(&format!(
+                "{at:05} ms -> {}: {first}\n",
+                name_of(transmit.route)
+            ));
+            self.sent.push((transmit.route, transmit.message));
+        }
+        while let Some(work) = self.switch.poll_work() {
+            self.work.push(work);
+        }
+    }
+
+    /// A datagram from `from`, as the shell would hand it over.
+    fn receive(&mut self, from: &str, text: &str) {
+        let bytes = text.replace('\n', "\r\n");
+        let inbound = inspect(bytes.as_bytes(), &Capabilities::default(), "tag");
+        self.receive_inbound(from, inbound);
+    }
+
+    fn receive_inbound(&mut self, from: &str, inbound: Inbound) {
+        let at = self.now.duration_since(self.start).as_millis();
+        let what = match &inbound {
+            Inbound::Request(m) | Inbound::Response(m) | Inbound::Refuse(m) => {
+                let bytes = m.to_bytes();
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let first = text.lines().next().unwrap_or_default().to_owned();
+                if first.starts_with("SIP/2.0") {
+                    first
+                } else {
+                    first
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                }
+            }
+            Inbound::Drop(reason) => format!("(dropped: {reason})"),
+        };
+        let who = match from {
+            CARRIER => "carrier",
+            BUYER_A => "buyer A",
+            _ => "buyer B",
+        };
+        self.trace
+            .push_str(&format!("{at:05} ms <- {who}: {what}\n"));
+        self.switch
+            .handle_inbound(self.now, 0, inbound, address(from), Path::Udp);
+        self.drain();
+    }
+
+    /// Lets `ms` of simulated time pass, firing every timer on the way.
+    fn advance(&mut self, ms: u64) {
+        let until = self.now + Duration::from_millis(ms);
+        while let Some(at) = self.switch.poll_timeout().filter(|at| *at <= until) {
+            self.now = self.now.max(at);
+            self.switch.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = until;
+    }
+
+    /// Answers the pending scoring and auction work: quality 60, `rings`.
+    fn route(&mut self, rings: Vec<Ring>) {
+        let work = std::mem::take(&mut self.work);
+        for item in work {
+            match item {
+                Work::Score { call, .. } => {
+                    self.switch.handle_input(
+                        self.now,
+                        call,
+                        Input::Scored(Scored::Campaign(Box::new(scoring()))),
+                    );
+                    self.drain();
+                }
+                Work::Record(finished) => self.records.push(finished.record),
+                Work::Auction { .. } => self.work.push(item),
+            }
+        }
+        let work = std::mem::take(&mut self.work);
+        for item in work {
+            match item {
+                Work::Auction { call, .. } => {
+                    let tree = RingTree {
+                        rings: rings.clone(),
+                        ..RingTree::default()
+                    };
+                    self.switch
+                        .handle_input(self.now, call, Input::Auctioned(Box::new(tree)));
+                    self.drain();
+                }
+                Work::Record(finished) => self.records.push(finished.record),
+                other => self.work.push(other),
+            }
+        }
+    }
+
+    /// The last INVITE the switch sent to `to`.
+    fn last_invite_to(&self, to: &str) -> Message {
+        self.sent
+            .iter()
+            .rev()
+            .find(|(route, m)| {
+                *route == Route::Udp(address(to)) && m.method() == Some(&host::sip::Method::Invite)
+            })
+            .map(|(_, m)| m.clone())
+            .expect("an INVITE was sent there")
+    }
+
+    /// A buyer's response to the last INVITE sent to it.
+    fn answer(&mut self, buyer: &str, code: u16, reason: &str) {
+        let request = self.last_invite_to(buyer);
+        let mut response = response_to(
+            &request.headers,
+            code,
+            reason,
+            "buyertag",
+            &[("Contact", format!("<sip:buyer@{buyer}>"))],
+        );
+        if code == 200 {
+            response.headers.retain(|h| h.name != "Content-Length");
+            let sdp = "v=0\r\no=buyer 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
+            response
+                .headers
+                .push(header("Content-Type", "application/sdp"));
+            response
+                .headers
+                .push(header("Content-Length", &sdp.len().to_string()));
+            response.body = sdp.as_bytes().to_vec();
+        }
+        self.receive_inbound(buyer, Inbound::Response(response));
+    }
+
+    fn take_records(&mut self) -> Vec<CallRecord> {
+        let mut records = std::mem::take(&mut self.records);
+        for item in std::mem::take(&mut self.work) {
+            if let Work::Record(finished) = item {
+                records.push(finished.record);
+            }
+        }
+        records
+    }
+}
+
+fn header(name: &str, value: &str) -> host::sip::Header {
+    host::sip::Header {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+fn scoring() -> Scoring {
+    Scoring {
+        campaign: Campaign {
+            id: "cmp_1".into(),
+            tenant_id: "tnt_m".into(),
+            name: "solar".into(),
+            numbers: vec!["+18005550100".into()],
+            floor_price_micros: 0,
+            fallback_target: None,
+            scorer_policy_id: None,
+            selector_policy_id: None,
+            shared_attribution_keys: vec![],
+            bidder_access: Default::default(),
+            early_ringback: false,
+            auction_timeout_ms: 100,
+            created_at: 0,
+        },
+        called: "+18005550100".into(),
+        quality: 60,
+        tags: vec![],
+        policies: vec![],
+        attribution: vec![],
+    }
+}
+
+fn ring(id: &str, buyer: &str, ring_timeout_s: u32, max_concurrent: u32) -> Ring {
+    let target = Target {
+        id: format!("tgt_{id}"),
+        bidder_id: "bdr_1".into(),
+        tenant_id: "tnt_b".into(),
+        uri: format!("sip:sales@{buyer}"),
+        ring_timeout_s,
+        max_concurrent,
+        created_at: 0,
+    };
+    let bid = Bid {
+        id: format!("bid_{id}"),
+        tenant_id: "tnt_b".into(),
+        bidder_id: "bdr_1".into(),
+        campaign_id: "cmp_1".into(),
+        target_id: target.id.clone(),
+        amount_micros: 1_000_000,
+        min_quality: 0,
+        min_duration_s: 0,
+        hourly_cap: None,
+        daily_cap: None,
+        time_zone: "UTC".into(),
+        schedule: vec![],
+        created_at: 0,
+    };
+    Ring {
+        uri: target.uri.clone(),
+        destination: Some(address(buyer)),
+        bid: Some((bid, target)),
+    }
+}
+
+fn invite(call: &str) -> String {
+    format!(
+        "INVITE sip:+18005550100@192.0.2.5 SIP/2.0
+Via: SIP/2.0/UDP {CARRIER};branch=z9hG4bK{call}
+Max-Forwards: 70
+To: <sip:+18005550100@192.0.2.5>
+From: <sip:+14155550123@{CARRIER}>;tag=c-{call}
+Call-ID: {call}@carrier
+CSeq: 1 INVITE
+Contact: <sip:+14155550123@{CARRIER}>
+Content-Type: application/sdp
+Content-Length: 4
+
+v=0
+"
+    )
+}
+
+fn ack(call: &str, to_tag: &str) -> String {
+    format!(
+        "ACK sip:plugboard@192.0.2.5:5060 SIP/2.0
+Via: SIP/2.0/UDP {CARRIER};branch=z9hG4bK{call}-ack
+Max-Forwards: 70
+To: <sip:+18005550100@192.0.2.5>;tag={to_tag}
+From: <sip:+14155550123@{CARRIER}>;tag=c-{call}
+Call-ID: {call}@carrier
+CSeq: 1 ACK
+Content-Length: 0
+
+"
+    )
+}
+
+/// Our To tag in the last response to the carrier.
+fn carrier_tag(bench: &Bench) -> String {
+    let (_, response) = bench
+        .sent
+        .iter()
+        .rev()
+        .find(|(route, m)| *route == Route::Udp(address(CARRIER)) && !m.is_request())
+        .expect("a response to the carrier");
+    host::sip::tag_param(response.header("To").unwrap_or_default())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn the_answer_is_retransmitted_to_the_caller_until_its_ack() {
+    let mut bench = Bench::new(10, Arc::new(TargetLoad::new()));
+    bench.receive(CARRIER, &invite("a1"));
+    bench.route(vec![ring("a", BUYER_A, 20, 0)]);
+    bench.answer(BUYER_A, 180, "Ringing");
+    bench.answer(BUYER_A, 200, "OK");
+    // The carrier's ACK is lost twice; the 200 goes out at T1, 2·T1, 4·T1.
+    bench.advance(3600);
+    let tag = carrier_tag(&bench);
+    bench.receive(CARRIER, &ack("a1", &tag));
+    bench.advance(10_000);
+    expect![[r#"
+        00000 ms <- carrier: INVITE
+        00000 ms -> carrier: SIP/2.0 100 Trying
+        00000 ms -> buyer A: INVITE
+        00000 ms <- buyer A: SIP/2.0 180 Ringing
+        00000 ms -> carrier: SIP/2.0 180 Ringing
+        00000 ms <- buyer A: SIP/2.0 200 OK
+        00000 ms -> buyer A: ACK
+        00000 ms -> carrier: SIP/2.0 200 OK
+        00500 ms -> carrier: SIP/2.0 200 OK
+        01500 ms -> carrier: SIP/2.0 200 OK
+        03500 ms -> carrier: SIP/2.0 200 OK
+        03600 ms <- carrier: ACK
+    "#]]
+    .assert_eq(&bench.trace);
+}
+
+#[test]
+fn a_ring_timeout_cancels_on_time_and_rings_the_next_target_and_a_late_provisional_is_dropped() {
+    let mut bench = Bench::new(10, Arc::new(TargetLoad::new()));
+    bench.receive(CARRIER, &invite("b1"));
+    bench.route(vec![ring("a", BUYER_A, 2, 0), ring("b", BUYER_B, 20, 0)]);
+    bench.answer(BUYER_A, 180, "Ringing");
+    bench.advance(2000);
+    bench.answer(BUYER_A, 487, "Request Terminated");
+    bench.answer(BUYER_B, 200, "OK");
+    // A 183 that parallel carriers deliver after the 200: not relayed.
+    bench.answer(BUYER_B, 183, "Session Progress");
+    expect![[r#"
+        00000 ms <- carrier: INVITE
+        00000 ms -> carrier: SIP/2.0 100 Trying
+        00000 ms -> buyer A: INVITE
+        00000 ms <- buyer A: SIP/2.0 180 Ringing
+        00000 ms -> carrier: SIP/2.0 180 Ringing
+        02000 ms -> buyer A: CANCEL
+        02000 ms -> buyer B: INVITE
+        02000 ms <- buyer A: SIP/2.0 487 Request Terminated
+        02000 ms -> buyer A: ACK
+        02000 ms <- buyer B: SIP/2.0 200 OK
+        02000 ms -> buyer B: ACK
+        02000 ms -> carrier: SIP/2.0 200 OK
+        02000 ms <- buyer B: SIP/2.0 183 Session Progress
+    "#]]
+    .assert_eq(&bench.trace);
+}
+
+#[test]
+fn a_full_target_is_skipped_and_the_trace_says_so() {
+    let load = Arc::new(TargetLoad::new());
+    assert!(load.try_acquire("tgt_a", 1));
+    let mut bench = Bench::new(10, load.clone());
+    bench.receive(CARRIER, &invite("c1"));
+    bench.route(vec![ring("a", BUYER_A, 20, 1), ring("b", BUYER_B, 20, 1)]);
+    assert_eq!(load.active("tgt_b"), 1, "the ringing target holds a place");
+    bench.answer(BUYER_B, 486, "Busy Here");
+    assert_eq!(load.active("tgt_b"), 0, "a failed leg frees its place");
+    let records = bench.take_records();
+    let legs: Vec<&str> = records[0]
+        .trace
+        .legs
+        .iter()
+        .map(|l| l.result.as_str())
+        .collect();
+    assert_eq!(legs, ["at_capacity", "busy"]);
+    assert_eq!(records[0].trace.ring_order, ["bid_b"]);
+    assert_eq!(records[0].outcome, CallOutcome::NoAnswer);
+    assert!(
+        bench.trace.contains("-> carrier: SIP/2.0 480"),
+        "{}",
+        bench.trace
+    );
+}
+
+#[test]
+fn calls_beyond_the_maximum_get_503_with_retry_after() {
+    let mut bench = Bench::new(1, Arc::new(TargetLoad::new()));
+    bench.receive(CARRIER, &invite("d1"));
+    bench.receive(CARRIER, &invite("d2"));
+    let (_, refusal) = bench.sent.last().expect("sent").clone();
+    assert_eq!(refusal.status(), 503);
+    assert_eq!(refusal.header("Retry-After"), Some("7"));
+    assert_eq!(bench.switch.stats().overloaded, 1);
+    assert_eq!(bench.switch.active_calls(), 1);
+}
