@@ -42,6 +42,12 @@ fn help(name: &str) -> &'static str {
         "plugboard_policy_deployment_active" => "1 for the version serving a policy's calls.",
         "plugboard_policy_deployment_canary_percent" => "Share of calls a canary version takes.",
         "plugboard_policy_deployment_shadow" => "1 for a version running in shadow.",
+        "plugboard_calls_total" => "Finished calls by outcome.",
+        "plugboard_post_dial_delay_seconds" => {
+            "Time from the inbound INVITE to the first outbound INVITE."
+        }
+        "plugboard_auction_seconds" => "Auction latency, from its request to the ring tree.",
+        "plugboard_active_calls" => "Calls in progress.",
         _ => "",
     }
 }

@@ -177,6 +177,15 @@ async fn a_call_is_scored_won_by_the_highest_bid_bridged_and_billed() {
     }
     let history = lab.api.state.store.caller_stats(CALLER).expect("history");
     assert_eq!((history.calls_seen, history.conversions), (1, 1));
+    let metrics = lab.api.state.metrics.render();
+    for line in [
+        "plugboard_calls_total{outcome=\"answered\"} 1",
+        "plugboard_post_dial_delay_seconds_count 1",
+        "plugboard_auction_seconds_count 1",
+        "plugboard_active_calls 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in\n{metrics}");
+    }
     let stats = lab.stop().await;
     assert_eq!(stats.calls, 1);
 }
