@@ -22,6 +22,8 @@ mod policy_examples;
 mod policy_hostile;
 /// Registry: hot swap under load, canary split, shadow runs; artifact cache.
 mod policy_registry;
+/// docs/quickstart.sh against `plugboard serve`: SPEC §9 end to end.
+mod quickstart;
 /// RFC 3261 dialogs: ids, route sets, targets, CSeq.
 mod sip_dialogs;
 /// SIPp against the SIP layers over real UDP on loopback.
