@@ -6,9 +6,11 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Upper bounds of histogram buckets, in seconds: 10 µs to 1 s.
-const BUCKETS: [f64; 12] = [
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25, 1.0,
+/// Upper bounds of histogram buckets, in seconds: 10 µs to 1 s, finest
+/// around the 2 ms post-dial delay budget.
+const BUCKETS: [f64; 16] = [
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025,
+    0.005, 0.01, 0.05, 0.25, 1.0,
 ];
 
 type Labels = Vec<(&'static str, String)>;

@@ -12,16 +12,18 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::SipSockets;
 use super::call_services::CallServices;
 use super::sip_endpoint::{CONNECTION_QUEUE, FromConnection, TCP_QUEUE, connection, lost};
+use super::{DatagramLoss, SipSockets};
 use crate::auction::TargetLoad;
-use crate::b2bua::{Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
+use crate::b2bua::{Finished, Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
 use crate::clock;
 use crate::sip::{MAX_MESSAGE_BYTES, inspect, inspect_parsed};
 
 /// Datagrams read in one turn of the loop before timers and work get theirs.
 const UDP_BATCH: usize = 64;
+/// Call records stored in one transaction at most.
+const RECORD_BATCH: usize = 512;
 /// How long shutdown waits for the BYEs of calls in progress to be answered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -68,7 +70,8 @@ pub async fn serve_calls(
     let mut connections: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut next_connection = 0u64;
-    let (done_tx, mut done) = mpsc::unbounded_channel::<(u64, Input)>();
+    let (to_recorder, finished) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record(services.clone(), finished));
     let mut reported_active = usize::MAX;
     let mut stopping: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
@@ -104,6 +107,7 @@ pub async fn serve_calls(
                 if !lost(&mut sockets.loss) {
                     let message = inspect(&buffer[..length], &caps, &to_tag);
                     switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Udp);
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &to_recorder).await;
                 }
                 for _ in 1..UDP_BATCH {
                     let Ok((length, source)) = sockets.udp.try_recv_from(&mut buffer) else {
@@ -114,6 +118,9 @@ pub async fn serve_calls(
                     }
                     let message = inspect(&buffer[..length], &caps, &to_tag);
                     switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Udp);
+                    // Each datagram's consequences go out before the next is
+                    // read: a call's post-dial delay never waits for a batch.
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &to_recorder).await;
                 }
             }
             accepted = accept => {
@@ -134,40 +141,17 @@ pub async fn serve_calls(
                     connections.remove(&id);
                 }
             },
-            Some((call, input)) = done.recv() => {
-                switch.handle_input(clock::now(), call, input);
-                while let Ok((call, input)) = done.try_recv() {
-                    switch.handle_input(clock::now(), call, input);
-                }
-            }
             () = sleep => switch.handle_timeout(clock::now()),
         }
-        while let Some(transmit) = switch.poll_transmit() {
-            if matches!(transmit.route, Route::Udp(_)) && lost(&mut sockets.loss) {
-                continue;
-            }
-            send(
-                &sockets.udp,
-                &connections,
-                transmit.route,
-                &transmit.message.to_bytes(),
-            )
-            .await;
-        }
-        while let Some(work) = switch.poll_work() {
-            let services = services.clone();
-            let done = done_tx.clone();
-            tokio::task::spawn_blocking(move || match work {
-                Work::Score { call, request } => {
-                    let _ = done.send((call, Input::Scored(services.score(&request))));
-                }
-                Work::Auction { call, request } => {
-                    let _ =
-                        done.send((call, Input::Auctioned(Box::new(services.auction(&request)))));
-                }
-                Work::Record(finished) => services.record(&finished),
-            });
-        }
+        pump(
+            &mut switch,
+            &services,
+            &sockets.udp,
+            &connections,
+            &mut sockets.loss,
+            &to_recorder,
+        )
+        .await;
         let active = switch.active_calls();
         if active != reported_active {
             reported_active = active;
@@ -182,7 +166,74 @@ pub async fn serve_calls(
         }
     }
     tasks.abort_all();
+    // The recorder stores what is queued, then ends with its channel.
+    drop(to_recorder);
+    let _ = recorder.await;
     Ok(switch.stats())
+}
+
+/// Sends what the switch has to send, and does the work it asks for —
+/// which may give it more to send — until there is neither.
+async fn pump(
+    switch: &mut Switch,
+    services: &CallServices,
+    udp: &UdpSocket,
+    connections: &HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    loss: &mut Option<DatagramLoss>,
+    recorder: &mpsc::UnboundedSender<Box<Finished>>,
+) {
+    loop {
+        while let Some(transmit) = switch.poll_transmit() {
+            if matches!(transmit.route, Route::Udp(_)) && lost(loss) {
+                continue;
+            }
+            send(
+                udp,
+                connections,
+                transmit.route,
+                &transmit.message.to_bytes(),
+            )
+            .await;
+        }
+        let Some(work) = switch.poll_work() else {
+            return;
+        };
+        // Scoring and the auction run here, on the SIP loop, as proxy-wasm
+        // filters run on their worker: tens of microseconds, bounded by the
+        // policy's fuel and deadline; a hop to another thread costs more
+        // than the work (docs/benchmarks.md).
+        match work {
+            Work::Score { call, request } => {
+                let scored = services.score(&request);
+                switch.handle_input(clock::now(), call, Input::Scored(scored));
+            }
+            Work::Auction { call, request } => {
+                let tree = services.auction(&request);
+                switch.handle_input(clock::now(), call, Input::Auctioned(Box::new(tree)));
+            }
+            Work::Record(finished) => {
+                let _ = recorder.send(finished);
+            }
+        }
+    }
+}
+
+/// Records finished calls: whatever has queued up since the last batch goes
+/// into one transaction, made durable by the store's group commit.
+async fn record(services: Arc<CallServices>, mut finished: mpsc::UnboundedReceiver<Box<Finished>>) {
+    while let Some(first) = finished.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH
+            && let Ok(next) = finished.try_recv()
+        {
+            batch.push(next);
+        }
+        let writer = services.clone();
+        let _ = tokio::task::spawn_blocking(move || writer.record(&batch)).await;
+        if let Err(error) = services.store.durable().await {
+            tracing::error!(%error, "call records not flushed");
+        }
+    }
 }
 
 async fn send(

@@ -213,29 +213,33 @@ impl CallServices {
         }
     }
 
-    /// Stores a finished call (with its caller's history) and counts it.
-    pub fn record(&self, finished: &Finished) {
-        let record = &finished.record;
-        let outcome = serde_json::to_value(record.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        self.metrics
-            .inc("plugboard_calls_total", vec![("outcome", outcome)]);
-        if let Some(delay) = finished.post_dial_delay {
+    /// Stores finished calls (with their callers' histories) in one
+    /// transaction and counts them.
+    pub fn record(&self, finished: &[Box<Finished>]) {
+        let mut records = Vec::with_capacity(finished.len());
+        for done in finished {
+            let record = &done.record;
+            let outcome = serde_json::to_value(record.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             self.metrics
-                .observe("plugboard_post_dial_delay_seconds", Vec::new(), delay);
+                .inc("plugboard_calls_total", vec![("outcome", outcome)]);
+            if let Some(delay) = done.post_dial_delay {
+                self.metrics
+                    .observe("plugboard_post_dial_delay_seconds", Vec::new(), delay);
+            }
+            if let Some(latency) = done.auction_latency {
+                self.metrics
+                    .observe("plugboard_auction_seconds", Vec::new(), latency);
+            }
+            // A call refused before its campaign was known has nobody to show it to.
+            if !(record.campaign_id.is_empty() && record.outcome == CallOutcome::Rejected) {
+                records.push(record.clone());
+            }
         }
-        if let Some(latency) = finished.auction_latency {
-            self.metrics
-                .observe("plugboard_auction_seconds", Vec::new(), latency);
-        }
-        // A call refused before its campaign was known has nobody to show it to.
-        if record.campaign_id.is_empty() && record.outcome == CallOutcome::Rejected {
-            return;
-        }
-        if let Err(error) = self.store.record_call(record) {
-            tracing::error!(%error, call = %record.id, "call record not stored");
+        if let Err(error) = self.store.record_calls(&records) {
+            tracing::error!(%error, calls = records.len(), "call records not stored");
         }
     }
 }

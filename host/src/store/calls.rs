@@ -1,5 +1,8 @@
 //! Call records, kept in arrival order, and the caller-history index.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use sled::transaction::Transactional;
 
 use super::{CallFilter, CallPage, CallRecord, CallerStats, Store, StoreError, call_key, codec};
@@ -7,26 +10,46 @@ use super::{CallFilter, CallPage, CallRecord, CallerStats, Store, StoreError, ca
 impl Store {
     /// Stores a finished call and updates its caller's history, together.
     pub fn record_call(&self, record: &CallRecord) -> Result<(), StoreError> {
-        let key = call_key(record);
-        let bytes = codec::encode(record)?;
-        let mut stats = self.caller_stats(&record.caller)?;
-        stats.calls_seen = stats.calls_seen.saturating_add(1);
-        let seen = record.received_at_ms.div_euclid(1000);
-        stats.last_seen_unix_seconds =
-            Some(stats.last_seen_unix_seconds.map_or(seen, |s| s.max(seen)));
-        if record.billable {
-            stats.conversions = stats.conversions.saturating_add(1);
+        self.record_calls(std::slice::from_ref(record))
+    }
+
+    /// Stores finished calls and their callers' histories in one transaction
+    /// (the call server records in batches). Callers are read and written by
+    /// one recorder at a time, so a history never loses a call.
+    pub fn record_calls(&self, records: &[CallRecord]) -> Result<(), StoreError> {
+        let mut stats: HashMap<&str, CallerStats> = HashMap::new();
+        let mut rows = Vec::with_capacity(records.len());
+        for record in records {
+            let caller = match stats.entry(record.caller.as_str()) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => entry.insert(self.caller_stats(&record.caller)?),
+            };
+            caller.calls_seen = caller.calls_seen.saturating_add(1);
+            let seen = record.received_at_ms.div_euclid(1000);
+            caller.last_seen_unix_seconds =
+                Some(caller.last_seen_unix_seconds.map_or(seen, |s| s.max(seen)));
+            if record.billable {
+                caller.conversions = caller.conversions.saturating_add(1);
+            }
+            rows.push((call_key(record), codec::encode(record)?, record.id.as_str()));
         }
-        let stats_bytes = codec::encode(&stats)?;
+        let stats = stats
+            .into_iter()
+            .map(|(caller, s)| Ok((caller, codec::encode(&s)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         (
             &self.calls.tree,
             &self.call_index,
             &self.caller_history.tree,
         )
             .transaction(|(calls, index, history)| {
-                calls.insert(key.as_bytes(), bytes.clone())?;
-                index.insert(record.id.as_bytes(), key.as_bytes())?;
-                history.insert(record.caller.as_bytes(), stats_bytes.clone())?;
+                for (key, bytes, id) in &rows {
+                    calls.insert(key.as_bytes(), bytes.clone())?;
+                    index.insert(id.as_bytes(), key.as_bytes())?;
+                }
+                for (caller, bytes) in &stats {
+                    history.insert(caller.as_bytes(), bytes.clone())?;
+                }
                 Ok(())
             })?;
         Ok(())

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Calls per second: SIPp (carrier) → system under test → SIPp (buyer), for
+# Plugboard (the example scorer on every call, 10 static bids) and for
+# Kamailio as a plain stateful proxy (tm + rr), in the same run, with the
+# same SIPp settings. Each rate runs STEP_S seconds of calls; the highest rate
+# with zero failed calls counts. Then Plugboard runs at half its highest rate
+# and its post-dial delay (inbound INVITE → outbound INVITE, from its
+# /metrics histogram) is reported.
+#
+# Needs sipp, kamailio, curl, jq (apt-get install -y sip-tester kamailio jq).
+# Usage: docs/bench/calls.sh   (RATES="500 1000 …", STEP_S=5, KAMAILIO_CHILDREN=1,
+# SKIP_KAMAILIO=1 and KEEP=1 — keep the logs — change what it does)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+RATES=${RATES:-"250 500 750 1000 1250 1500 1750 2000 2500 3000 3500 4000"}
+STEP_S=${STEP_S:-5}
+KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-1}
+HTTP_PORT=18081 PB_PORT=15060 KAM_PORT=15062 BUYER_PORT=15070 CARRIER_PORT=15061
+SIPP_COMMON=(-i 127.0.0.1 -nostdin -buff_size 16777216 -max_recv_loops 5000 -max_sched_loops 5000)
+
+cargo build --quiet --release -p host --bin plugboard
+cargo xtask policies > /dev/null 2>&1
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${KEEP:-}" ] && echo "kept $WORK" || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The buyer: SIPp's UAS answers every call (180, then 200) and takes the BYE.
+sipp -sn uas "${SIPP_COMMON[@]}" -p $BUYER_PORT > "$WORK/buyer.out" 2>&1 &
+PIDS+=($!)
+
+# Plugboard, set up as in docs/quickstart.md, with ten bids.
+OP=$(target/release/plugboard admin bootstrap --data-dir "$WORK/pb")
+target/release/plugboard serve --data-dir "$WORK/pb" --http-listen 127.0.0.1:$HTTP_PORT \
+  --sip-listen 127.0.0.1:$PB_PORT --example-policies /nonexistent 2> "$WORK/plugboard.log" &
+PIDS+=($!)
+PB_PID=$!
+API=http://127.0.0.1:$HTTP_PORT/v1
+until curl -sf http://127.0.0.1:$HTTP_PORT/healthz > /dev/null; do sleep 0.1; done
+post() { curl -sf -X "$1" "$API$2" -H "Authorization: Bearer $3" -H 'Content-Type: application/json' -d "$4"; }
+MK=$(post POST /tenants "$OP" '{"name":"acme","role":"marketer"}' | jq -r .api_key)
+BK=$(post POST /tenants "$OP" '{"name":"buyer","role":"bidder"}' | jq -r .api_key)
+CID=$(post POST /campaigns "$MK" '{"name":"solar","numbers":["+18005550100"]}' | jq -r .id)
+BID=$(post POST /bidders "$BK" '{"name":"Buyer"}' | jq -r .id)
+for i in $(seq 1 10); do
+  TID=$(post POST "/bidders/$BID/targets" "$BK" \
+    "{\"uri\":\"sip:sales$i@127.0.0.1:$BUYER_PORT\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" | jq -r .id)
+  post POST /bids "$BK" "{\"campaign_id\":\"$CID\",\"target_id\":\"$TID\",\"amount_micros\":${i}000000,\"min_quality\":0,\"min_duration_s\":0}" > /dev/null
+done
+UPLOAD=$(curl -sf -X POST "$API/policies?world=scorer" -H "Authorization: Bearer $MK" \
+  --data-binary @target/policies/geo-history-scorer.wasm)
+POLICY=$(echo "$UPLOAD" | jq -r .id)
+post PUT "/policies/$POLICY/deployment" "$MK" "{\"active\":\"$(echo "$UPLOAD" | jq -r .version)\"}" > /dev/null
+post PUT "/campaigns/$CID" "$MK" "{\"scorer_policy_id\":\"$POLICY\"}" > /dev/null
+[ -n "${SETUP_ONLY:-}" ] && { echo "plugboard pid $PB_PID"; sleep 100000; }
+
+# Kamailio with the same buyer.
+sed -e "s/KAMAILIO_LISTEN/127.0.0.1:$KAM_PORT/" -e "s/BUYER/127.0.0.1:$BUYER_PORT/" \
+  -e "s/CHILDREN/$KAMAILIO_CHILDREN/" docs/bench/kamailio.cfg > "$WORK/kamailio.cfg"
+kamailio -f "$WORK/kamailio.cfg" -DD -E -m 512 -M 64 -P "$WORK/kamailio.pid" > "$WORK/kamailio.log" 2>&1 &
+PIDS+=($!)
+sleep 1
+
+# One step: STEP_S seconds of calls at `rate` to `target`; true if none failed.
+step() {
+  local target=$1 rate=$2
+  local calls=$((rate * STEP_S))
+  sipp -sf "$ROOT/tests/data/sipp/caller_hangs_up.xml" "${SIPP_COMMON[@]}" -p $CARRIER_PORT \
+    -key caller +14155550123 -s +18005550100 -r "$rate" -m "$calls" -l $((rate * 4)) -d 0 \
+    -timeout $((STEP_S + 40))s -timeout_error "$target" > "$WORK/carrier.out" 2>&1
+}
+
+# The highest rate of RATES with no failed call.
+ramp() {
+  local target=$1 best=0
+  for rate in $RATES; do
+    if step "$target" "$rate"; then best=$rate; else break; fi
+    sleep 1
+  done
+  echo "$best"
+}
+
+# p50 and p99 of a histogram from two /metrics scrapes: the upper bound of
+# the bucket where each falls.
+quantiles() {
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+def buckets(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'plugboard_post_dial_delay_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
+        if m:
+            out[m.group(1)] = int(m.group(2))
+    return out
+before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
+delta = [(float(le) if le != "+Inf" else float("inf"), after[le] - before.get(le, 0)) for le in after]
+delta.sort()
+total = delta[-1][1]
+def q(p):
+    for le, count in delta:
+        if count >= p * total:
+            return le * 1000
+print(f"calls={total} p50<={q(0.5):.2f}ms p99<={q(0.99):.2f}ms")
+PY
+}
+
+echo "ramping Plugboard (127.0.0.1:$PB_PORT) …"
+PB_BEST=$(ramp 127.0.0.1:$PB_PORT)
+KAM_BEST=0
+if [ -z "${SKIP_KAMAILIO:-}" ]; then
+  echo "ramping Kamailio (127.0.0.1:$KAM_PORT, children=$KAMAILIO_CHILDREN) …"
+  KAM_BEST=$(ramp 127.0.0.1:$KAM_PORT)
+fi
+HALF=$((PB_BEST / 2))
+curl -sf http://127.0.0.1:$HTTP_PORT/metrics > "$WORK/before.txt"
+step 127.0.0.1:$PB_PORT "$HALF" || echo "(calls failed at half rate)"
+curl -sf http://127.0.0.1:$HTTP_PORT/metrics > "$WORK/after.txt"
+PDD=$(quantiles "$WORK/before.txt" "$WORK/after.txt")
+CPU=$(ps -o cputime= -p $PB_PID)
+echo
+echo "highest rate with zero failed calls (steps of ${STEP_S}s: $RATES)"
+echo "  plugboard  $PB_BEST calls/s  (example scorer on every call, 10 static bids)"
+echo "  kamailio   $KAM_BEST calls/s  (tm + rr, children=$KAMAILIO_CHILDREN)"
+python3 -c "print('  ratio      %.2fx' % ($PB_BEST / max($KAM_BEST, 1)))"
+echo "post-dial delay added by Plugboard at $HALF calls/s: $PDD"
+echo "plugboard CPU time over the run: $CPU"
