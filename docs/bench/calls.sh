@@ -16,6 +16,9 @@ ROOT=$PWD
 RATES=${RATES:-"250 500 750 1000 1250 1500 1750 2000 2500 3000 3500 4000"}
 STEP_S=${STEP_S:-5}
 KAMAILIO_CHILDREN=${KAMAILIO_CHILDREN:-1}
+# Each call is answered, held HOLD_MS, hung up (0 lets a multi-worker proxy
+# reorder the ACK and the BYE it relays, which SIPp counts as a failed call).
+HOLD_MS=${HOLD_MS:-20}
 HTTP_PORT=18081 PB_PORT=15060 KAM_PORT=15062 BUYER_PORT=15070 CARRIER_PORT=15061
 SIPP_COMMON=(-i 127.0.0.1 -nostdin -buff_size 16777216 -max_recv_loops 5000 -max_sched_loops 5000)
 
@@ -30,8 +33,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The buyer: SIPp's UAS answers every call (180, then 200) and takes the BYE.
-sipp -sn uas "${SIPP_COMMON[@]}" -p $BUYER_PORT > "$WORK/buyer.out" 2>&1 &
+# The buyer: SIPp answers every call (180, 5 ms, 200) and takes the BYE.
+sipp -sf docs/bench/buyer.xml "${SIPP_COMMON[@]}" -p $BUYER_PORT > "$WORK/buyer.out" 2>&1 &
 PIDS+=($!)
 
 # Plugboard, set up as in docs/quickstart.md, with ten bids.
@@ -71,7 +74,7 @@ step() {
   local target=$1 rate=$2
   local calls=$((rate * STEP_S))
   sipp -sf "$ROOT/tests/data/sipp/caller_hangs_up.xml" "${SIPP_COMMON[@]}" -p $CARRIER_PORT \
-    -key caller +14155550123 -s +18005550100 -r "$rate" -m "$calls" -l $((rate * 4)) -d 0 \
+    -key caller +14155550123 -s +18005550100 -r "$rate" -m "$calls" -l $((rate * 4)) -d "$HOLD_MS" \
     -timeout $((STEP_S + 40))s -timeout_error "$target" > "$WORK/carrier.out" 2>&1
 }
 

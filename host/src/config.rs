@@ -26,6 +26,9 @@ pub struct Config {
     /// The `host:port` put in Via and Contact (default: the listen address,
     /// or the host's routed address when listening on every interface).
     pub sip_advertise: Option<String>,
+    /// Tell buyers the call's quality and campaign in `X-Plugboard-Quality`
+    /// and `X-Plugboard-Campaign` on the outbound INVITE.
+    pub sip_quality_headers: bool,
 }
 
 pub const DEFAULT_MAX_CALLS: usize = 10_000;
@@ -40,6 +43,7 @@ pub struct ConfigFile {
     pub example_policies: Option<PathBuf>,
     pub max_calls: Option<usize>,
     pub sip_advertise: Option<String>,
+    pub sip_quality_headers: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +100,7 @@ impl Config {
             policy_limits: Limits::default(),
             max_calls: file.max_calls.unwrap_or(DEFAULT_MAX_CALLS),
             sip_advertise: file.sip_advertise.clone(),
+            sip_quality_headers: file.sip_quality_headers.unwrap_or(true),
         }
     }
 }

@@ -762,3 +762,72 @@ fn every_call_completes_through_five_percent_datagram_loss() {
     .join()
     .expect("the lossy calls pass");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_pooled_number_carries_its_visitor_sessions_attribution() {
+    let lab = CallLab::start().await;
+    let pool = format!("/v1/campaigns/{}/pool", lab.campaign_id);
+    let (status, body) = lab
+        .api
+        .call(
+            "PUT",
+            &pool,
+            Some(&lab.marketer_key),
+            Some(json!({"numbers": ["+18005550201"], "ttl_s": 1800})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, session) = lab
+        .api
+        .call(
+            "POST",
+            &format!("/v1/campaigns/{}/dni-sessions", lab.campaign_id),
+            Some(&lab.marketer_key),
+            Some(json!({"attributes": {"source": "google-ads", "keyword": "solar panels"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{session}");
+    assert_eq!(session["number"], json!("+18005550201"));
+    let buyer = lab.buyer("buyer_answers", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    lab.carrier_to("+18005550201", "caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    buyer.finish().await.assert_ok();
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.called, "+18005550201");
+    assert_eq!(
+        record.trace.attribution,
+        [
+            ("keyword".to_owned(), "solar panels".to_owned()),
+            ("source".to_owned(), "google-ads".to_owned()),
+        ]
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_hangs_up_calls_in_progress_with_bye() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_answers", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let call = lab.carrier("caller_waits_for_bye", 1, &[]);
+    let stop = async {
+        // Stop once the call is up.
+        while lab.load.active(&target) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        lab.stop_signal();
+    };
+    let (carrier, ()) = tokio::join!(call, stop);
+    carrier.assert_ok();
+    buyer.finish().await.assert_ok();
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    lab.stop().await;
+}

@@ -228,6 +228,12 @@ impl CallLab {
         body
     }
 
+    /// Tells the call server to stop (calls in progress get BYE), without
+    /// waiting for it.
+    pub fn stop_signal(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Stops the call server; what it counted.
     pub async fn stop(self) -> SwitchStats {
         let _ = self.stop.send(true);

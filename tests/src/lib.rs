@@ -185,6 +185,7 @@ impl TestApi {
             },
             max_calls: host::config::DEFAULT_MAX_CALLS,
             sip_advertise: None,
+            sip_quality_headers: true,
         };
         let started = host::runtime::Host::start(&config)
             .await

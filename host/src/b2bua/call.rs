@@ -875,8 +875,11 @@ impl Call {
                     });
                     return;
                 }
-                if let Some(dialog) = &mut leg.dialog {
-                    dialog.handle_response(&response);
+                // The 2xx makes the dialog, whatever early dialog came
+                // before: behind a forking proxy the one that answers may
+                // not be the one that rang first (§13.2.2.4).
+                if let Ok(dialog) = Dialog::from_uac(&leg.invite, &response) {
+                    leg.dialog = Some(dialog);
                 }
                 leg.settled = true;
                 leg.trace.final_status = Some(code);

@@ -182,7 +182,7 @@ pub async fn serve(
             timers: Timers::default(),
             max_calls: config.max_calls,
             retry_after_s: 5,
-            quality_headers: true,
+            quality_headers: config.sip_quality_headers,
         };
         let mut stopped = sip_stopped.clone();
         sip_tasks.spawn(super::serve_calls(
