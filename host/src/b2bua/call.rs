@@ -9,7 +9,7 @@
 //! Contact, Call-ID or tags crosses over. Only bodies (SDP) and the caller's
 //! number travel.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -266,7 +266,8 @@ pub struct Call {
     unacked: Option<Unacked>,
     relays: HashMap<u64, Relay>,
     next_relay: u64,
-    in_flight: usize,
+    /// Client transactions opened and not yet finished, by purpose.
+    pending: HashSet<Purpose>,
     sequence: u64,
     outcome: Option<CallOutcome>,
     answered_at: Option<Instant>,
@@ -302,7 +303,7 @@ impl Call {
             unacked: None,
             relays: HashMap::new(),
             next_relay: 0,
-            in_flight: 0,
+            pending: HashSet::new(),
             sequence: 0,
             outcome: None,
             answered_at: None,
@@ -356,15 +357,6 @@ impl Call {
         self.out.pop_front()
     }
 
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// Whether the caller has been given a 2xx (the call is up or coming up).
-    pub fn is_answered(&self) -> bool {
-        matches!(self.phase, Phase::Answered | Phase::Bridged)
-    }
-
     pub fn handle(&mut self, now: Instant, input: Input) {
         match input {
             Input::Scored(scored) => self.on_scored(now, scored),
@@ -377,13 +369,14 @@ impl Call {
             } => self.on_request(now, transaction, from, request),
             Input::Ack { from, ack } => self.on_ack(from, &ack),
             Input::Response { purpose, response } => {
+                // A retransmitted final response finds its purpose gone already.
                 if response.status() >= 200 {
-                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.pending.remove(&purpose);
                 }
                 self.on_response(now, purpose, response);
             }
             Input::NoResponse { purpose } => {
-                self.in_flight = self.in_flight.saturating_sub(1);
+                self.pending.remove(&purpose);
                 self.on_no_response(now, purpose);
             }
         }
@@ -441,6 +434,16 @@ impl Call {
             }
         }
         self.check_done();
+    }
+
+    /// Opens a client transaction for `purpose`.
+    fn request(&mut self, to: Peer, request: Message, purpose: Purpose) {
+        self.pending.insert(purpose);
+        self.out.push_back(Command::Request {
+            to,
+            request,
+            purpose,
+        });
     }
 
     fn ms_at(&self, now: Instant) -> i64 {
@@ -637,12 +640,11 @@ impl Call {
             Duration::from_secs(u64::from(t.ring_timeout_s.max(1)))
         });
         self.first_invite_at.get_or_insert(now);
-        self.out.push_back(Command::Request {
-            to: Peer::Address(destination),
-            request: invite.clone(),
-            purpose: Purpose::Invite(index),
-        });
-        self.in_flight += 1;
+        self.request(
+            Peer::Address(destination),
+            invite.clone(),
+            Purpose::Invite(index),
+        );
         self.legs.push(Leg {
             ring,
             destination,
@@ -790,12 +792,7 @@ impl Call {
             body: Vec::new(),
         };
         let to = Peer::Address(leg.destination);
-        self.in_flight += 1;
-        self.out.push_back(Command::Request {
-            to,
-            request: cancel,
-            purpose: Purpose::Cancel(index),
-        });
+        self.request(to, cancel, Purpose::Cancel(index));
     }
 
     fn on_cancel(&mut self, now: Instant) {
@@ -1014,12 +1011,7 @@ impl Call {
         }
         let bye = dialog.request(Method::Bye, &via);
         dialog.state = DialogState::Terminated;
-        self.in_flight += 1;
-        self.out.push_back(Command::Request {
-            to: self.peer(side),
-            request: bye,
-            purpose: Purpose::Bye(side),
-        });
+        self.request(self.peer(side), bye, Purpose::Bye(side));
     }
 
     /// Ends an answered call: BYE to every side but `except` (which sent one).
@@ -1121,12 +1113,7 @@ impl Call {
                 relayed_cseq,
             },
         );
-        self.in_flight += 1;
-        self.out.push_back(Command::Request {
-            to: self.peer(other),
-            request: relayed,
-            purpose: Purpose::Relay(id),
-        });
+        self.request(self.peer(other), relayed, Purpose::Relay(id));
     }
 
     fn on_relay_response(&mut self, now: Instant, id: u64, response: Message) {
@@ -1186,7 +1173,7 @@ impl Call {
             return;
         }
         let legs_settled = self.legs.iter().all(|l| l.settled);
-        if legs_settled && self.in_flight == 0 && self.unacked.is_none() {
+        if legs_settled && self.pending.is_empty() && self.unacked.is_none() {
             self.done = true;
             self.out.push_back(Command::Done);
         }

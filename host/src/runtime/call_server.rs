@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::call_services::CallServices;
-use super::sip_endpoint::{CONNECTION_QUEUE, FromConnection, TCP_QUEUE, connection, lost};
+use super::sip_endpoint::{CONNECTION_QUEUE, FromConnection, TCP_QUEUE, connection, lost, send_to};
 use super::{DatagramLoss, SipSockets};
 use crate::auction::TargetLoad;
 use crate::b2bua::{Finished, Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
@@ -187,7 +187,7 @@ async fn pump(
             if matches!(transmit.route, Route::Udp(_)) && lost(loss) {
                 continue;
             }
-            send(
+            send_to(
                 udp,
                 connections,
                 transmit.route,
@@ -233,32 +233,5 @@ async fn record(services: Arc<CallServices>, mut finished: mpsc::UnboundedReceiv
         if let Err(error) = services.store.durable().await {
             tracing::error!(%error, "call records not flushed");
         }
-    }
-}
-
-async fn send(
-    udp: &UdpSocket,
-    connections: &HashMap<u64, mpsc::Sender<Vec<u8>>>,
-    route: Route,
-    bytes: &[u8],
-) {
-    match route {
-        Route::Udp(to) => {
-            if let Err(error) = udp.send_to(bytes, to).await {
-                tracing::warn!(%error, %to, "cannot send a SIP message");
-            }
-        }
-        // A full queue is a peer that does not read: drop rather than grow.
-        Route::Tcp(id) => match connections.get(&id) {
-            Some(connection) => {
-                if connection.try_send(bytes.to_vec()).is_err() {
-                    tracing::warn!(
-                        connection = id,
-                        "TCP connection queue full or closed; message dropped"
-                    );
-                }
-            }
-            None => tracing::debug!(connection = id, "TCP connection gone; message not sent"),
-        },
     }
 }

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::b2bua::Route;
 use crate::clock;
 use crate::sip::{
     Capabilities, Inbound, MAX_MESSAGE_BYTES, Message, Method, ParseError, StreamFramer, inspect,
@@ -356,28 +357,44 @@ async fn send(
     path: ReplyPath,
     message: &Message,
 ) {
-    match path {
-        ReplyPath::Udp => {
-            let Some(to) = response_address(message) else {
+    let route = match path {
+        ReplyPath::Tcp(id) => Route::Tcp(id),
+        ReplyPath::Udp => match response_address(message) {
+            Some(to) => Route::Udp(to),
+            None => {
                 tracing::warn!("response without a usable Via; not sent");
                 return;
-            };
-            if let Err(error) = udp.send_to(&message.to_bytes(), to).await {
+            }
+        },
+    };
+    send_to(udp, connections, route, &message.to_bytes()).await;
+}
+
+/// Sends `bytes` by UDP or on a TCP connection's queue.
+pub(super) async fn send_to(
+    udp: &UdpSocket,
+    connections: &HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    route: Route,
+    bytes: &[u8],
+) {
+    match route {
+        Route::Udp(to) => {
+            if let Err(error) = udp.send_to(bytes, to).await {
                 tracing::warn!(%error, %to, "cannot send a SIP message");
             }
         }
         // A full connection queue means a peer that does not read: drop the
         // message rather than grow memory (the peer will time out).
-        ReplyPath::Tcp(id) => match connections.get(&id) {
+        Route::Tcp(id) => match connections.get(&id) {
             Some(connection) => {
-                if connection.try_send(message.to_bytes()).is_err() {
+                if connection.try_send(bytes.to_vec()).is_err() {
                     tracing::warn!(
                         connection = id,
                         "TCP connection queue full or closed; message dropped"
                     );
                 }
             }
-            None => tracing::debug!(connection = id, "TCP connection gone; response not sent"),
+            None => tracing::debug!(connection = id, "TCP connection gone; message not sent"),
         },
     }
 }
