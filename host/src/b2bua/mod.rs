@@ -101,7 +101,8 @@ struct ClientEntry {
 }
 
 struct CallEntry {
-    call: Call,
+    /// Boxed: the table grows by rehashing, which should move pointers, not calls.
+    call: Box<Call>,
     caller: Route,
     dialogs: Vec<(String, String)>,
     invite: TransactionKey,
@@ -472,7 +473,7 @@ impl Switch {
             received_at_ms: unix_ms,
             quality_headers: self.config.quality_headers,
         };
-        let call = Call::new(setup, self.load.clone(), now);
+        let call = Box::new(Call::new(setup, self.load.clone(), now));
         let dialog = (call_id, call.local_tag().to_owned());
         self.dialogs.insert(dialog.clone(), (handle, Side::Caller));
         self.invites.insert(key.clone(), handle);
