@@ -21,3 +21,10 @@ pub fn unix_now() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// Wall-clock now in Unix milliseconds, for call records.
+pub fn unix_ms() -> i64 {
+    wall()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

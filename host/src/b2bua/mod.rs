@@ -137,8 +137,8 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// `ip:port` of a SIP URI whose host is an IP literal.
-fn uri_address(uri: &str) -> Option<SocketAddr> {
+/// `ip:port` of a SIP URI whose host is an IP literal (port 5060 if none).
+pub fn uri_address(uri: &str) -> Option<SocketAddr> {
     let rest = uri.split_once(':')?.1;
     let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let host_port = host_port.split([';', '?', '>']).next()?;

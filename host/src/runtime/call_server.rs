@@ -1,6 +1,7 @@
 //! The SIP side of `plugboard serve`: UDP and TCP sockets around the
-//! [`Switch`], its timers, and the work calls ask for (scoring, auction,
-//! records), run on blocking threads and fed back as inputs.
+//! [`Switch`], its timers, and the work calls ask for — scoring and the
+//! auction done on the loop and fed back as inputs, records handed to a
+//! recorder task that stores them in batches.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -44,12 +45,6 @@ pub fn advertised(bound: SocketAddr, configured: Option<&str>) -> String {
         .map(|a| a.ip())
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
     SocketAddr::new(routed, bound.port()).to_string()
-}
-
-fn unix_ms() -> i64 {
-    clock::wall()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Serves calls on `sockets` until `shutdown` resolves; then ends the calls
@@ -106,7 +101,7 @@ pub async fn serve_calls(
                 let caps = switch.capabilities().clone();
                 if !lost(&mut sockets.loss) {
                     let message = inspect(&buffer[..length], &caps, &to_tag);
-                    switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Udp);
+                    switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
                     pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &to_recorder).await;
                 }
                 for _ in 1..UDP_BATCH {
@@ -117,7 +112,7 @@ pub async fn serve_calls(
                         continue;
                     }
                     let message = inspect(&buffer[..length], &caps, &to_tag);
-                    switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Udp);
+                    switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
                     // Each datagram's consequences go out before the next is
                     // read: a call's post-dial delay never waits for a batch.
                     pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &to_recorder).await;
@@ -135,7 +130,7 @@ pub async fn serve_calls(
             Some(event) = inbound.recv() => match event {
                 FromConnection::Message(id, source, parsed) => {
                     let message = inspect_parsed(parsed, switch.capabilities(), &to_tag);
-                    switch.handle_inbound(clock::now(), unix_ms(), message, source, Path::Tcp(id));
+                    switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Tcp(id));
                 }
                 FromConnection::Closed(id) => {
                     connections.remove(&id);

@@ -284,19 +284,50 @@ fn call_time(unix_ms: i64, time_zone: &str) -> CallTime {
 /// through the resolver (port 5060 when the URI names none).
 pub fn resolve_uri(uri: &str) -> Option<SocketAddr> {
     use std::net::ToSocketAddrs;
+    if let Some(address) = crate::b2bua::uri_address(uri) {
+        return Some(address);
+    }
     let rest = uri.split_once(':')?.1;
     let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let host_port = host_port.split([';', '?', '>']).next()?;
-    if let Ok(address) = host_port.parse::<SocketAddr>() {
-        return Some(address);
-    }
-    if let Ok(ip) = host_port.parse::<std::net::IpAddr>() {
-        return Some(SocketAddr::new(ip, 5060));
-    }
     let with_port = if host_port.contains(':') {
         host_port.to_owned()
     } else {
         format!("{host_port}:5060")
     };
     with_port.to_socket_addrs().ok()?.find(SocketAddr::is_ipv4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{call_time, resolve_uri};
+
+    #[test]
+    fn target_uris_resolve_to_where_their_datagrams_go() {
+        assert_eq!(
+            resolve_uri("sip:sales@127.0.0.1:5070"),
+            Some("127.0.0.1:5070".parse().unwrap())
+        );
+        assert_eq!(
+            resolve_uri("sip:sales@192.0.2.9;transport=udp"),
+            Some("192.0.2.9:5060".parse().unwrap())
+        );
+        assert_eq!(
+            resolve_uri("sip:sales@localhost:5071"),
+            Some("127.0.0.1:5071".parse().unwrap())
+        );
+        assert_eq!(resolve_uri("not a uri"), None);
+    }
+
+    #[test]
+    fn call_time_is_local_to_the_callers_zone() {
+        // 2026-11-30 (a Monday) 15:30 UTC is 07:30 in Los Angeles.
+        let time = call_time(1_796_052_600_000, "America/Los_Angeles");
+        assert_eq!(
+            (time.local_weekday, time.local_hour, time.local_minute),
+            (0, 7, 30)
+        );
+        let utc = call_time(1_796_052_600_000, "");
+        assert_eq!((utc.local_weekday, utc.local_hour), (0, 15));
+    }
 }
