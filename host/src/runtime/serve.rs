@@ -166,7 +166,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let host = Host::start(&config).await?;
     let (stop_sip, sip_stopped) = tokio::sync::watch::channel(false);
-    let mut sip_tasks = tokio::task::JoinSet::new();
+    let mut sip_threads = Vec::new();
     let services = Arc::new(super::CallServices {
         store: host.state.store.clone(),
         policies: host.state.policies.clone(),
@@ -185,15 +185,41 @@ pub async fn serve(
             quality_headers: config.sip_quality_headers,
         };
         let mut stopped = sip_stopped.clone();
-        sip_tasks.spawn(super::serve_calls(
-            sockets,
-            services.clone(),
-            load.clone(),
-            switch,
-            async move {
-                let _ = stopped.changed().await;
-            },
-        ));
+        let (services, load) = (services.clone(), load.clone());
+        let udp = sockets.udp.into_std().map_err(ServeError::Server)?;
+        let tcp = match sockets.tcp {
+            Some(listener) => Some(listener.into_std().map_err(ServeError::Server)?),
+            None => None,
+        };
+        let tcp_idle = sockets.tcp_idle;
+        // Each SIP loop has a thread and a single-threaded runtime of its
+        // own: its sockets wake it directly, with no work stealing between
+        // it and the API's tasks (docs/benchmarks.md).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ServeError::Server)?;
+        let thread = std::thread::Builder::new()
+            .name(format!(
+                "sip-{udp_address}",
+                udp_address = udp.local_addr().map_err(ServeError::Server)?
+            ))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let sockets = super::SipSockets {
+                        udp: tokio::net::UdpSocket::from_std(udp)?,
+                        tcp: tcp.map(TcpListener::from_std).transpose()?,
+                        tcp_idle,
+                        loss: None,
+                    };
+                    super::serve_calls(sockets, services, load, switch, async move {
+                        let _ = stopped.changed().await;
+                    })
+                    .await
+                })
+            })
+            .map_err(ServeError::Server)?;
+        sip_threads.push(thread);
     }
     let listener = TcpListener::bind(config.http_listen)
         .await
@@ -209,7 +235,12 @@ pub async fn serve(
         .await
         .map_err(ServeError::Server)?;
     let _ = stop_sip.send(true);
-    while sip_tasks.join_next().await.is_some() {}
+    for thread in sip_threads {
+        let finished = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Ok(Ok(Err(error))) = finished {
+            tracing::warn!(%error, "SIP loop ended with an error");
+        }
+    }
     store.flush()?;
     tracing::info!("stopped; store flushed");
     Ok(())
