@@ -10,6 +10,8 @@ mod api_calls;
 mod api_durability;
 /// The HTTP API through its router: every route, happy path and errors.
 mod api_routes;
+/// The auction's eligibility rules on real calls.
+mod auction_rules;
 /// Calls end to end through the B2BUA: SIPp carrier and buyers, stored records.
 mod b2bua_calls;
 /// The B2BUA's switch on simulated time: retransmissions, timeouts, limits.

@@ -13,6 +13,7 @@ use super::campaigns::check_sip_uri;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller};
 use super::{ApiState, new_id};
+use crate::auction::schedule::clock_minutes;
 use crate::clock;
 use crate::policy::model::World;
 use crate::store::{Bid, Bidder, Role, ScheduleWindow, Target};
@@ -299,17 +300,6 @@ pub struct BidSpec {
     pub schedule: Vec<ScheduleWindow>,
 }
 
-/// Minutes since midnight of `HH:MM` (`24:00` allowed).
-fn minutes(text: &str) -> Option<u32> {
-    let (h, m) = text.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    let total = h * 60 + m;
-    (m < 60 && total <= 24 * 60).then_some(total)
-}
-
 fn check_schedule(time_zone: &str, schedule: &[ScheduleWindow]) -> ApiResult<()> {
     if jiff::tz::TimeZone::get(time_zone).is_err() {
         return Err(invalid(format!(
@@ -320,7 +310,7 @@ fn check_schedule(time_zone: &str, schedule: &[ScheduleWindow]) -> ApiResult<()>
         if window.weekdays.is_empty() || window.weekdays.iter().any(|d| *d > 6) {
             return Err(invalid("schedule `weekdays` are 0 (Monday) to 6 (Sunday)"));
         }
-        match (minutes(&window.open), minutes(&window.close)) {
+        match (clock_minutes(&window.open), clock_minutes(&window.close)) {
             (Some(open), Some(close)) if open < close => {}
             _ => {
                 return Err(invalid(

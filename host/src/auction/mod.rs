@@ -2,13 +2,14 @@
 //! targets ring. A pure function of the bids, the targets, the call's quality
 //! and the campaign's floor price; the shell loads those and passes them in.
 //!
-//! This is the first cut (static bids, quality floor, floor price, ranking).
-//! The seam for the full auction: [`Source`] grows real-time and module bids,
-//! and [`eligibility`] grows caps, schedules and the duplicate-caller rule —
+//! This is the first cut (static bids, quality floor, floor price, schedule,
+//! ranking). The seam for the full auction: [`Source`] grows real-time and
+//! module bids, and [`eligibility`] grows caps and the duplicate-caller rule —
 //! each a rule that returns a [`DropReason`], so every dropped bid keeps
 //! saying why in the decision trace.
 
 mod load;
+pub mod schedule;
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -31,6 +32,8 @@ pub enum DropReason {
     BelowQualityFloor { min_quality: u8, quality: u8 },
     /// The amount is below the campaign's floor price.
     BelowFloorPrice { amount: u64, floor: u64 },
+    /// The bid's schedule is closed at the time of the call.
+    OutsideSchedule,
     /// The bid's target no longer exists.
     NoTarget,
 }
@@ -40,6 +43,7 @@ impl DropReason {
         match self {
             DropReason::BelowQualityFloor { .. } => "below_quality_floor",
             DropReason::BelowFloorPrice { .. } => "below_floor_price",
+            DropReason::OutsideSchedule => "outside_schedule",
             DropReason::NoTarget => "no_target",
         }
     }
@@ -50,6 +54,8 @@ impl DropReason {
 pub struct Offer {
     pub quality: u8,
     pub floor_price_micros: u64,
+    /// When the call arrived, Unix seconds: schedules are checked against it.
+    pub at_unix_seconds: i64,
 }
 
 /// An eligible bid with the target it rings.
@@ -81,6 +87,9 @@ pub fn eligibility(bid: &Bid, offer: &Offer) -> Result<(), DropReason> {
             amount: bid.amount_micros,
             floor: offer.floor_price_micros,
         });
+    }
+    if !schedule::is_open(bid, offer.at_unix_seconds) {
+        return Err(DropReason::OutsideSchedule);
     }
     Ok(())
 }
@@ -172,6 +181,7 @@ mod tests {
         let offer = Offer {
             quality: 50,
             floor_price_micros: 0,
+            at_unix_seconds: 0,
         };
         let order: Vec<String> = run(bids, &all, &offer)
             .ranked
@@ -194,6 +204,7 @@ mod tests {
         let offer = Offer {
             quality: 60,
             floor_price_micros: 10,
+            at_unix_seconds: 0,
         };
         let outcome = run(bids, &all, &offer);
         let dropped: Vec<(String, &str)> = outcome

@@ -168,6 +168,7 @@ impl CallServices {
         let offer = Offer {
             quality: request.scoring.quality,
             floor_price_micros: campaign.floor_price_micros,
+            at_unix_seconds: request.received_at_ms.div_euclid(1000),
         };
         let outcome = auction::run(bids, &targets, &offer);
         let mut traces: Vec<BidTrace> = Vec::new();

@@ -1,0 +1,66 @@
+//! The auction's eligibility rules on real calls: each dropped bid is not
+//! rung and says why in the record.
+
+use host::store::CallOutcome;
+use serde_json::json;
+use tests::call_lab::CallLab;
+use tests::str_field;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bid_whose_schedule_is_closed_is_skipped() {
+    let lab = CallLab::start().await;
+    let closed = lab.buyer("buyer_answers", 1).await;
+    let open = lab.buyer("buyer_answers", 1).await;
+    let closed_target = lab.target(closed.port, 20, 10).await;
+    let open_target = lab.target(open.port, 20, 10).await;
+    // Open all day tomorrow (UTC), so closed now.
+    let now = jiff::Timestamp::from_second(host::clock::unix_now()).expect("now");
+    let today = jiff::tz::TimeZone::UTC
+        .to_datetime(now)
+        .weekday()
+        .to_monday_zero_offset();
+    let tomorrow = (today + 1) % 7;
+    let (status, bid) = lab
+        .api
+        .call(
+            "POST",
+            "/v1/bids",
+            Some(&lab.bidder_key),
+            Some(json!({
+                "campaign_id": lab.campaign_id, "target_id": closed_target,
+                "amount_micros": 30_000_000, "min_quality": 0, "min_duration_s": 0,
+                "time_zone": "UTC",
+                "schedule": [{"weekdays": [tomorrow], "open": "00:00", "close": "24:00"}],
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{bid}");
+    let closed_bid = str_field(&bid, "id");
+    let open_bid = lab.bid(&open_target, 10_000_000, 0).await;
+
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    open.finish().await.assert_ok();
+    assert!(
+        closed.kill().await.is_empty(),
+        "a closed bid's target never rings"
+    );
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    assert_eq!(
+        record.winner.as_ref().map(|w| w.bid_id.clone()),
+        Some(open_bid)
+    );
+    let dropped = record
+        .trace
+        .bids
+        .iter()
+        .find(|b| b.bid_id == closed_bid)
+        .expect("the closed bid is in the trace");
+    assert_eq!(
+        (dropped.status.as_str(), dropped.reason.as_deref()),
+        ("ineligible", Some("outside_schedule"))
+    );
+    lab.stop().await;
+}
