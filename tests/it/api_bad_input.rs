@@ -244,6 +244,10 @@ async fn bid_schedules_need_a_real_time_zone_and_sane_hours() {
             json!({"schedule": [{"weekdays": [1], "open": "9am", "close": "17:00"}]}),
             "schedule `open` and `close` are HH:MM with open before close",
         ),
+        (
+            json!({"duplicate_window_days": 0}),
+            "`duplicate_window_days` is 1 to 365",
+        ),
     ] {
         let (status, refused) = api
             .call("POST", "/v1/bids", Some(&bd), Some(bid(extra)))

@@ -101,6 +101,7 @@ async fn quickstart_and_every_route() {
           "campaign_id": "<cmp>",
           "created_at": "<time>",
           "daily_cap": null,
+          "duplicate_window_days": null,
           "hourly_cap": null,
           "id": "<bid>",
           "min_duration_s": 90,

@@ -64,3 +64,51 @@ async fn a_bid_whose_schedule_is_closed_is_skipped() {
     );
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_caller_is_not_routed_to_a_bid_with_the_rule() {
+    let lab = CallLab::start().await;
+    let strict = lab.buyer("buyer_answers", 1).await;
+    let lenient = lab.buyer("buyer_answers", 1).await;
+    let strict_target = lab.target(strict.port, 20, 10).await;
+    let lenient_target = lab.target(lenient.port, 20, 10).await;
+    let (status, bid) = lab
+        .api
+        .call(
+            "POST",
+            "/v1/bids",
+            Some(&lab.bidder_key),
+            Some(json!({
+                "campaign_id": lab.campaign_id, "target_id": strict_target,
+                "amount_micros": 30_000_000, "min_quality": 0, "min_duration_s": 0,
+                "duplicate_window_days": 30,
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{bid}");
+    let strict_bid = str_field(&bid, "id");
+    let lenient_bid = lab.bid(&lenient_target, 10_000_000, 0).await;
+
+    // The first call from the number goes to the strict bid…
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    strict.finish().await.assert_ok();
+    let first = lab.wait_for_records(1).await[0].clone();
+    assert_eq!(first.winner.map(|w| w.bid_id), Some(strict_bid.clone()));
+    // … the second, within its 30 days, does not.
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    lenient.finish().await.assert_ok();
+    let second = lab.wait_for_records(2).await[1].clone();
+    assert_eq!(second.winner.map(|w| w.bid_id), Some(lenient_bid));
+    let dropped = second
+        .trace
+        .bids
+        .iter()
+        .find(|b| b.bid_id == strict_bid)
+        .expect("the strict bid is in the trace");
+    assert_eq!(dropped.reason.as_deref(), Some("duplicate_caller"));
+    lab.stop().await;
+}

@@ -279,6 +279,7 @@ fn ring(id: &str, buyer: &str, ring_timeout_s: u32, max_concurrent: u32) -> Ring
         daily_cap: None,
         time_zone: "UTC".into(),
         schedule: vec![],
+        duplicate_window_days: None,
         created_at: 0,
     };
     Ring {

@@ -298,6 +298,8 @@ pub struct BidSpec {
     /// Hours of operation; absent or empty = always open.
     #[serde(default)]
     pub schedule: Vec<ScheduleWindow>,
+    /// A caller seen within this many days (1 to 365) is not routed to the bid.
+    pub duplicate_window_days: Option<u32>,
 }
 
 fn check_schedule(time_zone: &str, schedule: &[ScheduleWindow]) -> ApiResult<()> {
@@ -343,6 +345,12 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
     }
     let time_zone = spec.time_zone.unwrap_or_else(|| "UTC".to_owned());
     check_schedule(&time_zone, &spec.schedule)?;
+    if spec
+        .duplicate_window_days
+        .is_some_and(|days| !(1..=365).contains(&days))
+    {
+        return Err(invalid("`duplicate_window_days` is 1 to 365"));
+    }
     Ok(Bid {
         id,
         tenant_id: target.tenant_id.clone(),
@@ -356,6 +364,7 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
         daily_cap: spec.daily_cap,
         time_zone,
         schedule: spec.schedule,
+        duplicate_window_days: spec.duplicate_window_days,
         created_at: clock::unix_now(),
     })
 }

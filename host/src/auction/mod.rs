@@ -4,7 +4,7 @@
 //!
 //! This is the first cut (static bids, quality floor, floor price, schedule,
 //! ranking). The seam for the full auction: [`Source`] grows real-time and
-//! module bids, and [`eligibility`] grows caps and the duplicate-caller rule —
+//! module bids, and [`eligibility`] grows caps and paused targets —
 //! each a rule that returns a [`DropReason`], so every dropped bid keeps
 //! saying why in the decision trace.
 
@@ -34,6 +34,8 @@ pub enum DropReason {
     BelowFloorPrice { amount: u64, floor: u64 },
     /// The bid's schedule is closed at the time of the call.
     OutsideSchedule,
+    /// The caller called within the bid's duplicate window.
+    DuplicateCaller,
     /// The bid's target no longer exists.
     NoTarget,
 }
@@ -44,6 +46,7 @@ impl DropReason {
             DropReason::BelowQualityFloor { .. } => "below_quality_floor",
             DropReason::BelowFloorPrice { .. } => "below_floor_price",
             DropReason::OutsideSchedule => "outside_schedule",
+            DropReason::DuplicateCaller => "duplicate_caller",
             DropReason::NoTarget => "no_target",
         }
     }
@@ -56,6 +59,8 @@ pub struct Offer {
     pub floor_price_micros: u64,
     /// When the call arrived, Unix seconds: schedules are checked against it.
     pub at_unix_seconds: i64,
+    /// When the caller was last seen before this call (caller history).
+    pub caller_last_seen: Option<i64>,
 }
 
 /// An eligible bid with the target it rings.
@@ -90,6 +95,11 @@ pub fn eligibility(bid: &Bid, offer: &Offer) -> Result<(), DropReason> {
     }
     if !schedule::is_open(bid, offer.at_unix_seconds) {
         return Err(DropReason::OutsideSchedule);
+    }
+    if let (Some(days), Some(last)) = (bid.duplicate_window_days, offer.caller_last_seen)
+        && offer.at_unix_seconds.saturating_sub(last) < i64::from(days) * 86_400
+    {
+        return Err(DropReason::DuplicateCaller);
     }
     Ok(())
 }
@@ -147,6 +157,7 @@ mod tests {
             daily_cap: None,
             time_zone: "UTC".to_owned(),
             schedule: Vec::new(),
+            duplicate_window_days: None,
             created_at,
         }
     }
@@ -182,6 +193,7 @@ mod tests {
             quality: 50,
             floor_price_micros: 0,
             at_unix_seconds: 0,
+            caller_last_seen: None,
         };
         let order: Vec<String> = run(bids, &all, &offer)
             .ranked
@@ -189,6 +201,35 @@ mod tests {
             .map(|e| e.bid.id)
             .collect();
         assert_eq!(order, ["top", "picky", "early", "late", "low"]);
+    }
+
+    #[test]
+    fn a_caller_seen_within_the_window_is_a_duplicate_for_bids_with_the_rule() {
+        let mut strict = bid("strict", 20, 0, 0);
+        strict.duplicate_window_days = Some(2);
+        let lenient = bid("lenient", 10, 0, 0);
+        let day = 86_400;
+        let offer = |last_seen: Option<i64>| Offer {
+            quality: 50,
+            floor_price_micros: 0,
+            at_unix_seconds: 10 * day,
+            caller_last_seen: last_seen,
+        };
+        assert_eq!(
+            eligibility(&strict, &offer(Some(10 * day - 2 * day + 1))),
+            Err(DropReason::DuplicateCaller)
+        );
+        assert_eq!(
+            eligibility(&strict, &offer(Some(8 * day))),
+            Ok(()),
+            "two days ago: not within"
+        );
+        assert_eq!(eligibility(&strict, &offer(None)), Ok(()), "a first call");
+        assert_eq!(
+            eligibility(&lenient, &offer(Some(10 * day - 1))),
+            Ok(()),
+            "no rule"
+        );
     }
 
     #[test]
@@ -205,6 +246,7 @@ mod tests {
             quality: 60,
             floor_price_micros: 10,
             at_unix_seconds: 0,
+            caller_last_seen: None,
         };
         let outcome = run(bids, &all, &offer);
         let dropped: Vec<(String, &str)> = outcome

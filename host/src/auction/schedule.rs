@@ -62,6 +62,7 @@ mod tests {
             daily_cap: None,
             time_zone: time_zone.into(),
             schedule,
+            duplicate_window_days: None,
             created_at: 0,
         }
     }

@@ -169,6 +169,10 @@ impl CallServices {
             quality: request.scoring.quality,
             floor_price_micros: campaign.floor_price_micros,
             at_unix_seconds: request.received_at_ms.div_euclid(1000),
+            caller_last_seen: normalize_e164(&request.caller)
+                .ok()
+                .and_then(|caller| self.store.caller_stats(&caller).ok())
+                .and_then(|stats| stats.last_seen_unix_seconds),
         };
         let outcome = auction::run(bids, &targets, &offer);
         let mut traces: Vec<BidTrace> = Vec::new();

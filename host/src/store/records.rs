@@ -159,6 +159,10 @@ pub struct Bid {
     /// When the bid takes calls; empty = always.
     #[serde(default)]
     pub schedule: Vec<ScheduleWindow>,
+    /// Duplicate-caller rule: a caller seen within this many days before the
+    /// call is not routed to this bid; none = no rule.
+    #[serde(default)]
+    pub duplicate_window_days: Option<u32>,
     pub created_at: UnixSeconds,
 }
 
