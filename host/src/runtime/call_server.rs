@@ -3,7 +3,6 @@
 //! auction done on the loop and fed back as inputs, records handed to a
 //! recorder task that stores them in batches.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,10 +10,9 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use super::call_services::CallServices;
-use super::sip_endpoint::{CONNECTION_QUEUE, FromConnection, TCP_QUEUE, connection, lost, send_to};
+use super::sip_endpoint::{TcpConnections, lost, send_to};
 use super::{DatagramLoss, SipSockets};
 use crate::auction::TargetLoad;
 use crate::b2bua::{Finished, Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
@@ -61,10 +59,7 @@ pub async fn serve_calls(
     let mut switch = Switch::new(config, load, u64::from_le_bytes(seed));
     let to_tag = format!("pb{:x}", std::process::id());
     let mut buffer = vec![0u8; MAX_MESSAGE_BYTES + 1];
-    let (from_connections, mut inbound) = mpsc::channel::<FromConnection>(TCP_QUEUE);
-    let mut connections: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
-    let mut tasks = JoinSet::new();
-    let mut next_connection = 0u64;
+    let mut connections = TcpConnections::new(sockets.tcp_idle);
     let (to_recorder, finished) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record(services.clone(), finished));
     let mut reported_active = usize::MAX;
@@ -120,22 +115,13 @@ pub async fn serve_calls(
             }
             accepted = accept => {
                 if let Ok((stream, _)) = accepted {
-                    next_connection += 1;
-                    let (to_connection, outbound) = mpsc::channel(CONNECTION_QUEUE);
-                    connections.insert(next_connection, to_connection);
-                    let reports = from_connections.clone();
-                    tasks.spawn(connection(next_connection, stream, reports, outbound, sockets.tcp_idle));
+                    connections.adopt(stream);
                 }
             }
-            Some(event) = inbound.recv() => match event {
-                FromConnection::Message(id, source, parsed) => {
-                    let message = inspect_parsed(parsed, switch.capabilities(), &to_tag);
-                    switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Tcp(id));
-                }
-                FromConnection::Closed(id) => {
-                    connections.remove(&id);
-                }
-            },
+            Some((id, source, parsed)) = connections.next_message() => {
+                let message = inspect_parsed(parsed, switch.capabilities(), &to_tag);
+                switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Tcp(id));
+            }
             () = sleep => switch.handle_timeout(clock::now()),
         }
         pump(
@@ -160,7 +146,7 @@ pub async fn serve_calls(
             break;
         }
     }
-    tasks.abort_all();
+    drop(connections);
     // The recorder stores what is queued, then ends with its channel.
     drop(to_recorder);
     let _ = recorder.await;
@@ -173,7 +159,7 @@ async fn pump(
     switch: &mut Switch,
     services: &CallServices,
     udp: &UdpSocket,
-    connections: &HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    connections: &TcpConnections,
     loss: &mut Option<DatagramLoss>,
     recorder: &mpsc::UnboundedSender<Box<Finished>>,
 ) {

@@ -95,15 +95,15 @@ enum ReplyPath {
 }
 
 /// What a TCP connection task reports to the endpoint.
-pub(super) enum FromConnection {
+enum FromConnection {
     Message(u64, SocketAddr, Result<Message, ParseError>),
     Closed(u64),
 }
 
 /// Messages queued from TCP connections; a full queue slows the readers.
-pub(super) const TCP_QUEUE: usize = 1024;
+const TCP_QUEUE: usize = 1024;
 /// Responses queued for one TCP connection.
-pub(super) const CONNECTION_QUEUE: usize = 64;
+const CONNECTION_QUEUE: usize = 64;
 
 /// Serves `socket` (UDP only) until `shutdown` resolves.
 pub async fn serve_udp(
@@ -133,10 +133,7 @@ pub async fn serve_sip(
     let mut stats = EndpointStats::default();
     let mut buffer = vec![0u8; MAX_MESSAGE_BYTES + 1];
     let to_tag = format!("pb{:x}", std::process::id());
-    let (from_connections, mut inbound) = mpsc::channel::<FromConnection>(TCP_QUEUE);
-    let mut connections: HashMap<u64, mpsc::Sender<Vec<u8>>> = HashMap::new();
-    let mut tasks = JoinSet::new();
-    let mut next_connection = 0u64;
+    let mut connections = TcpConnections::new(sockets.tcp_idle);
     tokio::pin!(shutdown);
     loop {
         let next = transactions
@@ -158,10 +155,7 @@ pub async fn serve_sip(
         // What arrived, and how to answer it.
         let mut arrived: Option<(Inbound, SocketAddr, ReplyPath)> = None;
         tokio::select! {
-            () = &mut shutdown => {
-                tasks.abort_all();
-                return Ok(stats);
-            }
+            () = &mut shutdown => return Ok(stats),
             received = sockets.udp.recv_from(&mut buffer) => {
                 let (length, source) = received?;
                 if !lost(&mut sockets.loss) {
@@ -170,21 +164,12 @@ pub async fn serve_sip(
             }
             accepted = accept => {
                 if let Ok((stream, _)) = accepted {
-                    next_connection += 1;
-                    let (to_connection, outbound) = mpsc::channel(CONNECTION_QUEUE);
-                    connections.insert(next_connection, to_connection);
-                    let reports = from_connections.clone();
-                    tasks.spawn(connection(next_connection, stream, reports, outbound, sockets.tcp_idle));
+                    connections.adopt(stream);
                 }
             }
-            Some(event) = inbound.recv() => match event {
-                FromConnection::Message(id, source, parsed) => {
-                    arrived = Some((inspect_parsed(parsed, &caps, &to_tag), source, ReplyPath::Tcp(id)));
-                }
-                FromConnection::Closed(id) => {
-                    connections.remove(&id);
-                }
-            },
+            Some((id, source, parsed)) = connections.next_message() => {
+                arrived = Some((inspect_parsed(parsed, &caps, &to_tag), source, ReplyPath::Tcp(id)));
+            }
             () = sleep => {
                 let now = clock::now();
                 for (tx, _) in transactions.values_mut() {
@@ -240,10 +225,84 @@ pub async fn serve_sip(
     }
 }
 
+/// An endpoint's TCP connections: a task per connection frames its stream
+/// into one bounded queue, and has a bounded queue of its own for what goes
+/// out. Dropping this aborts the tasks.
+pub(super) struct TcpConnections {
+    next_id: u64,
+    outbound: HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    tasks: JoinSet<()>,
+    reports: mpsc::Sender<FromConnection>,
+    inbound: mpsc::Receiver<FromConnection>,
+    idle: Duration,
+}
+
+impl TcpConnections {
+    /// Connections with nothing to read for `idle` are closed.
+    pub(super) fn new(idle: Duration) -> Self {
+        let (reports, inbound) = mpsc::channel(TCP_QUEUE);
+        TcpConnections {
+            next_id: 0,
+            outbound: HashMap::new(),
+            tasks: JoinSet::new(),
+            reports,
+            inbound,
+            idle,
+        }
+    }
+
+    /// Starts serving an accepted connection.
+    pub(super) fn adopt(&mut self, stream: TcpStream) {
+        self.next_id += 1;
+        let (to_connection, outbound) = mpsc::channel(CONNECTION_QUEUE);
+        self.outbound.insert(self.next_id, to_connection);
+        let reports = self.reports.clone();
+        self.tasks.spawn(connection(
+            self.next_id,
+            stream,
+            reports,
+            outbound,
+            self.idle,
+        ));
+    }
+
+    /// The next message framed on any connection (forgetting closed ones on
+    /// the way): its connection, peer and parse.
+    pub(super) async fn next_message(
+        &mut self,
+    ) -> Option<(u64, SocketAddr, Result<Message, ParseError>)> {
+        loop {
+            match self.inbound.recv().await? {
+                FromConnection::Message(id, source, parsed) => return Some((id, source, parsed)),
+                FromConnection::Closed(id) => {
+                    self.outbound.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Queues `bytes` for connection `id`. A full queue means a peer that
+    /// does not read: the message is dropped rather than memory grown (the
+    /// peer will time out).
+    fn send(&self, id: u64, bytes: &[u8]) {
+        match self.outbound.get(&id) {
+            Some(connection) => {
+                if connection.try_send(bytes.to_vec()).is_err() {
+                    tracing::warn!(
+                        connection = id,
+                        "TCP connection queue full or closed; message dropped"
+                    );
+                }
+            }
+            None => tracing::debug!(connection = id, "TCP connection gone; message not sent"),
+        }
+    }
+}
+
 /// Reads and frames one TCP connection, writes what the endpoint queues for
 /// it, and ends on EOF, an error, a framing error (a stream cannot be
 /// resynchronised) or `idle` without input.
-pub(super) async fn connection(
+async fn connection(
     id: u64,
     stream: TcpStream,
     to_endpoint: mpsc::Sender<FromConnection>,
@@ -351,12 +410,7 @@ fn on_request(
     transactions.insert(key, (tx, path));
 }
 
-async fn send(
-    udp: &UdpSocket,
-    connections: &HashMap<u64, mpsc::Sender<Vec<u8>>>,
-    path: ReplyPath,
-    message: &Message,
-) {
+async fn send(udp: &UdpSocket, connections: &TcpConnections, path: ReplyPath, message: &Message) {
     let route = match path {
         ReplyPath::Tcp(id) => Route::Tcp(id),
         ReplyPath::Udp => match response_address(message) {
@@ -373,7 +427,7 @@ async fn send(
 /// Sends `bytes` by UDP or on a TCP connection's queue.
 pub(super) async fn send_to(
     udp: &UdpSocket,
-    connections: &HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    connections: &TcpConnections,
     route: Route,
     bytes: &[u8],
 ) {
@@ -383,18 +437,6 @@ pub(super) async fn send_to(
                 tracing::warn!(%error, %to, "cannot send a SIP message");
             }
         }
-        // A full connection queue means a peer that does not read: drop the
-        // message rather than grow memory (the peer will time out).
-        Route::Tcp(id) => match connections.get(&id) {
-            Some(connection) => {
-                if connection.try_send(bytes.to_vec()).is_err() {
-                    tracing::warn!(
-                        connection = id,
-                        "TCP connection queue full or closed; message dropped"
-                    );
-                }
-            }
-            None => tracing::debug!(connection = id, "TCP connection gone; message not sent"),
-        },
+        Route::Tcp(id) => connections.send(id, bytes),
     }
 }
