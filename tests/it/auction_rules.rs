@@ -3,8 +3,7 @@
 
 use host::store::CallOutcome;
 use serde_json::json;
-use tests::call_lab::CallLab;
-use tests::str_field;
+use tests::call_lab::{CallLab, bid_fate};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bid_whose_schedule_is_closed_is_skipped() {
@@ -20,22 +19,12 @@ async fn a_bid_whose_schedule_is_closed_is_skipped() {
         .weekday()
         .to_monday_zero_offset();
     let tomorrow = (today + 1) % 7;
-    let (status, bid) = lab
-        .api
-        .call(
-            "POST",
-            "/v1/bids",
-            Some(&lab.bidder_key),
-            Some(json!({
-                "campaign_id": lab.campaign_id, "target_id": closed_target,
-                "amount_micros": 30_000_000, "min_quality": 0, "min_duration_s": 0,
-                "time_zone": "UTC",
-                "schedule": [{"weekdays": [tomorrow], "open": "00:00", "close": "24:00"}],
-            })),
-        )
+    let closed_bid = lab
+        .bid_with(json!({
+            "target_id": closed_target, "amount_micros": 30_000_000, "time_zone": "UTC",
+            "schedule": [{"weekdays": [tomorrow], "open": "00:00", "close": "24:00"}],
+        }))
         .await;
-    assert_eq!(status, 201, "{bid}");
-    let closed_bid = str_field(&bid, "id");
     let open_bid = lab.bid(&open_target, 10_000_000, 0).await;
 
     lab.carrier("caller_hangs_up", 1, &["-d", "100"])
@@ -52,14 +41,8 @@ async fn a_bid_whose_schedule_is_closed_is_skipped() {
         record.winner.as_ref().map(|w| w.bid_id.clone()),
         Some(open_bid)
     );
-    let dropped = record
-        .trace
-        .bids
-        .iter()
-        .find(|b| b.bid_id == closed_bid)
-        .expect("the closed bid is in the trace");
     assert_eq!(
-        (dropped.status.as_str(), dropped.reason.as_deref()),
+        bid_fate(record, &closed_bid),
         ("ineligible", Some("outside_schedule"))
     );
     lab.stop().await;
@@ -72,21 +55,12 @@ async fn a_duplicate_caller_is_not_routed_to_a_bid_with_the_rule() {
     let lenient = lab.buyer("buyer_answers", 1).await;
     let strict_target = lab.target(strict.port, 20, 10).await;
     let lenient_target = lab.target(lenient.port, 20, 10).await;
-    let (status, bid) = lab
-        .api
-        .call(
-            "POST",
-            "/v1/bids",
-            Some(&lab.bidder_key),
-            Some(json!({
-                "campaign_id": lab.campaign_id, "target_id": strict_target,
-                "amount_micros": 30_000_000, "min_quality": 0, "min_duration_s": 0,
-                "duplicate_window_days": 30,
-            })),
-        )
+    let strict_bid = lab
+        .bid_with(json!({
+            "target_id": strict_target, "amount_micros": 30_000_000,
+            "duplicate_window_days": 30,
+        }))
         .await;
-    assert_eq!(status, 201, "{bid}");
-    let strict_bid = str_field(&bid, "id");
     let lenient_bid = lab.bid(&lenient_target, 10_000_000, 0).await;
 
     // The first call from the number goes to the strict bid…
@@ -102,13 +76,13 @@ async fn a_duplicate_caller_is_not_routed_to_a_bid_with_the_rule() {
         .assert_ok();
     lenient.finish().await.assert_ok();
     let second = lab.wait_for_records(2).await[1].clone();
-    assert_eq!(second.winner.map(|w| w.bid_id), Some(lenient_bid));
-    let dropped = second
-        .trace
-        .bids
-        .iter()
-        .find(|b| b.bid_id == strict_bid)
-        .expect("the strict bid is in the trace");
-    assert_eq!(dropped.reason.as_deref(), Some("duplicate_caller"));
+    assert_eq!(
+        second.winner.as_ref().map(|w| w.bid_id.clone()),
+        Some(lenient_bid)
+    );
+    assert_eq!(
+        bid_fate(&second, &strict_bid),
+        ("ineligible", Some("duplicate_caller"))
+    );
     lab.stop().await;
 }

@@ -5,7 +5,7 @@
 use expect_test::expect;
 use host::store::CallOutcome;
 use serde_json::json;
-use tests::call_lab::{CALLER, CallLab, NUMBER, Seen};
+use tests::call_lab::{CALLER, CallLab, NUMBER, Seen, bid_fate};
 use tests::{example_policy, str_field, test_guest};
 
 /// The INVITE a buyer received.
@@ -507,14 +507,8 @@ async fn a_bid_whose_quality_floor_the_call_misses_is_not_used() {
     );
     let record = &lab.wait_for_records(1).await[0];
     assert_eq!(record.quality, Some(50));
-    let picky_trace = record
-        .trace
-        .bids
-        .iter()
-        .find(|b| b.bid_id == picky_bid)
-        .expect("the picky bid is in the trace");
     assert_eq!(
-        (picky_trace.status.as_str(), picky_trace.reason.as_deref()),
+        bid_fate(record, &picky_bid),
         ("ineligible", Some("below_quality_floor"))
     );
     assert_eq!(

@@ -163,13 +163,28 @@ impl CallLab {
         min_quality: u8,
         min_duration_s: u32,
     ) -> String {
-        let body = json!({
+        self.bid_with(json!({
             "campaign_id": campaign_id,
             "target_id": target_id,
             "amount_micros": amount_micros,
             "min_quality": min_quality,
             "min_duration_s": min_duration_s,
+        }))
+        .await
+    }
+
+    /// A static bid with `fields` (`target_id` and `amount_micros` at least)
+    /// over the defaults: the lab's campaign, no quality floor, no minimum
+    /// duration.
+    pub async fn bid_with(&self, fields: serde_json::Value) -> String {
+        let mut body = json!({
+            "campaign_id": self.campaign_id,
+            "min_quality": 0,
+            "min_duration_s": 0,
         });
+        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+            body.extend(fields.clone());
+        }
         let (status, bid) = self
             .api
             .call("POST", "/v1/bids", Some(&self.bidder_key), Some(body))
@@ -327,6 +342,18 @@ impl CallLab {
             messages: messages(&log),
         }
     }
+}
+
+/// What the auction did with `bid_id` in a call's record: its status and
+/// reason; a panic if the bid is not in the trace.
+pub fn bid_fate<'a>(record: &'a CallRecord, bid_id: &str) -> (&'a str, Option<&'a str>) {
+    let bid = record
+        .trace
+        .bids
+        .iter()
+        .find(|b| b.bid_id == bid_id)
+        .unwrap_or_else(|| panic!("{bid_id} is not in the trace of {}", record.id));
+    (bid.status.as_str(), bid.reason.as_deref())
 }
 
 /// A SIPp buyer.
