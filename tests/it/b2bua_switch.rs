@@ -11,7 +11,7 @@ use host::auction::TargetLoad;
 use host::b2bua::{
     Input, Path, Ring, RingTree, Route, Scored, Scoring, Switch, SwitchConfig, Work,
 };
-use host::sip::{Capabilities, Inbound, Message, inspect, response_to};
+use host::sip::{Capabilities, Inbound, Message, StartLine, inspect, response_to};
 use host::store::{Bid, CallOutcome, CallRecord, Campaign, Target};
 use host::transaction::Timers;
 
@@ -67,24 +67,10 @@ impl Bench {
     fn drain(&mut self) {
         let at = self.now.duration_since(self.start).as_millis();
         while let Some(transmit) = self.switch.poll_transmit() {
-            let line = transmit.message.to_bytes();
-            let first = String::from_utf8_lossy(&line)
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let first = if first.starts_with("SIP/2.0") {
-                first
-            } else {
-                first
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned()
-            };
             self.trace.push_str(&format!(
-                "{at:05} ms -> {}: {first}\n",
-                name_of(transmit.route)
+                "{at:05} ms -> {}: {}\n",
+                name_of(transmit.route),
+                shown(&transmit.message)
             ));
             self.sent.push((transmit.route, transmit.message));
         }
@@ -103,20 +89,7 @@ impl Bench {
     fn receive_inbound(&mut self, from: &str, inbound: Inbound) {
         let at = self.now.duration_since(self.start).as_millis();
         let what = match &inbound {
-            Inbound::Request(m) | Inbound::Response(m) | Inbound::Refuse(m) => {
-                let bytes = m.to_bytes();
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                let first = text.lines().next().unwrap_or_default().to_owned();
-                if first.starts_with("SIP/2.0") {
-                    first
-                } else {
-                    first
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned()
-                }
-            }
+            Inbound::Request(m) | Inbound::Response(m) | Inbound::Refuse(m) => shown(m),
             Inbound::Drop(reason) => format!("(dropped: {reason})"),
         };
         let who = match from {
@@ -221,6 +194,15 @@ impl Bench {
             }
         }
         records
+    }
+}
+
+/// A message in a trace line: a request by its method, a response by its
+/// status line.
+fn shown(message: &Message) -> String {
+    match &message.start {
+        StartLine::Request { method, .. } => method.to_string(),
+        StartLine::Response { code, reason } => format!("SIP/2.0 {code} {reason}"),
     }
 }
 
