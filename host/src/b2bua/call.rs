@@ -251,6 +251,8 @@ struct Relay {
 
 pub struct Call {
     setup: CallSetup,
+    /// The caller's number as the carrier sent it (the From URI's user).
+    caller: String,
     load: Arc<TargetLoad>,
     phase: Phase,
     received: Instant,
@@ -287,7 +289,12 @@ impl Call {
     pub fn new(setup: CallSetup, load: Arc<TargetLoad>, now: Instant) -> Self {
         let local_tag = format!("pb{}", setup.id.trim_start_matches("call_"));
         let caller_dialog = Dialog::from_uas(&setup.invite, &local_tag).ok();
+        let caller = user_part(crate::dialog::uri_of(
+            setup.invite.header("From").unwrap_or_default(),
+        ))
+        .to_owned();
         let mut call = Call {
+            caller,
             load,
             phase: Phase::Scoring,
             received: now,
@@ -324,10 +331,7 @@ impl Call {
         call.out.push_back(Command::Score(ScoreRequest {
             call_id: call.setup.id.clone(),
             called: user_part(request_uri(&call.setup.invite)).to_owned(),
-            caller: user_part(crate::dialog::uri_of(
-                call.setup.invite.header("From").unwrap_or_default(),
-            ))
-            .to_owned(),
+            caller: call.caller.clone(),
             headers: call.setup.invite.headers.clone(),
             received_at_ms: call.setup.received_at_ms,
         }));
@@ -436,6 +440,11 @@ impl Call {
         self.check_done();
     }
 
+    /// The caller's number in E.164 when it is one, else as sent (`anonymous`).
+    fn caller_number(&self) -> String {
+        crate::number::normalize_e164(&self.caller).unwrap_or_else(|_| self.caller.clone())
+    }
+
     /// Opens a client transaction for `purpose`.
     fn request(&mut self, to: Peer, request: Message, purpose: Purpose) {
         self.pending.insert(purpose);
@@ -528,10 +537,7 @@ impl Call {
                 self.out.push_back(Command::Auction(AuctionRequest {
                     call_id: self.setup.id.clone(),
                     scoring: scoring.clone(),
-                    caller: user_part(crate::dialog::uri_of(
-                        self.setup.invite.header("From").unwrap_or_default(),
-                    ))
-                    .to_owned(),
+                    caller: self.caller.clone(),
                     received_at_ms: self.setup.received_at_ms,
                 }));
                 self.scoring = Some(scoring);
@@ -667,10 +673,7 @@ impl Call {
     fn outbound_invite(&mut self, index: usize, ring: &Ring) -> Message {
         let via = self.via("UDP");
         let invite = &self.setup.invite;
-        let caller = user_part(crate::dialog::uri_of(
-            invite.header("From").unwrap_or_default(),
-        ))
-        .to_owned();
+        let caller = &self.caller;
         let max_forwards = invite
             .header("Max-Forwards")
             .and_then(|v| v.trim().parse::<u32>().ok())
@@ -1215,7 +1218,7 @@ impl Call {
             id: self.setup.id.clone(),
             campaign_id: scoring.campaign.id.clone(),
             tenant_id: scoring.campaign.tenant_id.clone(),
-            caller: normalized_caller(&self.setup.invite),
+            caller: self.caller_number(),
             called: scoring.called.clone(),
             outcome,
             quality: Some(scoring.quality),
@@ -1266,7 +1269,7 @@ impl Call {
             id: self.setup.id.clone(),
             campaign_id: String::new(),
             tenant_id: String::new(),
-            caller: normalized_caller(&self.setup.invite),
+            caller: self.caller_number(),
             called: user_part(request_uri(&self.setup.invite)).to_owned(),
             outcome: self.outcome.unwrap_or(CallOutcome::Rejected),
             quality: None,
@@ -1297,14 +1300,6 @@ pub fn user_part(uri: &str) -> &str {
         Some((user, _)) => user.split(';').next().unwrap_or_default(),
         None => "",
     }
-}
-
-/// The caller's number in E.164 when it is one, else as sent (`anonymous`).
-fn normalized_caller(invite: &Message) -> String {
-    let user = user_part(crate::dialog::uri_of(
-        invite.header("From").unwrap_or_default(),
-    ));
-    crate::number::normalize_e164(user).unwrap_or_else(|_| user.to_owned())
 }
 
 fn reason_of(response: &Message) -> &str {
