@@ -50,6 +50,11 @@ fn help(name: &str) -> &'static str {
         }
         "plugboard_auction_seconds" => "Auction latency, from its request to the ring tree.",
         "plugboard_active_calls" => "Calls in progress.",
+        "plugboard_target_pauses_total" => {
+            "Targets paused after missing calls in a row, by target."
+        }
+        "plugboard_target_resumptions_total" => "Paused targets that took calls again, by target.",
+        "plugboard_targets_paused" => "Targets paused now (as of the last recorded call).",
         _ => "",
     }
 }

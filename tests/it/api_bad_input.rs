@@ -248,6 +248,14 @@ async fn bid_schedules_need_a_real_time_zone_and_sane_hours() {
             json!({"duplicate_window_days": 0}),
             "`duplicate_window_days` is 1 to 365",
         ),
+        (
+            json!({"hourly_cap": 5, "monthly_payout_cap_micros": 0}),
+            "`monthly_payout_cap_micros` must be positive (leave it out for no cap)",
+        ),
+        (
+            json!({"daily_cap": -1}),
+            "Failed to deserialize the JSON body into the target type: daily_cap: invalid value: integer `-1`, expected u32 at line 1 column 71",
+        ),
     ] {
         let (status, refused) = api
             .call("POST", "/v1/bids", Some(&bd), Some(bid(extra)))
@@ -263,6 +271,35 @@ async fn bid_schedules_need_a_real_time_zone_and_sane_hours() {
         Some(1),
         "refused bids were not stored"
     );
+}
+
+#[tokio::test]
+async fn a_target_with_a_bad_pause_rule_is_refused_and_not_stored() {
+    let api = TestApi::new().await;
+    let (_, bd) = api.tenant("buyer", "bidder").await;
+    let (_, b) = api
+        .call("POST", "/v1/bidders", Some(&bd), Some(json!({"name": "b"})))
+        .await;
+    let path = format!("/v1/bidders/{}/targets", str_field(&b, "id"));
+    for (extra, message) in [
+        (
+            json!({"miss_limit": 1001}),
+            "`miss_limit` must be 0 to 1000",
+        ),
+        (json!({"pause_s": 0}), "`pause_s` must be 1 to 86400"),
+    ] {
+        let mut body = json!({"uri": "sip:a@127.0.0.1"});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        let (status, refused) = api.call("POST", &path, Some(&bd), Some(body)).await;
+        assert_eq!(
+            (status, refused["error"]["message"].clone()),
+            (422, json!(message))
+        );
+    }
+    let (status, targets) = api.call("GET", &path, Some(&bd), None).await;
+    assert_eq!((status, targets), (200, json!([])));
 }
 
 #[tokio::test]

@@ -405,7 +405,7 @@ async fn a_caller_cancel_while_the_buyer_rings_cancels_the_buyer_and_answers_487
     assert_eq!(record.outcome, CallOutcome::Abandoned);
     assert_eq!(record.trace.legs[0].result, "cancelled");
     assert_eq!(
-        lab.load.active(&target),
+        lab.ledger.active(&target),
         0,
         "the target's place is free again"
     );
@@ -812,7 +812,7 @@ async fn stopping_the_server_hangs_up_calls_in_progress_with_bye() {
     let call = lab.carrier("caller_waits_for_bye", 1, &[]);
     let stop = async {
         // Stop once the call is up.
-        while lab.load.active(&target) == 0 {
+        while lab.ledger.active(&target) == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use expect_test::expect;
-use host::auction::TargetLoad;
+use host::auction::Ledger;
 use host::b2bua::{
     Input, Path, Ring, RingTree, Route, Scored, Scoring, Switch, SwitchConfig, Work,
 };
@@ -37,6 +37,8 @@ struct Bench {
     switch: Switch,
     start: Instant,
     now: Instant,
+    /// The wall clock at `start`, Unix milliseconds.
+    unix_start_ms: i64,
     trace: String,
     sent: Vec<(Route, Message)>,
     work: Vec<Work>,
@@ -44,7 +46,7 @@ struct Bench {
 }
 
 impl Bench {
-    fn new(max_calls: usize, load: Arc<TargetLoad>) -> Self {
+    fn new(max_calls: usize, ledger: Arc<Ledger>) -> Self {
         let config = SwitchConfig {
             local: "192.0.2.5:5060".to_owned(),
             timers: Timers::default(),
@@ -54,9 +56,10 @@ impl Bench {
         };
         let start = host::clock::now();
         Bench {
-            switch: Switch::new(config, load, 7),
+            switch: Switch::new(config, ledger, 7),
             start,
             now: start,
+            unix_start_ms: 0,
             trace: String::new(),
             sent: Vec::new(),
             work: Vec::new(),
@@ -86,6 +89,13 @@ impl Bench {
         self.receive_inbound(from, inbound);
     }
 
+    /// Wall-clock time of the simulated `now`, Unix milliseconds.
+    fn unix_ms(&self) -> i64 {
+        self.unix_start_ms
+            + i64::try_from(self.now.duration_since(self.start).as_millis())
+                .expect("simulated time fits")
+    }
+
     fn receive_inbound(&mut self, from: &str, inbound: Inbound) {
         let at = self.now.duration_since(self.start).as_millis();
         let what = match &inbound {
@@ -100,7 +110,7 @@ impl Bench {
         self.trace
             .push_str(&format!("{at:05} ms <- {who}: {what}\n"));
         self.switch
-            .handle_inbound(self.now, 0, inbound, address(from), Path::Udp);
+            .handle_inbound(self.now, self.unix_ms(), inbound, address(from), Path::Udp);
         self.drain();
     }
 
@@ -246,7 +256,7 @@ fn ring(id: &str, buyer: &str, ring_timeout_s: u32, max_concurrent: u32) -> Ring
         uri: format!("sip:sales@{buyer}"),
         ring_timeout_s,
         max_concurrent,
-        created_at: 0,
+        ..Target::default()
     };
     let bid = Bid {
         id: format!("bid_{id}"),
@@ -256,13 +266,8 @@ fn ring(id: &str, buyer: &str, ring_timeout_s: u32, max_concurrent: u32) -> Ring
         target_id: target.id.clone(),
         amount_micros: 1_000_000,
         min_quality: 0,
-        min_duration_s: 0,
-        hourly_cap: None,
-        daily_cap: None,
         time_zone: "UTC".into(),
-        schedule: vec![],
-        duplicate_window_days: None,
-        created_at: 0,
+        ..Bid::default()
     };
     Ring {
         uri: target.uri.clone(),
@@ -319,7 +324,7 @@ fn carrier_tag(bench: &Bench) -> String {
 
 #[test]
 fn the_answer_is_retransmitted_to_the_caller_until_its_ack() {
-    let mut bench = Bench::new(10, Arc::new(TargetLoad::new()));
+    let mut bench = Bench::new(10, Arc::new(Ledger::new()));
     bench.receive(CARRIER, &invite("a1"));
     bench.route(vec![ring("a", BUYER_A, 20, 0)]);
     bench.answer(BUYER_A, 180, "Ringing");
@@ -348,7 +353,7 @@ fn the_answer_is_retransmitted_to_the_caller_until_its_ack() {
 
 #[test]
 fn a_ring_timeout_cancels_on_time_and_rings_the_next_target_and_a_late_provisional_is_dropped() {
-    let mut bench = Bench::new(10, Arc::new(TargetLoad::new()));
+    let mut bench = Bench::new(10, Arc::new(Ledger::new()));
     bench.receive(CARRIER, &invite("b1"));
     bench.route(vec![ring("a", BUYER_A, 2, 0), ring("b", BUYER_B, 20, 0)]);
     bench.answer(BUYER_A, 180, "Ringing");
@@ -377,14 +382,20 @@ fn a_ring_timeout_cancels_on_time_and_rings_the_next_target_and_a_late_provision
 
 #[test]
 fn a_full_target_is_skipped_and_the_trace_says_so() {
-    let load = Arc::new(TargetLoad::new());
-    assert!(load.try_acquire("tgt_a", 1));
-    let mut bench = Bench::new(10, load.clone());
+    let ledger = Arc::new(Ledger::new());
+    let full = ring("a", BUYER_A, 20, 1);
+    let (bid, target) = full.bid.clone().expect("a bid");
+    let _taken = ledger.take(&bid, &target, 0).0.expect("its one place");
+    let mut bench = Bench::new(10, ledger.clone());
     bench.receive(CARRIER, &invite("c1"));
-    bench.route(vec![ring("a", BUYER_A, 20, 1), ring("b", BUYER_B, 20, 1)]);
-    assert_eq!(load.active("tgt_b"), 1, "the ringing target holds a place");
+    bench.route(vec![full, ring("b", BUYER_B, 20, 1)]);
+    assert_eq!(
+        ledger.active("tgt_b"),
+        1,
+        "the ringing target holds a place"
+    );
     bench.answer(BUYER_B, 486, "Busy Here");
-    assert_eq!(load.active("tgt_b"), 0, "a failed leg frees its place");
+    assert_eq!(ledger.active("tgt_b"), 0, "a failed leg frees its place");
     let records = bench.take_records();
     let legs: Vec<&str> = records[0]
         .trace
@@ -404,7 +415,7 @@ fn a_full_target_is_skipped_and_the_trace_says_so() {
 
 #[test]
 fn calls_beyond_the_maximum_get_503_with_retry_after() {
-    let mut bench = Bench::new(1, Arc::new(TargetLoad::new()));
+    let mut bench = Bench::new(1, Arc::new(Ledger::new()));
     bench.receive(CARRIER, &invite("d1"));
     bench.receive(CARRIER, &invite("d2"));
     let (_, refusal) = bench.sent.last().expect("sent").clone();
@@ -412,4 +423,70 @@ fn calls_beyond_the_maximum_get_503_with_retry_after() {
     assert_eq!(refusal.header("Retry-After"), Some("7"));
     assert_eq!(bench.switch.stats().overloaded, 1);
     assert_eq!(bench.switch.active_calls(), 1);
+}
+
+#[test]
+fn an_hourly_cap_sends_calls_to_the_next_bid_until_the_hour_ends_in_the_bidders_zone() {
+    let ledger = Arc::new(Ledger::new());
+    let mut bench = Bench::new(10, ledger.clone());
+    // 10:59:00 in Kolkata (UTC+05:30) is 05:29:00 UTC: the bidder's hour
+    // ends in a minute, UTC's in 31.
+    bench.unix_start_ms = 1_795_930_140_000;
+    let mut capped = ring("a", BUYER_A, 20, 0);
+    if let Some((bid, _)) = &mut capped.bid {
+        bid.hourly_cap = Some(1);
+        bid.time_zone = "Asia/Kolkata".into();
+    }
+    let tree = vec![capped, ring("b", BUYER_B, 20, 0)];
+    let invites_to = |bench: &Bench, buyer: &str| {
+        bench
+            .sent
+            .iter()
+            .filter(|(route, m)| {
+                *route == Route::Udp(address(buyer))
+                    && m.method() == Some(&host::sip::Method::Invite)
+            })
+            .count()
+    };
+
+    bench.receive(CARRIER, &invite("k1"));
+    bench.route(tree.clone());
+    bench.answer(BUYER_A, 200, "OK");
+    assert_eq!(
+        invites_to(&bench, BUYER_A),
+        1,
+        "the first call takes the cap"
+    );
+
+    bench.advance(20_000);
+    bench.receive(CARRIER, &invite("k2"));
+    bench.route(tree.clone());
+    assert_eq!(
+        invites_to(&bench, BUYER_A),
+        1,
+        "10:59:20: the cap is used up"
+    );
+    assert_eq!(invites_to(&bench, BUYER_B), 1, "the next bid rings");
+    bench.answer(BUYER_B, 486, "Busy Here");
+    let records = bench.take_records();
+    let second = records
+        .iter()
+        .find(|r| r.trace.legs.len() == 2)
+        .expect("k2's record");
+    let legs: Vec<&str> = second
+        .trace
+        .legs
+        .iter()
+        .map(|l| l.result.as_str())
+        .collect();
+    assert_eq!(legs, ["hourly_cap_reached", "busy"]);
+
+    bench.advance(40_000);
+    bench.receive(CARRIER, &invite("k3"));
+    bench.route(tree);
+    assert_eq!(
+        invites_to(&bench, BUYER_A),
+        2,
+        "11:00:00 in Kolkata (still 05:30 UTC): a new hour, the cap is free"
+    );
 }

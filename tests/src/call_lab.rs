@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use host::auction::TargetLoad;
+use host::auction::Ledger;
 use host::b2bua::{SwitchConfig, SwitchStats};
 use host::runtime::{CallServices, DatagramLoss, SipSockets, serve_calls};
 use host::store::{CallFilter, CallRecord};
@@ -52,7 +52,7 @@ pub struct CallLab {
     pub bidder_key: String,
     pub bidder_id: String,
     pub campaign_id: String,
-    pub load: Arc<TargetLoad>,
+    pub ledger: Arc<Ledger>,
     /// Where SIPp writes its traces.
     pub logs: tempfile::TempDir,
     stop: tokio::sync::watch::Sender<bool>,
@@ -81,8 +81,9 @@ impl CallLab {
             store: api.state.store.clone(),
             policies: api.state.policies.clone(),
             metrics: api.state.metrics.clone(),
+            ledger: api.state.ledger.clone(),
         });
-        let load = Arc::new(TargetLoad::new());
+        let ledger = api.state.ledger.clone();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(serve_calls(
             SipSockets {
@@ -92,7 +93,6 @@ impl CallLab {
                 loss,
             },
             services,
-            load.clone(),
             SwitchConfig {
                 local: sip.to_string(),
                 timers,
@@ -124,7 +124,7 @@ impl CallLab {
             bidder_key,
             bidder_id: str_field(&bidder, "id"),
             campaign_id: str_field(&campaign, "id"),
-            load,
+            ledger,
             logs: tempfile::tempdir().expect("temp dir"),
             stop,
             server,
@@ -134,12 +134,20 @@ impl CallLab {
 
     /// A target of the lab's bidder ringing `port` on loopback.
     pub async fn target(&self, port: u16, ring_timeout_s: u32, max_concurrent: u32) -> String {
+        self.target_with(
+            port,
+            json!({"ring_timeout_s": ring_timeout_s, "max_concurrent": max_concurrent}),
+        )
+        .await
+    }
+
+    /// A target ringing `port` on loopback, with `fields` (`miss_limit`, …).
+    pub async fn target_with(&self, port: u16, fields: serde_json::Value) -> String {
         let path = format!("/v1/bidders/{}/targets", self.bidder_id);
-        let body = json!({
-            "uri": format!("sip:sales@127.0.0.1:{port}"),
-            "ring_timeout_s": ring_timeout_s,
-            "max_concurrent": max_concurrent,
-        });
+        let mut body = json!({"uri": format!("sip:sales@127.0.0.1:{port}")});
+        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+            body.extend(fields.clone());
+        }
         let (status, target) = self
             .api
             .call("POST", &path, Some(&self.bidder_key), Some(body))

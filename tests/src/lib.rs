@@ -251,6 +251,13 @@ impl TestApi {
         (status, json)
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let (status, metrics) = self.call("GET", "/metrics", None, None).await;
+        assert_eq!(status, 200);
+        metrics.as_str().expect("text").to_owned()
+    }
+
     /// Creates a campaign through the API (asserting 201); the campaign.
     pub async fn campaign(&self, key: &str, body: serde_json::Value) -> serde_json::Value {
         let (status, campaign) = self

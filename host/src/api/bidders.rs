@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,6 +13,7 @@ use super::campaigns::check_sip_uri;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller};
 use super::{ApiState, new_id};
+use crate::auction::ledger::TargetState;
 use crate::auction::schedule::clock_minutes;
 use crate::clock;
 use crate::policy::model::World;
@@ -166,6 +167,11 @@ pub struct TargetSpec {
     pub ring_timeout_s: Option<u32>,
     /// Calls at once (default 10).
     pub max_concurrent: Option<u32>,
+    /// Calls missed in a row (busy, rejected, unanswered) that pause the
+    /// target (default 3; 0 = never).
+    pub miss_limit: Option<u32>,
+    /// Seconds a pause lasts (default 300).
+    pub pause_s: Option<u32>,
 }
 
 fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Target> {
@@ -178,6 +184,14 @@ fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Targe
     if !(1..=100_000).contains(&max_concurrent) {
         return Err(invalid("`max_concurrent` must be 1 to 100000"));
     }
+    let miss_limit = spec.miss_limit.unwrap_or(3);
+    if miss_limit > 1000 {
+        return Err(invalid("`miss_limit` must be 0 to 1000"));
+    }
+    let pause_s = spec.pause_s.unwrap_or(300);
+    if !(1..=86_400).contains(&pause_s) {
+        return Err(invalid("`pause_s` must be 1 to 86400"));
+    }
     Ok(Target {
         id,
         bidder_id: bidder.id.clone(),
@@ -185,6 +199,8 @@ fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Targe
         uri: spec.uri,
         ring_timeout_s,
         max_concurrent,
+        miss_limit,
+        pause_s,
         created_at: clock::unix_now(),
     })
 }
@@ -206,14 +222,48 @@ async fn create_target(
     Ok((StatusCode::CREATED, Json(target)))
 }
 
+/// Whether a target takes calls now: the host pauses one that misses calls
+/// in a row, and says why.
+#[derive(Serialize, ToSchema)]
+pub struct TargetStatus {
+    /// `active` or `paused`.
+    pub state: &'static str,
+    /// When the pause ends (Unix seconds).
+    pub paused_until: Option<i64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TargetView {
+    #[serde(flatten)]
+    pub target: Target,
+    pub status: TargetStatus,
+}
+
+fn target_view(state: &ApiState, target: Target) -> TargetView {
+    let status = match state.ledger.target_state(&target.id, clock::unix_now()) {
+        TargetState::Active => TargetStatus {
+            state: "active",
+            paused_until: None,
+            reason: None,
+        },
+        TargetState::Paused { until, reason } => TargetStatus {
+            state: "paused",
+            paused_until: Some(until),
+            reason: Some(reason),
+        },
+    };
+    TargetView { target, status }
+}
+
 #[utoipa::path(get, path = "/v1/bidders/{id}/targets", tag = "bidders",
     security(("bearer" = ["operator", "bidder"])),
-    responses((status = 200, body = Vec<Target>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<TargetView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_targets(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<Target>>> {
+) -> ApiResult<Json<Vec<TargetView>>> {
     caller.require(BIDDER_ROLES)?;
     let bidder = visible_bidder(&state, &caller, &id)?;
     let mut targets: Vec<Target> = state
@@ -223,7 +273,12 @@ async fn list_targets(
         .filter(|t| t.bidder_id == bidder.id)
         .collect();
     targets.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    Ok(Json(targets))
+    Ok(Json(
+        targets
+            .into_iter()
+            .map(|t| target_view(&state, t))
+            .collect(),
+    ))
 }
 
 fn visible_target(
@@ -291,8 +346,14 @@ pub struct BidSpec {
     pub min_quality: u8,
     /// Calls shorter than this are not billable (default 90).
     pub min_duration_s: Option<u32>,
+    /// Calls per hour, day and month of `time_zone`.
     pub hourly_cap: Option<u32>,
     pub daily_cap: Option<u32>,
+    pub monthly_cap: Option<u32>,
+    /// Payout per hour, day and month of `time_zone`, micros.
+    pub hourly_payout_cap_micros: Option<u64>,
+    pub daily_payout_cap_micros: Option<u64>,
+    pub monthly_payout_cap_micros: Option<u64>,
     /// IANA time zone of `schedule` and the caps (default `UTC`).
     pub time_zone: Option<String>,
     /// Hours of operation; absent or empty = always open.
@@ -351,6 +412,19 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
     {
         return Err(invalid("`duplicate_window_days` is 1 to 365"));
     }
+    let caps = [
+        ("hourly_cap", spec.hourly_cap.map(u64::from)),
+        ("daily_cap", spec.daily_cap.map(u64::from)),
+        ("monthly_cap", spec.monthly_cap.map(u64::from)),
+        ("hourly_payout_cap_micros", spec.hourly_payout_cap_micros),
+        ("daily_payout_cap_micros", spec.daily_payout_cap_micros),
+        ("monthly_payout_cap_micros", spec.monthly_payout_cap_micros),
+    ];
+    if let Some((name, _)) = caps.iter().find(|(_, cap)| *cap == Some(0)) {
+        return Err(invalid(format!(
+            "`{name}` must be positive (leave it out for no cap)"
+        )));
+    }
     Ok(Bid {
         id,
         tenant_id: target.tenant_id.clone(),
@@ -362,6 +436,10 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
         min_duration_s: spec.min_duration_s.unwrap_or(90),
         hourly_cap: spec.hourly_cap,
         daily_cap: spec.daily_cap,
+        monthly_cap: spec.monthly_cap,
+        hourly_payout_cap_micros: spec.hourly_payout_cap_micros,
+        daily_payout_cap_micros: spec.daily_payout_cap_micros,
+        monthly_payout_cap_micros: spec.monthly_payout_cap_micros,
         time_zone,
         schedule: spec.schedule,
         duplicate_window_days: spec.duplicate_window_days,

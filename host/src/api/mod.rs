@@ -43,6 +43,9 @@ pub struct ApiState {
     /// Pools in memory, loaded from the store on first use: a DNI assignment
     /// decides on them and writes only what changed. One assignment at a time.
     pub dni_pools: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::dni::PoolState>>>,
+    /// The market's live state (target places, caps, pauses), shared with
+    /// the call servers: bidders read their targets' pauses from it.
+    pub ledger: Arc<crate::auction::Ledger>,
 }
 
 #[derive(OpenApi)]

@@ -2,19 +2,18 @@
 //! targets ring. A pure function of the bids, the targets, the call's quality
 //! and the campaign's floor price; the shell loads those and passes them in.
 //!
-//! This is the first cut (static bids, quality floor, floor price, schedule,
-//! ranking). The seam for the full auction: [`Source`] grows real-time and
-//! module bids, and [`eligibility`] grows caps and paused targets —
-//! each a rule that returns a [`DropReason`], so every dropped bid keeps
-//! saying why in the decision trace.
+//! Each rule returns a [`DropReason`], so every dropped bid keeps saying why
+//! in the decision trace. The rules on a bid alone are in [`eligibility`];
+//! those on the market's live state (caps, target places, paused targets)
+//! in [`Ledger`], which also takes them atomically when a target rings.
 
-mod load;
+pub mod ledger;
 pub mod schedule;
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
 
-pub use load::TargetLoad;
+pub use ledger::{CapKind, Ledger, Period};
 
 use crate::store::{Bid, Target};
 
@@ -38,6 +37,12 @@ pub enum DropReason {
     DuplicateCaller,
     /// The bid's target no longer exists.
     NoTarget,
+    /// The target is paused after missing calls in a row, until then (Unix seconds).
+    TargetPaused { until: i64 },
+    /// The target is on `max_concurrent` calls.
+    AtCapacity,
+    /// One of the bid's caps is used up for the current period.
+    CapReached { period: Period, kind: CapKind },
 }
 
 impl DropReason {
@@ -48,6 +53,16 @@ impl DropReason {
             DropReason::OutsideSchedule => "outside_schedule",
             DropReason::DuplicateCaller => "duplicate_caller",
             DropReason::NoTarget => "no_target",
+            DropReason::TargetPaused { .. } => "target_paused",
+            DropReason::AtCapacity => "at_capacity",
+            DropReason::CapReached { period, kind } => match (period, kind) {
+                (Period::Hour, CapKind::Calls) => "hourly_cap_reached",
+                (Period::Day, CapKind::Calls) => "daily_cap_reached",
+                (Period::Month, CapKind::Calls) => "monthly_cap_reached",
+                (Period::Hour, CapKind::Payout) => "hourly_payout_cap_reached",
+                (Period::Day, CapKind::Payout) => "daily_payout_cap_reached",
+                (Period::Month, CapKind::Payout) => "monthly_payout_cap_reached",
+            },
         }
     }
 }
@@ -119,20 +134,29 @@ pub fn rank(entries: &mut [Entry]) {
 }
 
 /// Runs the auction over a campaign's static bids.
-pub fn run(bids: Vec<Bid>, targets: &HashMap<String, Target>, offer: &Offer) -> Outcome {
+pub fn run(
+    bids: Vec<Bid>,
+    targets: &HashMap<String, Target>,
+    ledger: &Ledger,
+    offer: &Offer,
+) -> Outcome {
     let mut outcome = Outcome::default();
     for bid in bids {
         if let Err(reason) = eligibility(&bid, offer) {
             outcome.dropped.push((bid, reason));
             continue;
         }
-        match targets.get(&bid.target_id) {
-            Some(target) => outcome.ranked.push(Entry {
+        let Some(target) = targets.get(&bid.target_id) else {
+            outcome.dropped.push((bid, DropReason::NoTarget));
+            continue;
+        };
+        match ledger.check(&bid, target, offer.at_unix_seconds) {
+            Ok(()) => outcome.ranked.push(Entry {
                 target: target.clone(),
                 bid,
                 source: Source::Static,
             }),
-            None => outcome.dropped.push((bid, DropReason::NoTarget)),
+            Err(reason) => outcome.dropped.push((bid, reason)),
         }
     }
     rank(&mut outcome.ranked);
@@ -140,10 +164,10 @@ pub fn run(bids: Vec<Bid>, targets: &HashMap<String, Target>, offer: &Offer) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn bid(id: &str, amount: u64, min_quality: u8, created_at: i64) -> Bid {
+    pub(crate) fn bid(id: &str, amount: u64, min_quality: u8, created_at: i64) -> Bid {
         Bid {
             id: id.to_owned(),
             tenant_id: "t".to_owned(),
@@ -155,6 +179,10 @@ mod tests {
             min_duration_s: 0,
             hourly_cap: None,
             daily_cap: None,
+            monthly_cap: None,
+            hourly_payout_cap_micros: None,
+            daily_payout_cap_micros: None,
+            monthly_payout_cap_micros: None,
             time_zone: "UTC".to_owned(),
             schedule: Vec::new(),
             duplicate_window_days: None,
@@ -162,20 +190,23 @@ mod tests {
         }
     }
 
+    pub(crate) fn target_of(bid: &Bid) -> Target {
+        Target {
+            id: bid.target_id.clone(),
+            bidder_id: bid.bidder_id.clone(),
+            tenant_id: bid.tenant_id.clone(),
+            uri: "sip:t@127.0.0.1:5070".to_owned(),
+            ring_timeout_s: 20,
+            max_concurrent: 0,
+            miss_limit: 0,
+            pause_s: 0,
+            created_at: 0,
+        }
+    }
+
     fn targets(bids: &[Bid]) -> HashMap<String, Target> {
         bids.iter()
-            .map(|b| {
-                let target = Target {
-                    id: b.target_id.clone(),
-                    bidder_id: b.bidder_id.clone(),
-                    tenant_id: b.tenant_id.clone(),
-                    uri: "sip:t@127.0.0.1:5070".to_owned(),
-                    ring_timeout_s: 20,
-                    max_concurrent: 0,
-                    created_at: 0,
-                };
-                (target.id.clone(), target)
-            })
+            .map(|b| (b.target_id.clone(), target_of(b)))
             .collect()
     }
 
@@ -195,7 +226,7 @@ mod tests {
             at_unix_seconds: 0,
             caller_last_seen: None,
         };
-        let order: Vec<String> = run(bids, &all, &offer)
+        let order: Vec<String> = run(bids, &all, &Ledger::new(), &offer)
             .ranked
             .into_iter()
             .map(|e| e.bid.id)
@@ -248,7 +279,7 @@ mod tests {
             at_unix_seconds: 0,
             caller_last_seen: None,
         };
-        let outcome = run(bids, &all, &offer);
+        let outcome = run(bids, &all, &Ledger::new(), &offer);
         let dropped: Vec<(String, &str)> = outcome
             .dropped
             .iter()

@@ -57,13 +57,9 @@ mod tests {
             target_id: "tgt".into(),
             amount_micros: 1,
             min_quality: 0,
-            min_duration_s: 0,
-            hourly_cap: None,
-            daily_cap: None,
             time_zone: time_zone.into(),
             schedule,
-            duplicate_window_days: None,
-            created_at: 0,
+            ..Bid::default()
         }
     }
 

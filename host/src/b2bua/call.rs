@@ -14,12 +14,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auction::TargetLoad;
+use crate::auction::Ledger;
+use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
 use crate::dialog::{Dialog, DialogState};
 use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};
 use crate::store::{
     Bid, BidTrace, CallOutcome, CallRecord, Campaign, DecisionTrace, LegTrace, PolicyTrace, Target,
-    Winner,
+    TargetEventTrace, Winner,
 };
 use crate::transaction::{Timers, TransactionKey};
 
@@ -225,7 +226,8 @@ struct Leg {
     settled: bool,
     ring_deadline: Option<Instant>,
     ack: Option<Message>,
-    holds_target: bool,
+    /// The target's place and the bid's cap units, while the leg has them.
+    hold: Option<Hold>,
     trace: LegTrace,
 }
 
@@ -253,7 +255,9 @@ pub struct Call {
     setup: CallSetup,
     /// The caller's number as the carrier sent it (the From URI's user).
     caller: String,
-    load: Arc<TargetLoad>,
+    ledger: Arc<Ledger>,
+    /// Targets paused or resumed by this call's legs.
+    target_events: Vec<TargetEvent>,
     phase: Phase,
     received: Instant,
     caller_dialog: Option<Dialog>,
@@ -286,7 +290,7 @@ pub struct Call {
 impl Call {
     /// A new call for an INVITE that opened a server transaction: asks the
     /// shell to score it.
-    pub fn new(setup: CallSetup, load: Arc<TargetLoad>, now: Instant) -> Self {
+    pub fn new(setup: CallSetup, ledger: Arc<Ledger>, now: Instant) -> Self {
         let local_tag = format!("pb{}", setup.id.trim_start_matches("call_"));
         let caller_dialog = Dialog::from_uas(&setup.invite, &local_tag).ok();
         let caller = user_part(crate::dialog::uri_of(
@@ -295,7 +299,8 @@ impl Call {
         .to_owned();
         let mut call = Call {
             caller,
-            load,
+            ledger,
+            target_events: Vec::new(),
             phase: Phase::Scoring,
             received: now,
             caller_dialog,
@@ -589,19 +594,23 @@ impl Call {
                 self.skipped_leg(ring, trace);
                 continue;
             };
-            let holds_target = match &ring.bid {
-                Some((_, target)) => {
-                    if !self.load.try_acquire(&target.id, target.max_concurrent) {
-                        trace.result = "at_capacity".to_owned();
-                        self.skipped_leg(ring, trace);
-                        continue;
+            let hold = match &ring.bid {
+                Some((bid, target)) => {
+                    let (taken, resumed) = self.ledger.take(bid, target, started_at_ms / 1000);
+                    self.target_events.extend(resumed);
+                    match taken {
+                        Ok(hold) => Some(hold),
+                        Err(refused) => {
+                            trace.result = refused.code().to_owned();
+                            self.skipped_leg(ring, trace);
+                            continue;
+                        }
                     }
-                    true
                 }
-                None => false,
+                None => None,
             };
             trace.ended_at_ms = None;
-            self.start_leg(now, ring, destination, holds_target, trace);
+            self.start_leg(now, ring, destination, hold, trace);
             return;
         }
     }
@@ -627,7 +636,7 @@ impl Call {
             settled: true,
             ring_deadline: None,
             ack: None,
-            holds_target: false,
+            hold: None,
             trace,
         });
     }
@@ -637,7 +646,7 @@ impl Call {
         now: Instant,
         ring: Ring,
         destination: SocketAddr,
-        holds_target: bool,
+        hold: Option<Hold>,
         trace: LegTrace,
     ) {
         let index = self.legs.len();
@@ -662,7 +671,7 @@ impl Call {
             settled: false,
             ring_deadline: Some(now + ring_timeout),
             ack: None,
-            holds_target,
+            hold,
             trace,
         });
         self.current = Some(index);
@@ -718,14 +727,38 @@ impl Call {
         request
     }
 
-    fn release_target(&mut self, index: usize) {
+    /// Gives back the leg's target place and cap units, as its result says:
+    /// an answered call keeps its units (its payout only if billable), a
+    /// target that did not answer has missed a call, one we stopped ringing
+    /// has not.
+    fn release_target(&mut self, now: Instant, index: usize) {
+        let billable = self.billable_at(now);
+        let at = self.ms_at(now) / 1000;
         let leg = &mut self.legs[index];
-        if leg.holds_target {
-            leg.holds_target = false;
-            if let Some((_, target)) = &leg.ring.bid {
-                self.load.release(&target.id);
-            }
-        }
+        let Some(hold) = leg.hold.take() else {
+            return;
+        };
+        let end = match leg.trace.result.as_str() {
+            "answered" => LegEnd::Ended { billable },
+            result @ ("busy" | "rejected" | "ring_timeout" | "failed") => LegEnd::Missed(result),
+            _ => LegEnd::Withdrawn,
+        };
+        self.target_events
+            .extend(self.ledger.release(hold, end, at));
+    }
+
+    /// Seconds the answered leg has talked by `ended`.
+    fn talk_seconds(&self, ended: Instant) -> u32 {
+        self.answered_at.map_or(0, |at| {
+            u32::try_from(ended.saturating_duration_since(at).as_secs()).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// Whether the call, ending at `ended`, is billable to its winning bid.
+    fn billable_at(&self, ended: Instant) -> bool {
+        let winner = self.answered.and_then(|i| self.legs[i].ring.bid.as_ref());
+        self.outcome.unwrap_or(CallOutcome::Answered) == CallOutcome::Answered
+            && winner.is_some_and(|(bid, _)| self.talk_seconds(ended) >= bid.min_duration_s)
     }
 
     /// Stops waiting for leg `index`: CANCEL it if it rings (else as soon as
@@ -742,7 +775,7 @@ impl Call {
         if leg.provisional {
             self.send_cancel(index);
         }
-        self.release_target(index);
+        self.release_target(now, index);
     }
 
     fn abandon_legs(&mut self, now: Instant, result: &str) {
@@ -827,7 +860,7 @@ impl Call {
                     leg.trace.final_status = Some(408);
                 }
                 leg.trace.ended_at_ms.get_or_insert(ended);
-                self.release_target(index);
+                self.release_target(now, index);
                 if self.current == Some(index) && self.phase == Phase::Ringing {
                     self.ring_next(now);
                 }
@@ -901,6 +934,9 @@ impl Call {
                     && !self.legs[index].abandoned;
                 if wanted {
                     self.legs[index].trace.result = "answered".to_owned();
+                    if let Some(hold) = &self.legs[index].hold {
+                        self.ledger.answered(hold);
+                    }
                     self.answered = Some(index);
                     self.answered_at = Some(now);
                     self.current = None;
@@ -915,7 +951,7 @@ impl Call {
                     // timeout): release it at once.
                     self.legs[index].trace.ended_at_ms = Some(ended);
                     self.bye(Side::Callee(index));
-                    self.release_target(index);
+                    self.release_target(now, index);
                 }
             }
             _ => {
@@ -933,7 +969,7 @@ impl Call {
                     }
                     .to_owned();
                 }
-                self.release_target(index);
+                self.release_target(now, index);
                 if self.current == Some(index) && self.phase == Phase::Ringing {
                     self.ring_next(now);
                 }
@@ -1027,7 +1063,7 @@ impl Call {
                 self.bye(Side::Callee(index));
             }
             self.legs[index].trace.ended_at_ms = Some(self.ms_at(now));
-            self.release_target(index);
+            self.release_target(now, index);
         }
         self.close(now);
     }
@@ -1199,12 +1235,9 @@ impl Call {
         let answered_leg = self.answered.map(|i| &self.legs[i]);
         let winner_bid = answered_leg.and_then(|l| l.ring.bid.as_ref());
         let ended = self.ended_at.unwrap_or(now);
-        let duration_s = self.answered_at.map_or(0, |at| {
-            u32::try_from(ended.saturating_duration_since(at).as_secs()).unwrap_or(u32::MAX)
-        });
+        let duration_s = self.talk_seconds(ended);
         let outcome = self.outcome.unwrap_or(CallOutcome::Answered);
-        let billable = outcome == CallOutcome::Answered
-            && winner_bid.is_some_and(|(bid, _)| duration_s >= bid.min_duration_s);
+        let billable = self.billable_at(ended);
         let mut bids = self.tree.bids.clone();
         for trace in &mut bids {
             let won = winner_bid.is_some_and(|(bid, _)| bid.id == trace.bid_id);
@@ -1252,6 +1285,7 @@ impl Call {
                     .collect(),
                 legs: self.legs.iter().map(|l| l.trace.clone()).collect(),
                 attribution: scoring.attribution.clone(),
+                target_events: self.target_events.iter().map(event_trace).collect(),
             },
         };
         self.out.push_back(Command::Record(Box::new(Finished {
@@ -1283,6 +1317,27 @@ impl Call {
             payout_micros: 0,
             trace: DecisionTrace::default(),
         }
+    }
+}
+
+fn event_trace(event: &TargetEvent) -> TargetEventTrace {
+    match event {
+        TargetEvent::Paused {
+            target_id,
+            until,
+            reason,
+        } => TargetEventTrace {
+            target_id: target_id.clone(),
+            event: "paused".to_owned(),
+            until: Some(*until),
+            reason: Some(reason.clone()),
+        },
+        TargetEvent::Resumed { target_id } => TargetEventTrace {
+            target_id: target_id.clone(),
+            event: "resumed".to_owned(),
+            until: None,
+            reason: None,
+        },
     }
 }
 

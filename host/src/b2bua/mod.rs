@@ -18,7 +18,7 @@ pub use call::{
     Input, Peer, Purpose, Ring, RingTree, ScoreRequest, Scored, Scoring, Side, user_part,
 };
 
-use crate::auction::TargetLoad;
+use crate::auction::Ledger;
 use crate::sip::{
     Capabilities, Inbound, Message, Method, response_address, response_to, stamp_received,
     tag_param,
@@ -111,7 +111,7 @@ struct CallEntry {
 pub struct Switch {
     config: SwitchConfig,
     caps: Capabilities,
-    load: Arc<TargetLoad>,
+    ledger: Arc<Ledger>,
     seed: u64,
     next_call: u64,
     servers: HashMap<TransactionKey, ServerEntry>,
@@ -152,11 +152,11 @@ pub fn uri_address(uri: &str) -> Option<SocketAddr> {
 }
 
 impl Switch {
-    pub fn new(config: SwitchConfig, load: Arc<TargetLoad>, seed: u64) -> Self {
+    pub fn new(config: SwitchConfig, ledger: Arc<Ledger>, seed: u64) -> Self {
         Switch {
             config,
             caps: Capabilities::default(),
-            load,
+            ledger,
             seed,
             next_call: 0,
             servers: HashMap::new(),
@@ -473,7 +473,7 @@ impl Switch {
             received_at_ms: unix_ms,
             quality_headers: self.config.quality_headers,
         };
-        let call = Box::new(Call::new(setup, self.load.clone(), now));
+        let call = Box::new(Call::new(setup, self.ledger.clone(), now));
         let dialog = (call_id, call.local_tag().to_owned());
         self.dialogs.insert(dialog.clone(), (handle, Side::Caller));
         self.invites.insert(key.clone(), handle);

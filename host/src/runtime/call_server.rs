@@ -14,7 +14,6 @@ use tokio::sync::mpsc;
 use super::call_services::CallServices;
 use super::sip_endpoint::{TcpConnections, lost, send_to};
 use super::{DatagramLoss, SipSockets};
-use crate::auction::TargetLoad;
 use crate::b2bua::{Finished, Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
 use crate::clock;
 use crate::sip::{MAX_MESSAGE_BYTES, inspect, inspect_parsed};
@@ -50,13 +49,12 @@ pub fn advertised(bound: SocketAddr, configured: Option<&str>) -> String {
 pub async fn serve_calls(
     mut sockets: SipSockets,
     services: Arc<CallServices>,
-    load: Arc<TargetLoad>,
     config: SwitchConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<SwitchStats> {
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut switch = Switch::new(config, load, u64::from_le_bytes(seed));
+    let mut switch = Switch::new(config, services.ledger.clone(), u64::from_le_bytes(seed));
     let to_tag = format!("pb{:x}", std::process::id());
     let mut buffer = vec![0u8; MAX_MESSAGE_BYTES + 1];
     let mut connections = TcpConnections::new(sockets.tcp_idle);

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auction::{self, Offer};
+use crate::auction::{self, Ledger, Offer};
 use crate::b2bua::{
     AuctionRequest, DEFAULT_QUALITY, Finished, Ring, RingTree, ScoreRequest, Scored, Scoring,
 };
@@ -26,6 +26,7 @@ pub struct CallServices {
     pub store: Arc<Store>,
     pub policies: Arc<PolicyLifecycle>,
     pub metrics: Arc<Metrics>,
+    pub ledger: Arc<Ledger>,
 }
 
 impl CallServices {
@@ -174,7 +175,7 @@ impl CallServices {
                 .and_then(|caller| self.store.caller_stats(&caller).ok())
                 .and_then(|stats| stats.last_seen_unix_seconds),
         };
-        let outcome = auction::run(bids, &targets, &offer);
+        let outcome = auction::run(bids, &targets, &self.ledger, &offer);
         let mut traces: Vec<BidTrace> = Vec::new();
         for entry in &outcome.ranked {
             traces.push(BidTrace {
@@ -238,11 +239,25 @@ impl CallServices {
                 self.metrics
                     .observe("plugboard_auction_seconds", Vec::new(), latency);
             }
+            for event in &record.trace.target_events {
+                let name = match event.event.as_str() {
+                    "paused" => "plugboard_target_pauses_total",
+                    _ => "plugboard_target_resumptions_total",
+                };
+                self.metrics
+                    .inc(name, vec![("target", event.target_id.clone())]);
+            }
             // A call refused before its campaign was known has nobody to show it to.
             if !(record.campaign_id.is_empty() && record.outcome == CallOutcome::Rejected) {
                 records.push(record.clone());
             }
         }
+        let paused = self.ledger.paused_targets(crate::clock::unix_now());
+        self.metrics.set_gauge(
+            "plugboard_targets_paused",
+            Vec::new(),
+            i64::try_from(paused).unwrap_or(i64::MAX),
+        );
         if let Err(error) = self.store.record_calls(&records) {
             tracing::error!(%error, calls = records.len(), "call records not stored");
         }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiState};
-use crate::auction::TargetLoad;
 use crate::b2bua::SwitchConfig;
 use crate::clock;
 use crate::config::Config;
@@ -80,6 +79,7 @@ impl Host {
             policies,
             metrics: Arc::new(Metrics::new()),
             dni_pools: Arc::default(),
+            ledger: Arc::default(),
         };
         if let Some(dir) = &config.example_policies {
             load_examples(&state, dir).await?;
@@ -171,8 +171,8 @@ pub async fn serve(
         store: host.state.store.clone(),
         policies: host.state.policies.clone(),
         metrics: host.state.metrics.clone(),
+        ledger: host.state.ledger.clone(),
     });
-    let load = Arc::new(TargetLoad::new());
     for address in &config.sip_listen {
         let sockets = bind_sip(*address).await?;
         let udp = sockets.udp.local_addr().map_err(ServeError::Server)?;
@@ -185,7 +185,7 @@ pub async fn serve(
             quality_headers: config.sip_quality_headers,
         };
         let mut stopped = sip_stopped.clone();
-        let (services, load) = (services.clone(), load.clone());
+        let services = services.clone();
         let udp = sockets.udp.into_std().map_err(ServeError::Server)?;
         let tcp = match sockets.tcp {
             Some(listener) => Some(listener.into_std().map_err(ServeError::Server)?),
@@ -212,7 +212,7 @@ pub async fn serve(
                         tcp_idle,
                         loss: None,
                     };
-                    super::serve_calls(sockets, services, load, switch, async move {
+                    super::serve_calls(sockets, services, switch, async move {
                         let _ = stopped.changed().await;
                     })
                     .await

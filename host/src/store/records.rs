@@ -128,7 +128,7 @@ pub struct Bidder {
 }
 
 /// Where a won call rings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 pub struct Target {
     pub id: String,
     pub bidder_id: String,
@@ -137,10 +137,25 @@ pub struct Target {
     pub uri: String,
     pub ring_timeout_s: u32,
     pub max_concurrent: u32,
+    /// Calls missed in a row (busy, rejected, unanswered) that pause the
+    /// target; 0 = never paused.
+    #[serde(default = "default_miss_limit")]
+    pub miss_limit: u32,
+    /// How long a pause lasts, seconds.
+    #[serde(default = "default_pause_s")]
+    pub pause_s: u32,
     pub created_at: UnixSeconds,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+fn default_miss_limit() -> u32 {
+    3
+}
+
+fn default_pause_s() -> u32 {
+    300
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 pub struct Bid {
     pub id: String,
     pub tenant_id: String,
@@ -151,8 +166,20 @@ pub struct Bid {
     pub min_quality: u8,
     /// Calls shorter than this are not billable.
     pub min_duration_s: u32,
+    /// Calls per hour, day and month of `time_zone` (counted when the
+    /// target rings, given back when it does not answer).
     pub hourly_cap: Option<u32>,
     pub daily_cap: Option<u32>,
+    #[serde(default)]
+    pub monthly_cap: Option<u32>,
+    /// Payout per hour, day and month, micros (given back for calls that
+    /// end unbillable).
+    #[serde(default)]
+    pub hourly_payout_cap_micros: Option<u64>,
+    #[serde(default)]
+    pub daily_payout_cap_micros: Option<u64>,
+    #[serde(default)]
+    pub monthly_payout_cap_micros: Option<u64>,
     /// IANA time zone of the schedule and the caps, e.g. `America/New_York`.
     #[serde(default = "utc")]
     pub time_zone: String,
@@ -306,6 +333,20 @@ pub struct DecisionTrace {
     pub legs: Vec<LegTrace>,
     /// Attribution of the DNI session, if any.
     pub attribution: Vec<(String, String)>,
+    /// Targets this call's legs paused (a run of misses) or found resumed.
+    #[serde(default)]
+    pub target_events: Vec<TargetEventTrace>,
+}
+
+/// A target paused or resumed during a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TargetEventTrace {
+    pub target_id: String,
+    /// `paused` or `resumed`.
+    pub event: String,
+    /// End of the pause (Unix seconds).
+    pub until: Option<i64>,
+    pub reason: Option<String>,
 }
 
 /// The winning bid of an answered (or attempted) call.
