@@ -19,24 +19,12 @@ fn invite_of(messages: &[Seen]) -> &Seen {
 /// Uploads `component` as the marketer's scorer, activates it and sets it
 /// on the lab's campaign; the policy id and version.
 async fn use_scorer(lab: &CallLab, component: Vec<u8>, failure_mode: &str) -> (String, String) {
-    let uploaded = lab.api.upload(&lab.marketer_key, "scorer", component).await;
-    let (id, version) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
-    deploy(lab, &id, &version, failure_mode).await;
+    let marketer = lab.marketer_key.clone();
+    let (id, version) = lab
+        .deploy_new(&marketer, "scorer", component, failure_mode)
+        .await;
     lab.update_campaign(json!({"scorer_policy_id": id})).await;
     (id, version)
-}
-
-async fn deploy(lab: &CallLab, policy_id: &str, version: &str, failure_mode: &str) {
-    let (status, body) = lab
-        .api
-        .call(
-            "PUT",
-            &format!("/v1/policies/{policy_id}/deployment"),
-            Some(&lab.marketer_key),
-            Some(json!({"active": version, "canary": null, "shadow": null, "failure_mode": failure_mode})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -586,7 +574,8 @@ async fn a_scorer_that_loops_or_traps_never_loses_the_call() {
 
     // Under `skip` a failed score counts as unknown (0): the bid that wants
     // quality 10 drops out, and with no fallback target the caller gets 480.
-    deploy(&lab, &scorer, &version, "skip").await;
+    lab.deploy(&lab.marketer_key, &scorer, &version, "skip")
+        .await;
     lab.carrier_to("+18005550122", "caller_refused", 1, &[])
         .await
         .assert_ok();
@@ -690,7 +679,8 @@ async fn a_scorer_hot_swapped_while_calls_are_set_up_loses_no_call() {
         let mut swaps = 0;
         while !done.load(std::sync::atomic::Ordering::SeqCst) {
             let version = if swaps % 2 == 0 { &geo } else { &constant };
-            deploy(&lab, &scorer, version, "fallback").await;
+            lab.deploy(&lab.marketer_key, &scorer, version, "fallback")
+                .await;
             swaps += 1;
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }

@@ -245,6 +245,7 @@ fn scoring() -> Scoring {
         tags: vec![],
         policies: vec![],
         attribution: vec![],
+        call: host::policy::model::CallFacts::default(),
     }
 }
 

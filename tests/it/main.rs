@@ -12,6 +12,8 @@ mod api_durability;
 mod api_routes;
 /// The auction's eligibility rules on real calls.
 mod auction_rules;
+/// Bid sources and ordering on real calls: bidder modules, selectors, real-time bids.
+mod auction_sources;
 /// Calls end to end through the B2BUA: SIPp carrier and buyers, stored records.
 mod b2bua_calls;
 /// The B2BUA's switch on simulated time: retransmissions, timeouts, limits.

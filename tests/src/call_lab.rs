@@ -201,6 +201,35 @@ impl CallLab {
         str_field(&bid, "id")
     }
 
+    /// Uploads `component` as a `world` policy of `key`'s tenant and makes
+    /// it active; its id and version.
+    pub async fn deploy_new(
+        &self,
+        key: &str,
+        world: &str,
+        component: Vec<u8>,
+        failure_mode: &str,
+    ) -> (String, String) {
+        let uploaded = self.api.upload(key, world, component).await;
+        let (id, version) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
+        self.deploy(key, &id, &version, failure_mode).await;
+        (id, version)
+    }
+
+    /// Makes `version` the active one of `policy_id`, alone.
+    pub async fn deploy(&self, key: &str, policy_id: &str, version: &str, failure_mode: &str) {
+        let (status, body) = self
+            .api
+            .call(
+                "PUT",
+                &format!("/v1/policies/{policy_id}/deployment"),
+                Some(key),
+                Some(json!({"active": version, "canary": null, "shadow": null, "failure_mode": failure_mode})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// Changes the lab's campaign (as its marketer).
     pub async fn update_campaign(&self, patch: serde_json::Value) {
         let path = format!("/v1/campaigns/{}", self.campaign_id);

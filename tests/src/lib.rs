@@ -359,6 +359,7 @@ pub fn call_record(
             bidder_id: w.bidder_id.clone(),
             target_id: w.target_id.clone(),
             amount_micros: w.amount_micros,
+            source: "static".to_owned(),
             status: "won".to_owned(),
             reason: None,
         })
@@ -367,6 +368,7 @@ pub fn call_record(
             bidder_id: "bdr_other".to_owned(),
             target_id: "tgt_other".to_owned(),
             amount_micros: 1,
+            source: "static".to_owned(),
             status: "ineligible".to_owned(),
             reason: Some("below_quality_floor".to_owned()),
         }))

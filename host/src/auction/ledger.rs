@@ -125,18 +125,35 @@ pub struct Hold {
 /// How a leg that held a place ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LegEnd<'a> {
-    /// The target answered and the call is over: `billable` keeps the payout
-    /// counted, else it is given back (the call unit stays).
-    Ended { billable: bool },
+    /// The target answered and the call is over after `talk_s`: `billable`
+    /// keeps the payout counted, else it is given back (the call unit stays).
+    Ended { billable: bool, talk_s: u32 },
     /// The target did not answer (`busy`, `ring_timeout`, …): a miss.
     Missed(&'a str),
     /// We stopped ringing it for a reason of ours (the caller hung up).
     Withdrawn,
 }
 
+/// How a target has answered since the node started: what selectors weigh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Answering {
+    /// Legs that rang it and ended (answered or missed).
+    pub offered: u32,
+    pub answered: u32,
+    /// Talk time of its answered calls, seconds.
+    pub talk_s: u64,
+}
+
+impl Answering {
+    pub fn average_talk_s(&self) -> u32 {
+        u32::try_from(self.talk_s / u64::from(self.answered.max(1))).unwrap_or(u32::MAX)
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     places: HashMap<String, u32>,
+    answering: HashMap<String, Answering>,
     usage: HashMap<String, [Bucket; 3]>,
     health: HashMap<String, Health>,
 }
@@ -272,9 +289,17 @@ impl Ledger {
             }
         }
         let (give_back_call, give_back_payout) = match end {
-            LegEnd::Ended { billable } => (false, !billable),
+            LegEnd::Ended { billable, .. } => (false, !billable),
             LegEnd::Missed(_) | LegEnd::Withdrawn => (true, true),
         };
+        if !matches!(end, LegEnd::Withdrawn) {
+            let answering = state.answering.entry(hold.target_id.clone()).or_default();
+            answering.offered = answering.offered.saturating_add(1);
+            if let LegEnd::Ended { talk_s, .. } = end {
+                answering.answered = answering.answered.saturating_add(1);
+                answering.talk_s = answering.talk_s.saturating_add(u64::from(talk_s));
+            }
+        }
         if let Some(usage) = state.usage.get_mut(&hold.bid_id) {
             for period in Period::ALL {
                 let bucket = &mut usage[period.index()];
@@ -345,6 +370,15 @@ impl Ledger {
             .count()
     }
 
+    /// How the target has answered so far.
+    pub fn answering(&self, target_id: &str) -> Answering {
+        self.lock()
+            .answering
+            .get(target_id)
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Calls the target is on now.
     pub fn active(&self, target_id: &str) -> u32 {
         self.lock().places.get(target_id).copied().unwrap_or(0)
@@ -394,7 +428,10 @@ mod tests {
             let (hold, _) = ledger.take(&capped, &target, KOLKATA_1059);
             ledger.release(
                 hold.unwrap(),
-                LegEnd::Ended { billable: true },
+                LegEnd::Ended {
+                    billable: true,
+                    talk_s: 60,
+                },
                 KOLKATA_1059,
             );
         }
@@ -443,7 +480,14 @@ mod tests {
                 kind: CapKind::Payout
             })
         );
-        ledger.release(first, LegEnd::Ended { billable: false }, 0);
+        ledger.release(
+            first,
+            LegEnd::Ended {
+                billable: false,
+                talk_s: 10,
+            },
+            0,
+        );
         assert!(
             ledger.take(&pricey, &target, 0).0.is_ok(),
             "an unbillable call gives its payout back"
@@ -481,7 +525,14 @@ mod tests {
         assert_eq!(miss("busy", 0), None);
         let answered = ledger.take(&open, &target, 1).0.unwrap();
         ledger.answered(&answered);
-        ledger.release(answered, LegEnd::Ended { billable: true }, 1);
+        ledger.release(
+            answered,
+            LegEnd::Ended {
+                billable: true,
+                talk_s: 60,
+            },
+            1,
+        );
         assert_eq!(miss("busy", 2), None, "an answer restarted the run");
         assert_eq!(miss("ring_timeout", 3), None);
         let paused = miss("rejected", 4);

@@ -22,6 +22,20 @@ use crate::store::{Bid, Target};
 pub enum Source {
     /// Stored with `POST /v1/bids`.
     Static,
+    /// Returned by the bidder's strategy module for this call.
+    Module,
+    /// Answered by the bidder's real-time endpoint for this call.
+    RealTime,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Static => "static",
+            Source::Module => "module",
+            Source::RealTime => "real_time",
+        }
+    }
 }
 
 /// Why a bid was not used for a call. The code is what the trace shows.
@@ -43,6 +57,8 @@ pub enum DropReason {
     AtCapacity,
     /// One of the bid's caps is used up for the current period.
     CapReached { period: Period, kind: CapKind },
+    /// The campaign's selector left the bid out of its order.
+    NotSelected,
 }
 
 impl DropReason {
@@ -63,6 +79,7 @@ impl DropReason {
                 (Period::Day, CapKind::Payout) => "daily_payout_cap_reached",
                 (Period::Month, CapKind::Payout) => "monthly_payout_cap_reached",
             },
+            DropReason::NotSelected => "not_selected",
         }
     }
 }
@@ -71,7 +88,6 @@ impl DropReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offer {
     pub quality: u8,
-    pub floor_price_micros: u64,
     /// When the call arrived, Unix seconds: schedules are checked against it.
     pub at_unix_seconds: i64,
     /// When the caller was last seen before this call (caller history).
@@ -90,22 +106,17 @@ pub struct Entry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub ranked: Vec<Entry>,
-    pub dropped: Vec<(Bid, DropReason)>,
+    pub dropped: Vec<(Bid, Source, DropReason)>,
 }
 
 /// The rules a bid must pass for this call, in order; the first that fails
-/// names the reason.
+/// names the reason. The floor price is not among them: it holds after the
+/// selector ([`enforce_floor`]), whatever order the selector returns.
 pub fn eligibility(bid: &Bid, offer: &Offer) -> Result<(), DropReason> {
     if bid.min_quality > offer.quality {
         return Err(DropReason::BelowQualityFloor {
             min_quality: bid.min_quality,
             quality: offer.quality,
-        });
-    }
-    if bid.amount_micros < offer.floor_price_micros {
-        return Err(DropReason::BelowFloorPrice {
-            amount: bid.amount_micros,
-            floor: offer.floor_price_micros,
         });
     }
     if !schedule::is_open(bid, offer.at_unix_seconds) {
@@ -133,34 +144,79 @@ pub fn rank(entries: &mut [Entry]) {
     });
 }
 
-/// Runs the auction over a campaign's static bids.
+/// Runs the auction's eligibility over bids from every source and ranks the
+/// eligible ones the built-in way. The selector, if any, reorders
+/// [`Outcome::ranked`] next ([`apply_order`]), then [`enforce_floor`].
 pub fn run(
-    bids: Vec<Bid>,
+    bids: Vec<(Bid, Source)>,
     targets: &HashMap<String, Target>,
     ledger: &Ledger,
     offer: &Offer,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    for bid in bids {
+    for (bid, source) in bids {
         if let Err(reason) = eligibility(&bid, offer) {
-            outcome.dropped.push((bid, reason));
+            outcome.dropped.push((bid, source, reason));
             continue;
         }
         let Some(target) = targets.get(&bid.target_id) else {
-            outcome.dropped.push((bid, DropReason::NoTarget));
+            outcome.dropped.push((bid, source, DropReason::NoTarget));
             continue;
         };
         match ledger.check(&bid, target, offer.at_unix_seconds) {
             Ok(()) => outcome.ranked.push(Entry {
                 target: target.clone(),
                 bid,
-                source: Source::Static,
+                source,
             }),
-            Err(reason) => outcome.dropped.push((bid, reason)),
+            Err(reason) => outcome.dropped.push((bid, source, reason)),
         }
     }
     rank(&mut outcome.ranked);
     outcome
+}
+
+/// Puts the ranked bids in a selector's `order` (indices into
+/// [`Outcome::ranked`], already checked for range and repeats); bids left out
+/// are dropped as not selected.
+pub fn apply_order(outcome: &mut Outcome, order: &[u32]) {
+    let mut slots: Vec<Option<Entry>> = outcome.ranked.drain(..).map(Some).collect();
+    for &index in order {
+        if let Some(entry) = usize::try_from(index)
+            .ok()
+            .and_then(|i| slots.get_mut(i))
+            .and_then(Option::take)
+        {
+            outcome.ranked.push(entry);
+        }
+    }
+    outcome.dropped.extend(
+        slots
+            .into_iter()
+            .flatten()
+            .map(|entry| (entry.bid, entry.source, DropReason::NotSelected)),
+    );
+}
+
+/// Drops the ranked bids below the campaign's floor price: the host's rule,
+/// whatever the selector said.
+pub fn enforce_floor(outcome: &mut Outcome, floor_price_micros: u64) {
+    let (kept, below): (Vec<Entry>, Vec<Entry>) = outcome
+        .ranked
+        .drain(..)
+        .partition(|entry| entry.bid.amount_micros >= floor_price_micros);
+    outcome.ranked = kept;
+    outcome.dropped.extend(below.into_iter().map(|entry| {
+        let amount = entry.bid.amount_micros;
+        (
+            entry.bid,
+            entry.source,
+            DropReason::BelowFloorPrice {
+                amount,
+                floor: floor_price_micros,
+            },
+        )
+    }));
 }
 
 #[cfg(test)]
@@ -204,6 +260,10 @@ pub(crate) mod tests {
         }
     }
 
+    fn statics(bids: Vec<Bid>) -> Vec<(Bid, Source)> {
+        bids.into_iter().map(|b| (b, Source::Static)).collect()
+    }
+
     fn targets(bids: &[Bid]) -> HashMap<String, Target> {
         bids.iter()
             .map(|b| (b.target_id.clone(), target_of(b)))
@@ -222,11 +282,10 @@ pub(crate) mod tests {
         let all = targets(&bids);
         let offer = Offer {
             quality: 50,
-            floor_price_micros: 0,
             at_unix_seconds: 0,
             caller_last_seen: None,
         };
-        let order: Vec<String> = run(bids, &all, &Ledger::new(), &offer)
+        let order: Vec<String> = run(statics(bids), &all, &Ledger::new(), &offer)
             .ranked
             .into_iter()
             .map(|e| e.bid.id)
@@ -242,7 +301,6 @@ pub(crate) mod tests {
         let day = 86_400;
         let offer = |last_seen: Option<i64>| Offer {
             quality: 50,
-            floor_price_micros: 0,
             at_unix_seconds: 10 * day,
             caller_last_seen: last_seen,
         };
@@ -275,24 +333,54 @@ pub(crate) mod tests {
         all.remove("tgt_orphan");
         let offer = Offer {
             quality: 60,
-            floor_price_micros: 10,
             at_unix_seconds: 0,
             caller_last_seen: None,
         };
-        let outcome = run(bids, &all, &Ledger::new(), &offer);
+        let mut outcome = run(statics(bids), &all, &Ledger::new(), &offer);
+        enforce_floor(&mut outcome, 10);
         let dropped: Vec<(String, &str)> = outcome
             .dropped
             .iter()
-            .map(|(b, r)| (b.id.clone(), r.code()))
+            .map(|(b, _, r)| (b.id.clone(), r.code()))
             .collect();
         assert_eq!(
             dropped,
             [
                 ("floor".to_owned(), "below_quality_floor"),
-                ("cheap".to_owned(), "below_floor_price"),
                 ("orphan".to_owned(), "no_target"),
+                ("cheap".to_owned(), "below_floor_price"),
             ]
         );
         assert_eq!(outcome.ranked.len(), 1);
+    }
+
+    #[test]
+    fn a_selectors_order_is_applied_and_the_floor_holds_after_it() {
+        let bids = vec![
+            bid("high", 30, 0, 0),
+            bid("mid", 20, 0, 0),
+            bid("low", 5, 0, 0),
+        ];
+        let all = targets(&bids);
+        let offer = Offer {
+            quality: 50,
+            at_unix_seconds: 0,
+            caller_last_seen: None,
+        };
+        let mut outcome = run(statics(bids), &all, &Ledger::new(), &offer);
+        // Built-in: high, mid, low. The selector wants low first, then high.
+        apply_order(&mut outcome, &[2, 0]);
+        enforce_floor(&mut outcome, 10);
+        let ranked: Vec<&str> = outcome.ranked.iter().map(|e| e.bid.id.as_str()).collect();
+        assert_eq!(ranked, ["high"]);
+        let dropped: Vec<(&str, &str)> = outcome
+            .dropped
+            .iter()
+            .map(|(b, _, r)| (b.id.as_str(), r.code()))
+            .collect();
+        assert_eq!(
+            dropped,
+            [("mid", "not_selected"), ("low", "below_floor_price")]
+        );
     }
 }

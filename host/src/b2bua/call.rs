@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::auction::Ledger;
 use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
 use crate::dialog::{Dialog, DialogState};
+use crate::policy::model::CallFacts;
 use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};
 use crate::store::{
     Bid, BidTrace, CallOutcome, CallRecord, Campaign, DecisionTrace, LegTrace, PolicyTrace, Target,
@@ -91,6 +92,8 @@ pub struct Scoring {
     pub tags: Vec<String>,
     pub policies: Vec<PolicyTrace>,
     pub attribution: Vec<(String, String)>,
+    /// The call as the scorer saw it; the selector sees it too.
+    pub call: CallFacts,
 }
 
 /// What the shell asks of the auction step.
@@ -733,13 +736,14 @@ impl Call {
     /// has not.
     fn release_target(&mut self, now: Instant, index: usize) {
         let billable = self.billable_at(now);
+        let talk_s = self.talk_seconds(now);
         let at = self.ms_at(now) / 1000;
         let leg = &mut self.legs[index];
         let Some(hold) = leg.hold.take() else {
             return;
         };
         let end = match leg.trace.result.as_str() {
-            "answered" => LegEnd::Ended { billable },
+            "answered" => LegEnd::Ended { billable, talk_s },
             result @ ("busy" | "rejected" | "ring_timeout" | "failed") => LegEnd::Missed(result),
             _ => LegEnd::Withdrawn,
         };

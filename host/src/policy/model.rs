@@ -94,7 +94,7 @@ pub struct CallTime {
 }
 
 /// An inbound call as scorers and selectors see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallFacts {
     pub id: String,

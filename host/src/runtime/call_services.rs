@@ -8,19 +8,34 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auction::{self, Ledger, Offer};
+use crate::auction::{self, DropReason, Ledger, Offer, Source};
 use crate::b2bua::{
     AuctionRequest, DEFAULT_QUALITY, Finished, Ring, RingTree, ScoreRequest, Scored, Scoring,
 };
 use crate::lifecycle::PolicyLifecycle;
 use crate::metrics::Metrics;
 use crate::number::normalize_e164;
-use crate::policy::model::{CallFacts, CallTime, CallerHistory, Header};
+use crate::policy::model::{
+    BidCandidate, CallFacts, CallTime, CallerHistory, Header, Offer as PolicyOffer, Quality,
+    TargetStats,
+};
 use crate::policy::{FailureMode, InvocationContext, PolicyKv, Run};
-use crate::store::{BidTrace, CallOutcome, NumberOwner, PolicyTrace, Store, Target};
+use crate::store::{Bid, BidTrace, Bidder, CallOutcome, NumberOwner, PolicyTrace, Store, Target};
 
 /// Headers a scorer sees at most (a hostile INVITE may carry hundreds).
 const MAX_SCORED_HEADERS: usize = 64;
+/// Minimum billable duration of a module or real-time bid that names none
+/// (the API's default for static bids).
+const DEFAULT_MIN_DURATION_S: u32 = 90;
+
+/// An auction under way: the bids at hand, and the bidders still to be asked
+/// over HTTP with the offer.
+pub struct Gathering {
+    pub offer: PolicyOffer,
+    pub bids: Vec<(Bid, Source)>,
+    pub real_time: Vec<Bidder>,
+    pub policies: Vec<PolicyTrace>,
+}
 
 pub struct CallServices {
     pub store: Arc<Store>,
@@ -81,6 +96,7 @@ impl CallServices {
             attribution: attribution.clone(),
         };
         let mut scoring = Scoring {
+            call: facts,
             campaign,
             called,
             quality: DEFAULT_QUALITY,
@@ -94,17 +110,12 @@ impl CallServices {
             .as_deref()
             .and_then(|id| Some((id.to_owned(), self.policies.registry().get(id)?)));
         if let Some((policy_id, deployment)) = deployment {
-            let history = self.store.caller_stats(&caller).unwrap_or_default();
             let ctx = InvocationContext {
-                history: CallerHistory {
-                    calls_seen: history.calls_seen,
-                    last_seen_unix_seconds: history.last_seen_unix_seconds,
-                    conversions: history.conversions,
-                },
+                history: self.history(&caller),
                 kv: self.store.clone() as Arc<dyn PolicyKv>,
                 kv_namespace: policy_id.clone(),
             };
-            let run = deployment.score(&ctx, &facts);
+            let run = deployment.score(&ctx, &scoring.call);
             scoring.policies = self.traces(&policy_id, &run);
             match run.invocation.outcome {
                 Ok(quality) => {
@@ -122,6 +133,16 @@ impl CallServices {
             }
         }
         Scored::Campaign(Box::new(scoring))
+    }
+
+    /// The caller's past as policies see it (the `caller-history` import).
+    fn history(&self, caller: &str) -> CallerHistory {
+        let stats = self.store.caller_stats(caller).unwrap_or_default();
+        CallerHistory {
+            calls_seen: stats.calls_seen,
+            last_seen_unix_seconds: stats.last_seen_unix_seconds,
+            conversions: stats.conversions,
+        }
     }
 
     /// Policy traces of one run (and its shadow), with their metrics.
@@ -148,54 +169,144 @@ impl CallServices {
         traces
     }
 
-    /// The campaign's static bids through the auction, targets resolved.
+    /// The auction of one call, all sources at once: for callers that have
+    /// no real-time bidders to wait for.
     pub fn auction(&self, request: &AuctionRequest) -> RingTree {
+        let gathering = self.gather(request);
+        self.conclude(request, gathering, Vec::new())
+    }
+
+    /// The bids the host has at hand: the campaign's static bids and its
+    /// bidders' strategy modules; and which bidders to ask in real time.
+    pub fn gather(&self, request: &AuctionRequest) -> Gathering {
         let campaign = &request.scoring.campaign;
-        let bids: Vec<_> = self
+        let mut bids: Vec<(Bid, Source)> = self
             .store
             .bids()
             .unwrap_or_default()
             .into_iter()
             .filter(|b| b.campaign_id == campaign.id)
+            .map(|b| (b, Source::Static))
             .collect();
+        let bidders: Vec<Bidder> = self
+            .store
+            .bidders()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|b| campaign.bidder_access.allows(&b.tenant_id))
+            .collect();
+        let mut gathering = Gathering {
+            offer: redacted_offer(&request.scoring),
+            real_time: bidders
+                .iter()
+                .filter(|b| b.rtb_url.is_some())
+                .cloned()
+                .collect(),
+            bids: Vec::new(),
+            policies: Vec::new(),
+        };
+        for bidder in bidders.iter().filter(|b| b.strategy_policy_id.is_some()) {
+            if let Some(bid) = self.module_bid(bidder, &gathering.offer, &mut gathering.policies) {
+                bids.push((bid, Source::Module));
+            }
+        }
+        gathering.bids = bids;
+        gathering
+    }
+
+    /// What `bidder`'s strategy module bids on `offer`, as a bid of this
+    /// call; none when it declines or fails (the failure is in the trace).
+    fn module_bid(
+        &self,
+        bidder: &Bidder,
+        offer: &PolicyOffer,
+        traces: &mut Vec<PolicyTrace>,
+    ) -> Option<Bid> {
+        let policy_id = bidder.strategy_policy_id.as_deref()?;
+        let deployment = self.policies.registry().get(policy_id)?;
+        let ctx = InvocationContext {
+            // The bidder world has no caller-history import.
+            history: CallerHistory::default(),
+            kv: self.store.clone() as Arc<dyn PolicyKv>,
+            kv_namespace: policy_id.to_owned(),
+        };
+        let run = deployment.bid(&ctx, offer);
+        traces.extend(self.traces(policy_id, &run));
+        let decision = run.invocation.outcome.ok().flatten()?;
+        Some(Bid {
+            id: format!("{}:module", bidder.id),
+            tenant_id: bidder.tenant_id.clone(),
+            bidder_id: bidder.id.clone(),
+            campaign_id: offer.campaign_id.clone(),
+            target_id: decision
+                .target_id
+                .or_else(|| self.first_target(&bidder.id))
+                .unwrap_or_default(),
+            amount_micros: decision.amount_micros,
+            min_duration_s: decision
+                .min_duration_seconds
+                .unwrap_or(DEFAULT_MIN_DURATION_S),
+            time_zone: "UTC".to_owned(),
+            // Made now: standing bids of the same amount rank before it.
+            created_at: offer.time.unix_seconds,
+            ..Bid::default()
+        })
+    }
+
+    /// The bidder's oldest target: where its bids ring when they name none.
+    fn first_target(&self, bidder_id: &str) -> Option<String> {
+        self.store
+            .targets()
+            .ok()?
+            .into_iter()
+            .filter(|t| t.bidder_id == bidder_id)
+            .min_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)))
+            .map(|t| t.id)
+    }
+
+    /// Eligibility over every bid gathered (and `real_time` ones), the
+    /// selector's order, the floor price; the ring tree.
+    pub fn conclude(
+        &self,
+        request: &AuctionRequest,
+        gathering: Gathering,
+        real_time: Vec<Bid>,
+    ) -> RingTree {
+        let campaign = &request.scoring.campaign;
+        let mut bids = gathering.bids;
+        bids.extend(real_time.into_iter().map(|b| (b, Source::RealTime)));
         let mut targets: HashMap<String, Target> = HashMap::new();
-        for bid in &bids {
+        for (bid, _) in &bids {
             if !targets.contains_key(&bid.target_id)
                 && let Ok(Some(target)) = self.store.target(&bid.target_id)
+                // A bid may only ring its own bidder's targets.
+                && target.bidder_id == bid.bidder_id
             {
                 targets.insert(target.id.clone(), target);
             }
         }
         let offer = Offer {
             quality: request.scoring.quality,
-            floor_price_micros: campaign.floor_price_micros,
             at_unix_seconds: request.received_at_ms.div_euclid(1000),
             caller_last_seen: normalize_e164(&request.caller)
                 .ok()
                 .and_then(|caller| self.store.caller_stats(&caller).ok())
                 .and_then(|stats| stats.last_seen_unix_seconds),
         };
-        let outcome = auction::run(bids, &targets, &self.ledger, &offer);
+        let mut outcome = auction::run(bids, &targets, &self.ledger, &offer);
+        let mut policies = gathering.policies;
+        self.select(request, &mut outcome, &mut policies);
+        auction::enforce_floor(&mut outcome, campaign.floor_price_micros);
         let mut traces: Vec<BidTrace> = Vec::new();
         for entry in &outcome.ranked {
-            traces.push(BidTrace {
-                bid_id: entry.bid.id.clone(),
-                bidder_id: entry.bid.bidder_id.clone(),
-                target_id: entry.bid.target_id.clone(),
-                amount_micros: entry.bid.amount_micros,
-                status: "lost".to_owned(),
-                reason: None,
-            });
+            traces.push(bid_trace(&entry.bid, entry.source, "lost", None));
         }
-        for (bid, reason) in &outcome.dropped {
-            traces.push(BidTrace {
-                bid_id: bid.id.clone(),
-                bidder_id: bid.bidder_id.clone(),
-                target_id: bid.target_id.clone(),
-                amount_micros: bid.amount_micros,
-                status: "ineligible".to_owned(),
-                reason: Some(reason.code().to_owned()),
-            });
+        for (bid, source, reason) in &outcome.dropped {
+            let status = match reason {
+                DropReason::NotSelected => "lost",
+                _ => "ineligible",
+            };
+            traces.push(bid_trace(bid, *source, status, Some(reason.code())));
         }
         let rings = outcome
             .ranked
@@ -215,7 +326,61 @@ impl CallServices {
             rings,
             fallback,
             bids: traces,
-            policies: Vec::new(),
+            policies,
+        }
+    }
+
+    /// The campaign's selector reorders the eligible bids; when it fails or
+    /// answers out of contract, the built-in ranking stands (SPEC §3).
+    fn select(
+        &self,
+        request: &AuctionRequest,
+        outcome: &mut auction::Outcome,
+        traces: &mut Vec<PolicyTrace>,
+    ) {
+        let scoring = &request.scoring;
+        let Some(policy_id) = scoring.campaign.selector_policy_id.as_deref() else {
+            return;
+        };
+        let Some(deployment) = self.policies.registry().get(policy_id) else {
+            return;
+        };
+        if outcome.ranked.is_empty() {
+            return;
+        }
+        let candidates: Vec<BidCandidate> = outcome
+            .ranked
+            .iter()
+            .map(|entry| {
+                let answering = self.ledger.answering(&entry.target.id);
+                BidCandidate {
+                    id: entry.bid.id.clone(),
+                    bidder_id: entry.bid.bidder_id.clone(),
+                    target_id: entry.target.id.clone(),
+                    amount_micros: entry.bid.amount_micros,
+                    min_quality: entry.bid.min_quality,
+                    min_duration_seconds: entry.bid.min_duration_s,
+                    target_stats: TargetStats {
+                        offered: answering.offered,
+                        answered: answering.answered,
+                        average_duration_seconds: answering.average_talk_s(),
+                    },
+                }
+            })
+            .collect();
+        let ctx = InvocationContext {
+            history: self.history(&scoring.call.caller),
+            kv: self.store.clone() as Arc<dyn PolicyKv>,
+            kv_namespace: policy_id.to_owned(),
+        };
+        let quality = Quality {
+            score: scoring.quality,
+            tags: scoring.tags.clone(),
+        };
+        let run = deployment.select(&ctx, &scoring.call, &quality, &candidates);
+        traces.extend(self.traces(policy_id, &run));
+        if let Ok(order) = &run.invocation.outcome {
+            auction::apply_order(outcome, order);
         }
     }
 
@@ -261,6 +426,41 @@ impl CallServices {
         if let Err(error) = self.store.record_calls(&records) {
             tracing::error!(%error, calls = records.len(), "call records not stored");
         }
+    }
+}
+
+/// The offer bidders see: the call without its caller's number, and only the
+/// attribution keys the marketer shares.
+fn redacted_offer(scoring: &Scoring) -> PolicyOffer {
+    let call = &scoring.call;
+    let shared = &scoring.campaign.shared_attribution_keys;
+    PolicyOffer {
+        call_id: call.id.clone(),
+        campaign_id: scoring.campaign.id.clone(),
+        quality: Quality {
+            score: scoring.quality,
+            tags: scoring.tags.clone(),
+        },
+        caller_geography: call.caller_geography.clone(),
+        time: call.time.clone(),
+        attribution: scoring
+            .attribution
+            .iter()
+            .filter(|(key, _)| shared.contains(key))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn bid_trace(bid: &Bid, source: Source, status: &str, reason: Option<&str>) -> BidTrace {
+    BidTrace {
+        bid_id: bid.id.clone(),
+        bidder_id: bid.bidder_id.clone(),
+        target_id: bid.target_id.clone(),
+        amount_micros: bid.amount_micros,
+        source: source.as_str().to_owned(),
+        status: status.to_owned(),
+        reason: reason.map(str::to_owned),
     }
 }
 

@@ -287,7 +287,11 @@ pub struct BidTrace {
     pub bidder_id: String,
     pub target_id: String,
     pub amount_micros: u64,
-    /// `won`, `lost` (eligible, ranked lower or not reached) or `ineligible`.
+    /// `static`, `module` (the bidder's strategy module) or `real_time`.
+    #[serde(default)]
+    pub source: String,
+    /// `won`, `lost` (eligible, ranked lower, not reached or not selected)
+    /// or `ineligible`.
     pub status: String,
     /// Why an ineligible bid was dropped (reason code, e.g. `below_quality_floor`).
     pub reason: Option<String>,

@@ -1,0 +1,224 @@
+//! Where bids come from and how they are ordered, on real calls: bidder
+//! strategy modules, selector policies, the floor price after the selector,
+//! real-time bids over HTTP.
+
+use host::store::CallRecord;
+use serde_json::json;
+use tests::call_lab::{CALLER, CallLab, NUMBER, bid_fate};
+use tests::{str_field, test_guest};
+
+fn winner(record: &CallRecord) -> Option<String> {
+    record.winner.as_ref().map(|w| w.bid_id.clone())
+}
+
+/// The outcome of each invocation of `policy_id` in the record.
+fn policy_outcomes(record: &CallRecord, policy_id: &str) -> Vec<String> {
+    record
+        .trace
+        .policies
+        .iter()
+        .filter(|p| p.policy_id == policy_id)
+        .map(|p| p.outcome.clone())
+        .collect()
+}
+
+/// Makes `component` the lab campaign's selector.
+async fn use_selector(lab: &CallLab, component: Vec<u8>) -> String {
+    let marketer = lab.marketer_key.clone();
+    let (id, _) = lab
+        .deploy_new(&marketer, "selector", component, "fallback")
+        .await;
+    lab.update_campaign(json!({"selector_policy_id": id})).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bidder_module_sees_no_caller_number_and_its_bid_can_win() {
+    let lab = CallLab::start().await;
+    let module_buyer = lab.buyer("buyer_answers", 1).await;
+    let static_buyer = lab.buyer("buyer_answers", 1).await;
+    let static_target = lab.target(static_buyer.port, 20, 10).await;
+    let static_bid = lab.bid(&static_target, 10_000_000, 0).await;
+    // A second bidder of the same buyer runs the module; its bids ring its
+    // one target.
+    let bidder_key = lab.bidder_key.clone();
+    let (policy, _) = lab
+        .deploy_new(
+            &bidder_key,
+            "bidder",
+            test_guest("echo-bidder.wasm"),
+            "skip",
+        )
+        .await;
+    let (status, bidder) = lab
+        .api
+        .call(
+            "POST",
+            "/v1/bidders",
+            Some(&bidder_key),
+            Some(json!({"name": "Buyer One, by module", "strategy_policy_id": policy})),
+        )
+        .await;
+    assert_eq!(status, 201, "{bidder}");
+    let module_bidder = str_field(&bidder, "id");
+    let (status, target) = lab
+        .api
+        .call(
+            "POST",
+            &format!("/v1/bidders/{module_bidder}/targets"),
+            Some(&bidder_key),
+            Some(json!({"uri": format!("sip:sales@127.0.0.1:{}", module_buyer.port)})),
+        )
+        .await;
+    assert_eq!(status, 201, "{target}");
+    let module_target = str_field(&target, "id");
+
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    module_buyer.finish().await.assert_ok();
+    assert!(static_buyer.kill().await.is_empty(), "the module's bid won");
+    let record = &lab.wait_for_records(1).await[0];
+    let module_bid = format!("{module_bidder}:module");
+    assert_eq!(winner(record), Some(module_bid.clone()));
+    assert_eq!(
+        record.winner.as_ref().map(|w| w.amount_micros),
+        Some(50_000_000)
+    );
+    assert_eq!(
+        record.trace.legs[0].target_id.as_deref(),
+        Some(module_target.as_str())
+    );
+    let traced = record
+        .trace
+        .bids
+        .iter()
+        .find(|b| b.bid_id == module_bid)
+        .expect("the module's bid is in the trace");
+    assert_eq!(
+        (traced.source.as_str(), traced.status.as_str()),
+        ("module", "won")
+    );
+    assert_eq!(bid_fate(record, &static_bid), ("lost", None));
+
+    // What the module received, as it logged it.
+    let invocation = record
+        .trace
+        .policies
+        .iter()
+        .find(|p| p.policy_id == policy)
+        .expect("the module's invocation is in the trace");
+    let received = serde_json::to_string(&invocation.logs).expect("logs");
+    let national = CALLER.trim_start_matches("+1");
+    assert!(!received.contains(national), "no caller number: {received}");
+    assert!(
+        !received.contains(&record.called),
+        "no called number: {received}"
+    );
+    for expected in [
+        format!("campaign_id: \\\"{}\\\"", lab.campaign_id),
+        "score: 50".to_owned(),
+        "area_code: \\\"415\\\"".to_owned(),
+        "region: \\\"CA\\\"".to_owned(),
+        "time_zone: \\\"America/Los_Angeles\\\"".to_owned(),
+        format!("call_id: \\\"{}\\\"", record.id),
+    ] {
+        assert!(received.contains(&expected), "{expected} in {received}");
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_changes_who_rings_first_and_garbage_falls_back_to_the_built_in_order() {
+    let lab = CallLab::start().await;
+    let dear = lab.buyer("buyer_answers", 2).await;
+    let cheap = lab.buyer("buyer_answers", 1).await;
+    let dear_target = lab.target(dear.port, 20, 10).await;
+    let cheap_target = lab.target(cheap.port, 20, 10).await;
+    let dear_bid = lab.bid(&dear_target, 30_000_000, 0).await;
+    let cheap_bid = lab.bid(&cheap_target, 20_000_000, 0).await;
+    let selector = use_selector(&lab, test_guest("test-selector.wasm")).await;
+    // The test selector reads the called number's last digit: 0 cheapest
+    // first, 1 an index out of range, 2 an index twice.
+    let out_of_range = "+18005550101";
+    let repeated = "+18005550102";
+    lab.update_campaign(json!({"numbers": [NUMBER, out_of_range, repeated]}))
+        .await;
+
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    cheap.finish().await.assert_ok();
+    let reordered = lab.wait_for_records(1).await[0].clone();
+    assert_eq!(reordered.trace.ring_order, std::slice::from_ref(&cheap_bid));
+    assert_eq!(winner(&reordered), Some(cheap_bid.clone()));
+    assert_eq!(policy_outcomes(&reordered, &selector), ["ok"]);
+
+    for (number, error) in [
+        (out_of_range, "index 9 is out of range for 2 bids"),
+        (repeated, "index 0 appears twice"),
+    ] {
+        lab.carrier_to(number, "caller_hangs_up", 1, &["-d", "100"])
+            .await
+            .assert_ok();
+        let records = lab
+            .wait_for_records(if number == out_of_range { 2 } else { 3 })
+            .await;
+        let record = records.last().expect("a record");
+        assert_eq!(
+            record.trace.ring_order,
+            std::slice::from_ref(&dear_bid),
+            "built-in order"
+        );
+        assert_eq!(winner(record), Some(dear_bid.clone()));
+        let invocation = record
+            .trace
+            .policies
+            .iter()
+            .find(|p| p.policy_id == selector)
+            .expect("the selector ran");
+        assert_eq!(invocation.outcome, "bad_output");
+        assert!(
+            invocation
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains(error)),
+            "{:?}",
+            invocation.error
+        );
+    }
+    dear.finish().await.assert_ok();
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_price_holds_when_the_selector_puts_a_bid_below_it_first() {
+    let lab = CallLab::start().await;
+    let above = lab.buyer("buyer_answers", 1).await;
+    let below = lab.buyer("buyer_answers", 1).await;
+    let above_target = lab.target(above.port, 20, 10).await;
+    let below_target = lab.target(below.port, 20, 10).await;
+    let above_bid = lab.bid(&above_target, 30_000_000, 0).await;
+    let below_bid = lab.bid(&below_target, 5_000_000, 0).await;
+    let selector = use_selector(&lab, test_guest("test-selector.wasm")).await;
+    lab.update_campaign(json!({"floor_price_micros": 15_000_000}))
+        .await;
+
+    // Cheapest first, says the selector; the host drops it.
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    above.finish().await.assert_ok();
+    assert!(
+        below.kill().await.is_empty(),
+        "a below-floor bid never rings"
+    );
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(policy_outcomes(record, &selector), ["ok"]);
+    assert_eq!(winner(record), Some(above_bid));
+    assert_eq!(
+        bid_fate(record, &below_bid),
+        ("ineligible", Some("below_floor_price"))
+    );
+    lab.stop().await;
+}
