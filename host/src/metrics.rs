@@ -54,6 +54,9 @@ fn help(name: &str) -> &'static str {
             "Targets paused after missing calls in a row, by target."
         }
         "plugboard_target_resumptions_total" => "Paused targets that took calls again, by target.",
+        "plugboard_rtb_answers_total" => {
+            "Real-time bid answers by bidder and result (bid, declined, late, malformed, error)."
+        }
         "plugboard_targets_paused" => "Targets paused now (as of the last recorded call).",
         _ => "",
     }

@@ -2,10 +2,13 @@
 //! strategy modules, selector policies, the floor price after the selector,
 //! real-time bids over HTTP.
 
+use std::time::Duration;
+
 use host::store::CallRecord;
 use serde_json::json;
+use tests::bid_endpoint::BidEndpoint;
 use tests::call_lab::{CALLER, CallLab, NUMBER, bid_fate};
-use tests::{str_field, test_guest};
+use tests::test_guest;
 
 fn winner(record: &CallRecord) -> Option<String> {
     record.winner.as_ref().map(|w| w.bid_id.clone())
@@ -50,28 +53,15 @@ async fn a_bidder_module_sees_no_caller_number_and_its_bid_can_win() {
             "skip",
         )
         .await;
-    let (status, bidder) = lab
-        .api
-        .call(
-            "POST",
-            "/v1/bidders",
-            Some(&bidder_key),
-            Some(json!({"name": "Buyer One, by module", "strategy_policy_id": policy})),
+    let module_bidder = lab
+        .new_bidder(
+            "Buyer One, by module",
+            json!({"strategy_policy_id": policy}),
         )
         .await;
-    assert_eq!(status, 201, "{bidder}");
-    let module_bidder = str_field(&bidder, "id");
-    let (status, target) = lab
-        .api
-        .call(
-            "POST",
-            &format!("/v1/bidders/{module_bidder}/targets"),
-            Some(&bidder_key),
-            Some(json!({"uri": format!("sip:sales@127.0.0.1:{}", module_buyer.port)})),
-        )
+    let module_target = lab
+        .target_of(&module_bidder, module_buyer.port, json!({}))
         .await;
-    assert_eq!(status, 201, "{target}");
-    let module_target = str_field(&target, "id");
 
     lab.carrier("caller_hangs_up", 1, &["-d", "100"])
         .await
@@ -220,5 +210,106 @@ async fn the_floor_price_holds_when_the_selector_puts_a_bid_below_it_first() {
         bid_fate(record, &below_bid),
         ("ineligible", Some("below_floor_price"))
     );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_time_bids_in_time_can_win_and_late_or_malformed_ones_are_dropped_and_counted() {
+    let lab = CallLab::start().await;
+    let timely_buyer = lab.buyer("buyer_answers", 1).await;
+    let late_buyer = lab.buyer("buyer_answers", 1).await;
+    let static_buyer = lab.buyer("buyer_answers", 1).await;
+    let static_target = lab.target(static_buyer.port, 20, 10).await;
+    let static_bid = lab.bid(&static_target, 10_000_000, 0).await;
+    let late = BidEndpoint::start(
+        Duration::from_millis(600),
+        200,
+        r#"{"bid_amount_micros": 90000000}"#,
+    )
+    .await;
+    let malformed = BidEndpoint::start(Duration::ZERO, 200, r#"{"bid_amount_micros": "#).await;
+    let late_bidder = lab.new_bidder("Late", json!({"rtb_url": late.url})).await;
+    lab.target_of(&late_bidder, late_buyer.port, json!({}))
+        .await;
+    let malformed_bidder = lab
+        .new_bidder("Malformed", json!({"rtb_url": malformed.url}))
+        .await;
+    // The timely bidder names its target in its answer.
+    let timely_bidder = lab.new_bidder("Timely", json!({})).await;
+    let timely_target = lab
+        .target_of(&timely_bidder, timely_buyer.port, json!({}))
+        .await;
+    let timely = BidEndpoint::start(
+        Duration::from_millis(10),
+        200,
+        &json!({"bid_amount_micros": 40_000_000, "target_id": timely_target,
+            "expires_in_s": 30, "min_duration_s": 0, "buyer_ref": "x-17"})
+        .to_string(),
+    )
+    .await;
+    let (status, body) = lab
+        .api
+        .call(
+            "PUT",
+            &format!("/v1/bidders/{timely_bidder}"),
+            Some(&lab.bidder_key),
+            Some(json!({"name": "Timely", "rtb_url": timely.url})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    timely_buyer.finish().await.assert_ok();
+    assert!(late_buyer.kill().await.is_empty(), "a late bid never rings");
+    assert!(static_buyer.kill().await.is_empty());
+    let record = &lab.wait_for_records(1).await[0];
+    let timely_bid = format!("{timely_bidder}:rtb");
+    assert_eq!(winner(record), Some(timely_bid.clone()));
+    assert_eq!(
+        record.winner.as_ref().map(|w| w.amount_micros),
+        Some(40_000_000)
+    );
+    assert_eq!(bid_fate(record, &timely_bid), ("won", None));
+    assert_eq!(
+        bid_fate(record, &format!("{late_bidder}:rtb")),
+        ("ineligible", Some("rtb_late"))
+    );
+    assert_eq!(
+        bid_fate(record, &format!("{malformed_bidder}:rtb")),
+        ("ineligible", Some("rtb_malformed"))
+    );
+    assert_eq!(bid_fate(record, &static_bid), ("lost", None));
+
+    // Every endpoint was asked once, in parallel, with the redacted offer.
+    for endpoint in [&timely, &late, &malformed] {
+        assert_eq!(endpoint.received().len(), 1);
+    }
+    let asked = &timely.received()[0];
+    assert_eq!(asked["bidder_id"], timely_bidder.as_str());
+    assert_eq!(asked["campaign_id"], lab.campaign_id.as_str());
+    assert_eq!(asked["call_id"], record.id.as_str());
+    assert_eq!(asked["caller"]["area_code"], "415");
+    assert!(
+        asked["deadline_ms"].as_u64().is_some_and(|ms| ms <= 100),
+        "{asked}"
+    );
+    let national = CALLER.trim_start_matches("+1");
+    assert!(
+        !asked.to_string().contains(national),
+        "no caller number: {asked}"
+    );
+
+    let metrics = lab.api.metrics().await;
+    for (bidder, result) in [
+        (&timely_bidder, "bid"),
+        (&late_bidder, "late"),
+        (&malformed_bidder, "malformed"),
+    ] {
+        let line =
+            format!("plugboard_rtb_answers_total{{bidder=\"{bidder}\",result=\"{result}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
     lab.stop().await;
 }

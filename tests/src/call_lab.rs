@@ -141,9 +141,29 @@ impl CallLab {
         .await
     }
 
-    /// A target ringing `port` on loopback, with `fields` (`miss_limit`, …).
+    /// A target of the lab's bidder ringing `port` on loopback, with
+    /// `fields` (`miss_limit`, …).
     pub async fn target_with(&self, port: u16, fields: serde_json::Value) -> String {
-        let path = format!("/v1/bidders/{}/targets", self.bidder_id);
+        self.target_of(&self.bidder_id, port, fields).await
+    }
+
+    /// Another bidder of the lab's buyer, with `fields` (`rtb_url`, …).
+    pub async fn new_bidder(&self, name: &str, fields: serde_json::Value) -> String {
+        let mut body = json!({"name": name});
+        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+            body.extend(fields.clone());
+        }
+        let (status, bidder) = self
+            .api
+            .call("POST", "/v1/bidders", Some(&self.bidder_key), Some(body))
+            .await;
+        assert_eq!(status, 201, "{bidder}");
+        str_field(&bidder, "id")
+    }
+
+    /// A target of `bidder_id` ringing `port` on loopback.
+    pub async fn target_of(&self, bidder_id: &str, port: u16, fields: serde_json::Value) -> String {
+        let path = format!("/v1/bidders/{bidder_id}/targets");
         let mut body = json!({"uri": format!("sip:sales@127.0.0.1:{port}")});
         if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
             body.extend(fields.clone());

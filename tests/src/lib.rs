@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod bid_endpoint;
 pub mod call_lab;
 
 use host::policy::model::{CallFacts, CallTime, Geography, Header};

@@ -8,6 +8,7 @@
 //! in [`Ledger`], which also takes them atomically when a target rings.
 
 pub mod ledger;
+pub mod real_time;
 pub mod schedule;
 
 use std::cmp::Reverse;

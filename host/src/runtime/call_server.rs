@@ -11,10 +11,13 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::call_services::CallServices;
+use super::call_services::{CallServices, Gathering};
+use super::real_time_bids::{RealTimeAnswer, RealTimeBids};
 use super::sip_endpoint::{TcpConnections, lost, send_to};
 use super::{DatagramLoss, SipSockets};
-use crate::b2bua::{Finished, Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
+use crate::b2bua::{
+    AuctionRequest, Finished, Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work,
+};
 use crate::clock;
 use crate::sip::{MAX_MESSAGE_BYTES, inspect, inspect_parsed};
 
@@ -60,6 +63,12 @@ pub async fn serve_calls(
     let mut connections = TcpConnections::new(sockets.tcp_idle);
     let (to_recorder, finished) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record(services.clone(), finished));
+    let (concluded, mut concluding) = mpsc::unbounded_channel();
+    let side = Side {
+        recorder: to_recorder,
+        real_time: RealTimeBids::new(),
+        concluded,
+    };
     let mut reported_active = usize::MAX;
     let mut stopping: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
@@ -95,7 +104,7 @@ pub async fn serve_calls(
                 if !lost(&mut sockets.loss) {
                     let message = inspect(&buffer[..length], &caps, &to_tag);
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &to_recorder).await;
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
                 }
                 for _ in 1..UDP_BATCH {
                     let Ok((length, source)) = sockets.udp.try_recv_from(&mut buffer) else {
@@ -108,7 +117,7 @@ pub async fn serve_calls(
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
                     // Each datagram's consequences go out before the next is
                     // read: a call's post-dial delay never waits for a batch.
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &to_recorder).await;
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
                 }
             }
             accepted = accept => {
@@ -121,6 +130,10 @@ pub async fn serve_calls(
                 switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Tcp(id));
             }
             () = sleep => switch.handle_timeout(clock::now()),
+            Some(auction) = concluding.recv() => {
+                let tree = services.conclude(&auction.request, auction.gathering, auction.answers);
+                switch.handle_input(clock::now(), auction.call, Input::Auctioned(Box::new(tree)));
+            }
         }
         pump(
             &mut switch,
@@ -128,7 +141,7 @@ pub async fn serve_calls(
             &sockets.udp,
             &connections,
             &mut sockets.loss,
-            &to_recorder,
+            &side,
         )
         .await;
         let active = switch.active_calls();
@@ -146,9 +159,25 @@ pub async fn serve_calls(
     }
     drop(connections);
     // The recorder stores what is queued, then ends with its channel.
-    drop(to_recorder);
+    drop(side);
     let _ = recorder.await;
     Ok(switch.stats())
+}
+
+/// What the loop hands work to, beside itself: the recorder, and the
+/// real-time bid requests of auctions that wait for them.
+struct Side {
+    recorder: mpsc::UnboundedSender<Box<Finished>>,
+    real_time: RealTimeBids,
+    concluded: mpsc::UnboundedSender<Concluding>,
+}
+
+/// An auction whose real-time answers are in (or late): the loop concludes it.
+struct Concluding {
+    call: u64,
+    request: AuctionRequest,
+    gathering: Gathering,
+    answers: Vec<RealTimeAnswer>,
 }
 
 /// Sends what the switch has to send, and does the work it asks for —
@@ -159,7 +188,7 @@ async fn pump(
     udp: &UdpSocket,
     connections: &TcpConnections,
     loss: &mut Option<DatagramLoss>,
-    recorder: &mpsc::UnboundedSender<Box<Finished>>,
+    side: &Side,
 ) {
     loop {
         while let Some(transmit) = switch.poll_transmit() {
@@ -187,11 +216,32 @@ async fn pump(
                 switch.handle_input(clock::now(), call, Input::Scored(scored));
             }
             Work::Auction { call, request } => {
-                let tree = services.auction(&request);
-                switch.handle_input(clock::now(), call, Input::Auctioned(Box::new(tree)));
+                let deadline = tokio::time::Instant::now()
+                    + Duration::from_millis(u64::from(request.scoring.campaign.auction_timeout_ms));
+                let gathering = services.gather(&request);
+                if gathering.real_time.is_empty() {
+                    let tree = services.conclude(&request, gathering, Vec::new());
+                    switch.handle_input(clock::now(), call, Input::Auctioned(Box::new(tree)));
+                } else {
+                    // The call waits in its routing phase; the loop goes on.
+                    let (real_time, concluded) = (side.real_time.clone(), side.concluded.clone());
+                    tokio::spawn(async move {
+                        let bidders = gathering.real_time.clone();
+                        let floor = request.scoring.campaign.floor_price_micros;
+                        let answers = real_time
+                            .ask(bidders, &gathering.offer, floor, deadline)
+                            .await;
+                        let _ = concluded.send(Concluding {
+                            call,
+                            request,
+                            gathering,
+                            answers,
+                        });
+                    });
+                }
             }
             Work::Record(finished) => {
-                let _ = recorder.send(finished);
+                let _ = side.recorder.send(finished);
             }
         }
     }

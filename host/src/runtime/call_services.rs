@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::RealTimeAnswer;
+use crate::auction::real_time::{Answer, Failure};
 use crate::auction::{self, DropReason, Ledger, Offer, Source};
 use crate::b2bua::{
     AuctionRequest, DEFAULT_QUALITY, Finished, Ring, RingTree, ScoreRequest, Scored, Scoring,
@@ -169,13 +171,6 @@ impl CallServices {
         traces
     }
 
-    /// The auction of one call, all sources at once: for callers that have
-    /// no real-time bidders to wait for.
-    pub fn auction(&self, request: &AuctionRequest) -> RingTree {
-        let gathering = self.gather(request);
-        self.conclude(request, gathering, Vec::new())
-    }
-
     /// The bids the host has at hand: the campaign's static bids and its
     /// bidders' strategy modules; and which bidders to ask in real time.
     pub fn gather(&self, request: &AuctionRequest) -> Gathering {
@@ -264,17 +259,65 @@ impl CallServices {
             .map(|t| t.id)
     }
 
-    /// Eligibility over every bid gathered (and `real_time` ones), the
+    /// Eligibility over every bid gathered and answered in real time, the
     /// selector's order, the floor price; the ring tree.
     pub fn conclude(
         &self,
         request: &AuctionRequest,
         gathering: Gathering,
-        real_time: Vec<Bid>,
+        answers: Vec<RealTimeAnswer>,
     ) -> RingTree {
         let campaign = &request.scoring.campaign;
         let mut bids = gathering.bids;
-        bids.extend(real_time.into_iter().map(|b| (b, Source::RealTime)));
+        let mut traces: Vec<BidTrace> = Vec::new();
+        for (bidder, answer) in answers {
+            let result = match &answer {
+                Ok(Answer::Bid { .. }) => "bid",
+                Ok(Answer::Declined(_)) => "declined",
+                Err(Failure::Late) => "late",
+                Err(Failure::Malformed(_)) => "malformed",
+                Err(_) => "error",
+            };
+            self.metrics.inc(
+                "plugboard_rtb_answers_total",
+                vec![("bidder", bidder.id.clone()), ("result", result.to_owned())],
+            );
+            let mut bid = Bid {
+                id: format!("{}:rtb", bidder.id),
+                tenant_id: bidder.tenant_id.clone(),
+                bidder_id: bidder.id.clone(),
+                campaign_id: campaign.id.clone(),
+                time_zone: "UTC".to_owned(),
+                created_at: request.received_at_ms.div_euclid(1000),
+                ..Bid::default()
+            };
+            match answer {
+                Ok(Answer::Bid {
+                    amount_micros,
+                    target_id,
+                    min_duration_s,
+                }) => {
+                    bid.amount_micros = amount_micros;
+                    bid.target_id = target_id
+                        .or_else(|| self.first_target(&bidder.id))
+                        .unwrap_or_default();
+                    bid.min_duration_s = min_duration_s.unwrap_or(DEFAULT_MIN_DURATION_S);
+                    bids.push((bid, Source::RealTime));
+                }
+                Ok(Answer::Declined(_)) => traces.push(bid_trace(
+                    &bid,
+                    Source::RealTime,
+                    "ineligible",
+                    Some("rtb_declined"),
+                )),
+                Err(failure) => traces.push(bid_trace(
+                    &bid,
+                    Source::RealTime,
+                    "ineligible",
+                    Some(failure.code()),
+                )),
+            }
+        }
         let mut targets: HashMap<String, Target> = HashMap::new();
         for (bid, _) in &bids {
             if !targets.contains_key(&bid.target_id)
@@ -297,7 +340,6 @@ impl CallServices {
         let mut policies = gathering.policies;
         self.select(request, &mut outcome, &mut policies);
         auction::enforce_floor(&mut outcome, campaign.floor_price_micros);
-        let mut traces: Vec<BidTrace> = Vec::new();
         for entry in &outcome.ranked {
             traces.push(bid_trace(&entry.bid, entry.source, "lost", None));
         }

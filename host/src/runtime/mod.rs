@@ -3,12 +3,14 @@
 
 mod call_server;
 mod call_services;
+mod real_time_bids;
 mod serve;
 mod sip_endpoint;
 mod sip_uac;
 
 pub use call_server::{advertised, serve_calls};
-pub use call_services::{CallServices, resolve_uri};
+pub use call_services::{CallServices, Gathering, resolve_uri};
+pub use real_time_bids::{RealTimeAnswer, RealTimeBids};
 pub use serve::{Host, ServeError, bootstrap, serve};
 pub use sip_endpoint::{
     DatagramLoss, EndpointStats, SipSockets, TransactionUser, serve_sip, serve_udp,
