@@ -3,6 +3,7 @@
 //! records they were computed from.
 
 use serde_json::json;
+use tests::call_lab::CallLab;
 use tests::{TestApi, call_record, str_field};
 
 struct Setup {
@@ -282,4 +283,80 @@ async fn marketplace_figures_match_the_call_records() {
         .call("GET", "/v1/marketplace", Some(&s.marketer), None)
         .await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marketplace_figures_of_real_calls_match_their_records() {
+    let lab = CallLab::start().await;
+    let answering = lab.buyer("buyer_answers", 3).await;
+    let busy = lab.buyer("buyer_busy", 2).await;
+    let answering_target = lab.target(answering.port, 20, 10).await;
+    let busy_target = lab.target(busy.port, 20, 10).await;
+    let answering_bid = lab
+        .bid_on(&lab.campaign_id, &answering_target, 20_000_000, 0, 1)
+        .await;
+    // Two calls talk over a second (billable), one hangs up at once (not).
+    lab.carrier("caller_hangs_up", 2, &["-d", "1100", "-l", "1"])
+        .await
+        .assert_ok();
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    answering.finish().await.assert_ok();
+    // Then the only bid is a busy target's: two calls routed, not answered.
+    let (status, _) = lab
+        .api
+        .call(
+            "DELETE",
+            &format!("/v1/bids/{answering_bid}"),
+            Some(&lab.bidder_key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    lab.bid(&busy_target, 20_000_000, 0).await;
+    lab.carrier("caller_refused", 2, &["-l", "1"])
+        .await
+        .assert_ok();
+    busy.finish().await.assert_ok();
+    lab.wait_for_records(5).await;
+
+    // The records, as the marketer reads them…
+    let (status, listed) = lab
+        .api
+        .call("GET", "/v1/calls", Some(&lab.marketer_key), None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let calls = listed["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), 5);
+    let answered: Vec<&serde_json::Value> = calls
+        .iter()
+        .filter(|c| c["outcome"] == "answered")
+        .collect();
+    let billable = answered.iter().filter(|c| c["billable"] == true).count();
+    let talk: f64 = answered
+        .iter()
+        .map(|c| c["duration_s"].as_f64().expect("duration"))
+        .sum();
+    let mut histogram = [0u64; 10];
+    for call in calls {
+        let quality = call["quality"].as_u64().expect("quality");
+        histogram[usize::try_from((quality / 10).min(9)).expect("small")] += 1;
+    }
+    assert_eq!((answered.len(), billable), (3, 2));
+
+    // … and the marketplace the bidder reads, computed from them.
+    let (status, market) = lab
+        .api
+        .call("GET", "/v1/marketplace", Some(&lab.bidder_key), None)
+        .await;
+    assert_eq!(status, 200, "{market}");
+    let solar = &market[0];
+    assert_eq!(solar["campaign_id"], json!(lab.campaign_id));
+    assert_eq!(solar["calls"], json!(5));
+    assert_eq!(solar["quality_histogram"], json!(histogram));
+    assert_eq!(solar["answer_rate"], json!(3.0 / 5.0));
+    assert_eq!(solar["average_duration_s"], json!(talk / 3.0));
+    assert_eq!(solar["conversion_rate"], json!(2.0 / 3.0));
+    lab.stop().await;
 }

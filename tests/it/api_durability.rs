@@ -221,3 +221,91 @@ fn sigkill_during_writes_loses_no_acknowledged_write() {
     child.kill().expect("stop");
     child.wait().expect("reaped");
 }
+
+#[tokio::test]
+async fn caps_count_the_calls_answered_before_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = TestApi::at(dir.path()).await;
+    let (_, mk) = api.tenant("acme", "marketer").await;
+    let (_, buyer) = api.tenant("buyer", "bidder").await;
+    let c = api
+        .campaign(&mk, json!({"name": "solar", "numbers": ["+18005550100"]}))
+        .await;
+    let (_, bidder) = api
+        .call(
+            "POST",
+            "/v1/bidders",
+            Some(&buyer),
+            Some(json!({"name": "b"})),
+        )
+        .await;
+    let (_, target) = api
+        .call(
+            "POST",
+            &format!("/v1/bidders/{}/targets", str_field(&bidder, "id")),
+            Some(&buyer),
+            Some(json!({"uri": "sip:a@127.0.0.1"})),
+        )
+        .await;
+    let (status, bid) = api
+        .call(
+            "POST",
+            "/v1/bids",
+            Some(&buyer),
+            Some(
+                json!({"campaign_id": str_field(&c, "id"), "target_id": str_field(&target, "id"),
+                "amount_micros": 10_000_000, "daily_cap": 2, "time_zone": "America/Denver"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{bid}");
+    let store = &api.state.store;
+    let (bid, target) = (
+        store
+            .bid(&str_field(&bid, "id"))
+            .expect("read")
+            .expect("bid"),
+        store
+            .target(&str_field(&target, "id"))
+            .expect("read")
+            .expect("target"),
+    );
+    let campaign = store
+        .campaign(&str_field(&c, "id"))
+        .expect("read")
+        .expect("campaign");
+    let winner = host::store::Winner {
+        bid_id: bid.id.clone(),
+        bidder_id: bid.bidder_id.clone(),
+        tenant_id: bid.tenant_id.clone(),
+        target_id: target.id.clone(),
+        amount_micros: bid.amount_micros,
+    };
+    let now = host::clock::unix_now();
+    for id in ["one", "two"] {
+        let record = tests::call_record(
+            id,
+            &campaign,
+            "+14155550123",
+            now * 1000,
+            60,
+            Some(winner.clone()),
+            120,
+        );
+        store.record_call(&record).expect("stored");
+    }
+    let operator = api.operator_key.clone();
+    api.state.store.flush().expect("flush");
+    drop(api);
+
+    let restarted = TestApi::open(dir.path(), operator).await;
+    assert_eq!(
+        restarted
+            .state
+            .ledger
+            .check(&bid, &target, now)
+            .map_err(|r| r.code()),
+        Err("daily_cap_reached"),
+        "the two calls of today count after the restart"
+    );
+}

@@ -270,6 +270,30 @@ impl Ledger {
         (Ok(hold), resumed)
     }
 
+    /// Counts a call `bid` took at `at` before the node started (from its
+    /// stored record), so that caps hold across restarts.
+    pub fn restore(&self, bid: &Bid, at: i64, billable: bool) {
+        let mut state = self.lock();
+        let usage = state.usage.entry(bid.id.clone()).or_default();
+        for period in Period::ALL {
+            let key = period_key(period, &bid.time_zone, at);
+            let bucket = &mut usage[period.index()];
+            if bucket.key > key {
+                continue;
+            }
+            if bucket.key < key {
+                *bucket = Bucket {
+                    key,
+                    ..Bucket::default()
+                };
+            }
+            bucket.calls += 1;
+            if billable {
+                bucket.payout_micros = bucket.payout_micros.saturating_add(bid.amount_micros);
+            }
+        }
+    }
+
     /// The target answered: its run of misses is over.
     pub fn answered(&self, hold: &Hold) {
         let mut state = self.lock();

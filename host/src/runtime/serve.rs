@@ -2,6 +2,7 @@
 //! example policies on first start, serve the HTTP API until SIGTERM/SIGINT,
 //! then flush the store.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiState};
+use crate::auction::Ledger;
 use crate::b2bua::SwitchConfig;
 use crate::clock;
 use crate::config::Config;
@@ -16,7 +18,7 @@ use crate::lifecycle::{DeploymentSpec, PolicyLifecycle};
 use crate::metrics::Metrics;
 use crate::policy::model::World;
 use crate::policy::{ArtifactCache, EngineError, FailureMode, PolicyEngine, PolicyRegistry};
-use crate::store::{Policy, Role, Store, StoreError, Tenant};
+use crate::store::{Bid, CallFilter, CallOutcome, Policy, Role, Store, StoreError, Tenant};
 use crate::transaction::Timers;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,18 +76,56 @@ impl Host {
         ));
         let restored = policies.restore().await?;
         tracing::info!(restored, "policy deployments restored");
+        let ledger = Arc::new(Ledger::new());
+        let restored = restore_caps(&store, &ledger)?;
+        tracing::info!(calls = restored, "cap usage restored from call records");
         let state = ApiState {
             store,
             policies,
             metrics: Arc::new(Metrics::new()),
             dni_pools: Arc::default(),
-            ledger: Arc::default(),
+            ledger,
         };
         if let Some(dir) = &config.example_policies {
             load_examples(&state, dir).await?;
         }
         Ok(Host { state })
     }
+}
+
+/// Counts into `ledger` the answered calls of the last month (the longest
+/// cap period) of bids with caps, so caps hold across a restart; the calls.
+fn restore_caps(store: &Store, ledger: &Ledger) -> Result<usize, ServeError> {
+    let capped: HashMap<String, Bid> = store
+        .bids()?
+        .into_iter()
+        .filter(|bid| crate::auction::ledger::caps_of(bid).next().is_some())
+        .map(|bid| (bid.id.clone(), bid))
+        .collect();
+    if capped.is_empty() {
+        return Ok(0);
+    }
+    let filter = CallFilter {
+        outcome: Some(CallOutcome::Answered),
+        since_ms: Some((crate::clock::unix_now() - 32 * 86_400) * 1000),
+        ..CallFilter::default()
+    };
+    let mut restored = 0;
+    for call in store.calls(&filter, |_| true, None, usize::MAX)?.calls {
+        let Some(bid) = call.winner.as_ref().and_then(|w| capped.get(&w.bid_id)) else {
+            continue;
+        };
+        // Counted when its target rang: the answered leg's start.
+        let rang_at_ms = call
+            .trace
+            .legs
+            .iter()
+            .find(|leg| leg.result == "answered")
+            .map_or(call.received_at_ms, |leg| leg.started_at_ms);
+        ledger.restore(bid, rang_at_ms.div_euclid(1000), call.billable);
+        restored += 1;
+    }
+    Ok(restored)
 }
 
 const SYSTEM_TENANT: &str = "tnt_plugboard";
