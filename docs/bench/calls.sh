@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Calls per second: SIPp (carrier) → system under test → SIPp (buyer), for
-# Plugboard (the example scorer on every call, 10 static bids) and for
+# Plugboard (the example scorer on every call, 10 static bids, and with
+# POLICIES=all — the default — 10 bidder strategy modules and the example
+# selector too) and for
 # Kamailio as a plain stateful proxy (tm + rr), in the same run, with the
 # same SIPp settings. Each rate runs STEP_S seconds of calls; the highest rate
 # with zero failed calls counts. Then Plugboard runs at half its highest rate
@@ -9,7 +11,7 @@
 #
 # Needs sipp, kamailio, curl, jq (apt-get install -y sip-tester kamailio jq).
 # Usage: docs/bench/calls.sh   (RATES="500 1000 …", STEP_S=5, KAMAILIO_CHILDREN=1,
-# SKIP_KAMAILIO=1 and KEEP=1 — keep the logs — change what it does)
+# SKIP_KAMAILIO=1, POLICIES=scorer and KEEP=1 — keep the logs — change what it does)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -60,6 +62,25 @@ UPLOAD=$(curl -sf -X POST "$API/policies?world=scorer" -H "Authorization: Bearer
 POLICY=$(echo "$UPLOAD" | jq -r .id)
 post PUT "/policies/$POLICY/deployment" "$MK" "{\"active\":\"$(echo "$UPLOAD" | jq -r .version)\"}" > /dev/null
 post PUT "/campaigns/$CID" "$MK" "{\"scorer_policy_id\":\"$POLICY\"}" > /dev/null
+POLICIES=${POLICIES:-all}
+if [ "$POLICIES" = all ]; then
+  # Ten bidders bidding through the example strategy module (one upload),
+  # each with its own target, and the example selector on the campaign.
+  UPLOAD=$(curl -sf -X POST "$API/policies?world=bidder" -H "Authorization: Bearer $BK" \
+    --data-binary @target/policies/state-hour-bidder.wasm)
+  MODULE=$(echo "$UPLOAD" | jq -r .id)
+  post PUT "/policies/$MODULE/deployment" "$BK" "{\"active\":\"$(echo "$UPLOAD" | jq -r .version)\"}" > /dev/null
+  for i in $(seq 1 10); do
+    MB=$(post POST /bidders "$BK" "{\"name\":\"Module $i\",\"strategy_policy_id\":\"$MODULE\"}" | jq -r .id)
+    post POST "/bidders/$MB/targets" "$BK" \
+      "{\"uri\":\"sip:module$i@127.0.0.1:$BUYER_PORT\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" > /dev/null
+  done
+  UPLOAD=$(curl -sf -X POST "$API/policies?world=selector" -H "Authorization: Bearer $MK" \
+    --data-binary @target/policies/answer-rate-selector.wasm)
+  SELECTOR=$(echo "$UPLOAD" | jq -r .id)
+  post PUT "/policies/$SELECTOR/deployment" "$MK" "{\"active\":\"$(echo "$UPLOAD" | jq -r .version)\"}" > /dev/null
+  post PUT "/campaigns/$CID" "$MK" "{\"selector_policy_id\":\"$SELECTOR\"}" > /dev/null
+fi
 [ -n "${SETUP_ONLY:-}" ] && { echo "plugboard pid $PB_PID"; sleep 100000; }
 
 # Kamailio with the same buyer.
@@ -127,7 +148,7 @@ PDD=$(quantiles "$WORK/before.txt" "$WORK/after.txt")
 CPU=$(ps -o cputime= -p $PB_PID)
 echo
 echo "highest rate with zero failed calls (steps of ${STEP_S}s: $RATES)"
-echo "  plugboard  $PB_BEST calls/s  (example scorer on every call, 10 static bids)"
+echo "  plugboard  $PB_BEST calls/s  (policies: $POLICIES)"
 echo "  kamailio   $KAM_BEST calls/s  (tm + rr, children=$KAMAILIO_CHILDREN)"
 python3 -c "print('  ratio      %.2fx' % ($PB_BEST / max($KAM_BEST, 1)))"
 echo "post-dial delay added by Plugboard at $HALF calls/s: $PDD"

@@ -200,8 +200,14 @@ impl CallServices {
             bids: Vec::new(),
             policies: Vec::new(),
         };
+        let mut first_targets = FirstTargets::default();
         for bidder in bidders.iter().filter(|b| b.strategy_policy_id.is_some()) {
-            if let Some(bid) = self.module_bid(bidder, &gathering.offer, &mut gathering.policies) {
+            if let Some(mut bid) =
+                self.module_bid(bidder, &gathering.offer, &mut gathering.policies)
+            {
+                if bid.target_id.is_empty() {
+                    bid.target_id = first_targets.of(&self.store, &bidder.id);
+                }
                 bids.push((bid, Source::Module));
             }
         }
@@ -233,10 +239,7 @@ impl CallServices {
             tenant_id: bidder.tenant_id.clone(),
             bidder_id: bidder.id.clone(),
             campaign_id: offer.campaign_id.clone(),
-            target_id: decision
-                .target_id
-                .or_else(|| self.first_target(&bidder.id))
-                .unwrap_or_default(),
+            target_id: decision.target_id.unwrap_or_default(),
             amount_micros: decision.amount_micros,
             min_duration_s: decision
                 .min_duration_seconds
@@ -246,17 +249,6 @@ impl CallServices {
             created_at: offer.time.unix_seconds,
             ..Bid::default()
         })
-    }
-
-    /// The bidder's oldest target: where its bids ring when they name none.
-    fn first_target(&self, bidder_id: &str) -> Option<String> {
-        self.store
-            .targets()
-            .ok()?
-            .into_iter()
-            .filter(|t| t.bidder_id == bidder_id)
-            .min_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)))
-            .map(|t| t.id)
     }
 
     /// Eligibility over every bid gathered and answered in real time, the
@@ -270,6 +262,7 @@ impl CallServices {
         let campaign = &request.scoring.campaign;
         let mut bids = gathering.bids;
         let mut traces: Vec<BidTrace> = Vec::new();
+        let mut first_targets = FirstTargets::default();
         for (bidder, answer) in answers {
             let result = match &answer {
                 Ok(Answer::Bid { .. }) => "bid",
@@ -298,9 +291,8 @@ impl CallServices {
                     min_duration_s,
                 }) => {
                     bid.amount_micros = amount_micros;
-                    bid.target_id = target_id
-                        .or_else(|| self.first_target(&bidder.id))
-                        .unwrap_or_default();
+                    bid.target_id =
+                        target_id.unwrap_or_else(|| first_targets.of(&self.store, &bidder.id));
                     bid.min_duration_s = min_duration_s.unwrap_or(DEFAULT_MIN_DURATION_S);
                     bids.push((bid, Source::RealTime));
                 }
@@ -468,6 +460,32 @@ impl CallServices {
         if let Err(error) = self.store.record_calls(&records) {
             tracing::error!(%error, calls = records.len(), "call records not stored");
         }
+    }
+}
+
+/// Each bidder's oldest target — where its bids ring when they name none —
+/// read from the store once per auction, when first needed.
+#[derive(Default)]
+struct FirstTargets(Option<HashMap<String, Target>>);
+
+impl FirstTargets {
+    fn of(&mut self, store: &Store, bidder_id: &str) -> String {
+        let oldest = self.0.get_or_insert_with(|| {
+            let mut oldest: HashMap<String, Target> = HashMap::new();
+            for target in store.targets().unwrap_or_default() {
+                let older = oldest
+                    .get(&target.bidder_id)
+                    .is_none_or(|o| (target.created_at, &target.id) < (o.created_at, &o.id));
+                if older {
+                    oldest.insert(target.bidder_id.clone(), target);
+                }
+            }
+            oldest
+        });
+        oldest
+            .get(bidder_id)
+            .map(|t| t.id.clone())
+            .unwrap_or_default()
     }
 }
 
