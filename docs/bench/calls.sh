@@ -46,7 +46,10 @@ target/release/plugboard serve --data-dir "$WORK/pb" --http-listen 127.0.0.1:$HT
 PIDS+=($!)
 PB_PID=$!
 API=http://127.0.0.1:$HTTP_PORT/v1
-until curl -sf http://127.0.0.1:$HTTP_PORT/healthz > /dev/null; do sleep 0.1; done
+until curl -sf http://127.0.0.1:$HTTP_PORT/healthz > /dev/null; do
+  kill -0 $PB_PID 2>/dev/null || { cat "$WORK/plugboard.log"; exit 1; }
+  sleep 0.1
+done
 post() { curl -sf -X "$1" "$API$2" -H "Authorization: Bearer $3" -H 'Content-Type: application/json' -d "$4"; }
 MK=$(post POST /tenants "$OP" '{"name":"acme","role":"marketer"}' | jq -r .api_key)
 BK=$(post POST /tenants "$OP" '{"name":"buyer","role":"bidder"}' | jq -r .api_key)

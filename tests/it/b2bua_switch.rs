@@ -246,6 +246,7 @@ fn scoring() -> Scoring {
         policies: vec![],
         attribution: vec![],
         call: host::policy::model::CallFacts::default(),
+        history: host::policy::model::CallerHistory::default(),
     }
 }
 

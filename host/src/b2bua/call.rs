@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::auction::Ledger;
 use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
 use crate::dialog::{Dialog, DialogState};
-use crate::policy::model::CallFacts;
+use crate::policy::model::{CallFacts, CallerHistory};
 use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};
 use crate::store::{
     Bid, BidTrace, CallOutcome, CallRecord, Campaign, DecisionTrace, LegTrace, PolicyTrace, Target,
@@ -94,6 +94,9 @@ pub struct Scoring {
     pub attribution: Vec<(String, String)>,
     /// The call as the scorer saw it; the selector sees it too.
     pub call: CallFacts,
+    /// The caller's past before this call, read once for every rule and
+    /// policy that asks.
+    pub history: CallerHistory,
 }
 
 /// What the shell asks of the auction step.

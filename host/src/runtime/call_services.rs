@@ -22,7 +22,9 @@ use crate::policy::model::{
     TargetStats,
 };
 use crate::policy::{FailureMode, InvocationContext, PolicyKv, Run};
-use crate::store::{Bid, BidTrace, Bidder, CallOutcome, NumberOwner, PolicyTrace, Store, Target};
+use crate::store::{
+    Bid, BidTrace, Bidder, CallOutcome, Market, NumberOwner, PolicyTrace, Store, Target,
+};
 
 /// Headers a scorer sees at most (a hostile INVITE may carry hundreds).
 const MAX_SCORED_HEADERS: usize = 64;
@@ -98,6 +100,7 @@ impl CallServices {
             attribution: attribution.clone(),
         };
         let mut scoring = Scoring {
+            history: self.history(&caller),
             call: facts,
             campaign,
             called,
@@ -113,7 +116,7 @@ impl CallServices {
             .and_then(|id| Some((id.to_owned(), self.policies.registry().get(id)?)));
         if let Some((policy_id, deployment)) = deployment {
             let ctx = InvocationContext {
-                history: self.history(&caller),
+                history: scoring.history,
                 kv: self.store.clone() as Arc<dyn PolicyKv>,
                 kv_namespace: policy_id.clone(),
             };
@@ -135,6 +138,15 @@ impl CallServices {
             }
         }
         Scored::Campaign(Box::new(scoring))
+    }
+
+    /// Bids, bidders and targets; none (so the fallback, or 480) when the
+    /// store fails, which is logged.
+    fn market(&self) -> Arc<Market> {
+        self.store.market().unwrap_or_else(|error| {
+            tracing::error!(%error, "market not readable");
+            Arc::default()
+        })
     }
 
     /// The caller's past as policies see it (the `caller-history` import).
@@ -175,19 +187,16 @@ impl CallServices {
     /// bidders' strategy modules; and which bidders to ask in real time.
     pub fn gather(&self, request: &AuctionRequest) -> Gathering {
         let campaign = &request.scoring.campaign;
-        let mut bids: Vec<(Bid, Source)> = self
-            .store
-            .bids()
-            .unwrap_or_default()
-            .into_iter()
+        let market = self.market();
+        let mut bids: Vec<(Bid, Source)> = market
+            .bids
+            .iter()
             .filter(|b| b.campaign_id == campaign.id)
-            .map(|b| (b, Source::Static))
+            .map(|b| (b.clone(), Source::Static))
             .collect();
-        let bidders: Vec<Bidder> = self
-            .store
-            .bidders()
-            .unwrap_or_default()
-            .into_iter()
+        let bidders: Vec<&Bidder> = market
+            .bidders
+            .iter()
             .filter(|b| campaign.bidder_access.allows(&b.tenant_id))
             .collect();
         let mut gathering = Gathering {
@@ -195,7 +204,7 @@ impl CallServices {
             real_time: bidders
                 .iter()
                 .filter(|b| b.rtb_url.is_some())
-                .cloned()
+                .map(|b| (*b).clone())
                 .collect(),
             bids: Vec::new(),
             policies: Vec::new(),
@@ -206,7 +215,7 @@ impl CallServices {
                 self.module_bid(bidder, &gathering.offer, &mut gathering.policies)
             {
                 if bid.target_id.is_empty() {
-                    bid.target_id = first_targets.of(&self.store, &bidder.id);
+                    bid.target_id = first_targets.of(&market, &bidder.id);
                 }
                 bids.push((bid, Source::Module));
             }
@@ -260,6 +269,7 @@ impl CallServices {
         answers: Vec<RealTimeAnswer>,
     ) -> RingTree {
         let campaign = &request.scoring.campaign;
+        let market = self.market();
         let mut bids = gathering.bids;
         let mut traces: Vec<BidTrace> = Vec::new();
         let mut first_targets = FirstTargets::default();
@@ -292,7 +302,7 @@ impl CallServices {
                 }) => {
                     bid.amount_micros = amount_micros;
                     bid.target_id =
-                        target_id.unwrap_or_else(|| first_targets.of(&self.store, &bidder.id));
+                        target_id.unwrap_or_else(|| first_targets.of(&market, &bidder.id));
                     bid.min_duration_s = min_duration_s.unwrap_or(DEFAULT_MIN_DURATION_S);
                     bids.push((bid, Source::RealTime));
                 }
@@ -313,20 +323,17 @@ impl CallServices {
         let mut targets: HashMap<String, Target> = HashMap::new();
         for (bid, _) in &bids {
             if !targets.contains_key(&bid.target_id)
-                && let Ok(Some(target)) = self.store.target(&bid.target_id)
+                && let Some(target) = market.targets.get(&bid.target_id)
                 // A bid may only ring its own bidder's targets.
                 && target.bidder_id == bid.bidder_id
             {
-                targets.insert(target.id.clone(), target);
+                targets.insert(target.id.clone(), target.clone());
             }
         }
         let offer = Offer {
             quality: request.scoring.quality,
             at_unix_seconds: request.received_at_ms.div_euclid(1000),
-            caller_last_seen: normalize_e164(&request.caller)
-                .ok()
-                .and_then(|caller| self.store.caller_stats(&caller).ok())
-                .and_then(|stats| stats.last_seen_unix_seconds),
+            caller_last_seen: request.scoring.history.last_seen_unix_seconds,
         };
         let mut outcome = auction::run(bids, &targets, &self.ledger, &offer);
         let mut policies = gathering.policies;
@@ -403,7 +410,7 @@ impl CallServices {
             })
             .collect();
         let ctx = InvocationContext {
-            history: self.history(&scoring.call.caller),
+            history: scoring.history,
             kv: self.store.clone() as Arc<dyn PolicyKv>,
             kv_namespace: policy_id.to_owned(),
         };
@@ -464,20 +471,20 @@ impl CallServices {
 }
 
 /// Each bidder's oldest target — where its bids ring when they name none —
-/// read from the store once per auction, when first needed.
+/// found once per auction, when first needed.
 #[derive(Default)]
-struct FirstTargets(Option<HashMap<String, Target>>);
+struct FirstTargets<'a>(Option<HashMap<&'a str, &'a Target>>);
 
-impl FirstTargets {
-    fn of(&mut self, store: &Store, bidder_id: &str) -> String {
+impl<'a> FirstTargets<'a> {
+    fn of(&mut self, market: &'a Market, bidder_id: &str) -> String {
         let oldest = self.0.get_or_insert_with(|| {
-            let mut oldest: HashMap<String, Target> = HashMap::new();
-            for target in store.targets().unwrap_or_default() {
+            let mut oldest: HashMap<&str, &Target> = HashMap::new();
+            for target in market.targets.values() {
                 let older = oldest
-                    .get(&target.bidder_id)
+                    .get(target.bidder_id.as_str())
                     .is_none_or(|o| (target.created_at, &target.id) < (o.created_at, &o.id));
                 if older {
-                    oldest.insert(target.bidder_id.clone(), target);
+                    oldest.insert(&target.bidder_id, target);
                 }
             }
             oldest

@@ -71,6 +71,7 @@ impl Store {
                 }
                 Ok(())
             })?;
+        self.market_changed();
         Ok(true)
     }
 

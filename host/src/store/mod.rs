@@ -11,6 +11,7 @@
 //! key-value stores, `<namespace>\0<key>` → bytes).
 
 mod bidding;
+pub use bidding::Market;
 mod calls;
 mod campaigns;
 mod codec;
@@ -137,6 +138,9 @@ pub struct Store {
     call_index: sled::Tree,
     policy_kv: sled::Tree,
     caller_history: Keyspace,
+    /// Bumped after each write of a bidder, target or bid.
+    market_generation: std::sync::atomic::AtomicU64,
+    market: std::sync::Mutex<Option<(u64, std::sync::Arc<bidding::Market>)>>,
 }
 
 /// A page of call records and where the next one starts.
@@ -220,6 +224,8 @@ impl Store {
             call_index: db.open_tree("call_index")?,
             policy_kv: db.open_tree("policy_kv")?,
             caller_history: Keyspace::open(&db, "caller_history")?,
+            market_generation: std::sync::atomic::AtomicU64::new(0),
+            market: std::sync::Mutex::new(None),
             db,
         })
     }
