@@ -313,3 +313,34 @@ async fn real_time_bids_in_time_can_win_and_late_or_malformed_ones_are_dropped_a
     }
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_hangs_up_while_bidders_are_asked_is_never_routed() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_answers", 1).await;
+    let slow = BidEndpoint::start(
+        Duration::from_millis(1500),
+        200,
+        r#"{"bid_amount_micros": 30000000}"#,
+    )
+    .await;
+    let bidder = lab.new_bidder("Slow", json!({"rtb_url": slow.url})).await;
+    let target = lab.target_of(&bidder, buyer.port, json!({})).await;
+    lab.update_campaign(json!({"early_ringback": true, "auction_timeout_ms": 3000}))
+        .await;
+
+    // 180 at once (early ringback), CANCEL 300 ms later: 487.
+    lab.carrier("caller_cancels", 1, &[]).await.assert_ok();
+    let record = lab.wait_for_records(1).await[0].clone();
+    assert_eq!(record.outcome, host::store::CallOutcome::Abandoned);
+    assert!(record.trace.legs.is_empty(), "{:?}", record.trace.legs);
+    // The answer comes in after the caller left: nobody rings.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(slow.received().len(), 1, "the bidder was asked");
+    assert!(
+        buyer.kill().await.is_empty(),
+        "nothing rang after the caller left"
+    );
+    assert_eq!(lab.ledger.active(&target), 0);
+    lab.stop().await;
+}
