@@ -469,6 +469,18 @@ async fn health_metrics_and_openapi_are_served() {
     }
     let (status, openapi) = api.call("GET", "/v1/openapi.json", None, None).await;
     assert_eq!(status, 200);
+    for schema in [
+        "TargetView",
+        "TargetStatus",
+        "Bid",
+        "BidTrace",
+        "TargetEventTrace",
+    ] {
+        assert!(
+            openapi["components"]["schemas"][schema].is_object(),
+            "{schema} in the OpenAPI document"
+        );
+    }
     let paths: Vec<&String> = openapi["paths"]
         .as_object()
         .expect("paths")
