@@ -344,3 +344,77 @@ async fn a_caller_who_hangs_up_while_bidders_are_asked_is_never_routed() {
     assert_eq!(lab.ledger.active(&target), 0);
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_bidder_module_keeps_each_tenants_state_apart() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_answers", 1).await;
+    // A shared policy (as the bundled examples are), used by two bidder tenants.
+    let policy = host::store::Policy {
+        id: "pol_shared_echo".to_owned(),
+        tenant_id: "tnt_plugboard".to_owned(),
+        name: "echo".to_owned(),
+        world: host::policy::model::World::Bidder,
+        shared: true,
+        created_at: 0,
+    };
+    let policies = &lab.api.state.policies;
+    let version = policies
+        .add_version(&policy, test_guest("echo-bidder.wasm"))
+        .await
+        .expect("added");
+    let spec = host::lifecycle::DeploymentSpec {
+        active: Some(version.version),
+        canary: None,
+        shadow: None,
+        failure_mode: host::policy::FailureMode::Skip,
+    };
+    policies.deploy(&policy, spec).await.expect("deployed");
+    let (_, other_key) = lab.api.tenant("buyer2", "bidder").await;
+    let mut module_bidders = Vec::new();
+    for key in [lab.bidder_key.clone(), other_key] {
+        let (status, bidder) = lab
+            .api
+            .call(
+                "POST",
+                "/v1/bidders",
+                Some(&key),
+                Some(json!({"name": "Shared module", "strategy_policy_id": policy.id})),
+            )
+            .await;
+        assert_eq!(status, 201, "{bidder}");
+        let bidder_id = bidder["id"].as_str().expect("id").to_owned();
+        let (status, target) = lab
+            .api
+            .call(
+                "POST",
+                &format!("/v1/bidders/{bidder_id}/targets"),
+                Some(&key),
+                Some(json!({"uri": format!("sip:sales@127.0.0.1:{}", buyer.port)})),
+            )
+            .await;
+        assert_eq!(status, 201, "{target}");
+        module_bidders.push(bidder_id);
+    }
+
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    buyer.finish().await.assert_ok();
+    let record = &lab.wait_for_records(1).await[0];
+    let seen: Vec<String> = record
+        .trace
+        .policies
+        .iter()
+        .filter(|p| p.policy_id == policy.id)
+        .map(|p| serde_json::to_value(&p.logs).expect("logs").to_string())
+        .collect();
+    assert_eq!(seen.len(), 2, "each bidder's module ran");
+    for logs in &seen {
+        assert!(
+            logs.contains(r#"["seen","1"]"#),
+            "each tenant's store saw its first offer: {logs}"
+        );
+    }
+    lab.stop().await;
+}

@@ -118,7 +118,7 @@ impl CallServices {
             let ctx = InvocationContext {
                 history: scoring.history,
                 kv: self.store.clone() as Arc<dyn PolicyKv>,
-                kv_namespace: policy_id.clone(),
+                kv_namespace: kv_namespace(&policy_id, &scoring.campaign.tenant_id),
             };
             let run = deployment.score(&ctx, &scoring.call);
             scoring.policies = self.traces(&policy_id, &run);
@@ -238,7 +238,7 @@ impl CallServices {
             // The bidder world has no caller-history import.
             history: CallerHistory::default(),
             kv: self.store.clone() as Arc<dyn PolicyKv>,
-            kv_namespace: policy_id.to_owned(),
+            kv_namespace: kv_namespace(policy_id, &bidder.tenant_id),
         };
         let run = deployment.bid(&ctx, offer);
         traces.extend(self.traces(policy_id, &run));
@@ -412,7 +412,7 @@ impl CallServices {
         let ctx = InvocationContext {
             history: scoring.history,
             kv: self.store.clone() as Arc<dyn PolicyKv>,
-            kv_namespace: policy_id.to_owned(),
+            kv_namespace: kv_namespace(policy_id, &scoring.campaign.tenant_id),
         };
         let quality = Quality {
             score: scoring.quality,
@@ -494,6 +494,13 @@ impl<'a> FirstTargets<'a> {
             .map(|t| t.id.clone())
             .unwrap_or_default()
     }
+}
+
+/// A policy's key-value space for one tenant: a shared policy (the bundled
+/// examples) used by several tenants keeps each one's state apart (SPEC §3:
+/// not shared between policies or tenants).
+fn kv_namespace(policy_id: &str, tenant_id: &str) -> String {
+    format!("{policy_id}/{tenant_id}")
 }
 
 /// The offer bidders see: the call without its caller's number, and only the

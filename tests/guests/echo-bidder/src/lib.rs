@@ -1,6 +1,6 @@
 //! A bidder that logs every field of the offer it receives (so that a test
-//! can assert what a bidder module is shown) and bids 50 USD for the
-//! bidder's first target.
+//! can assert what a bidder module is shown) and how many offers its
+//! key-value store has seen, and bids 50 USD for the bidder's first target.
 
 use guest_sdk::{BidDecision, Bidder, Host, Offer};
 
@@ -8,7 +8,19 @@ pub struct EchoBidder;
 
 impl Bidder for EchoBidder {
     fn bid(offer: &Offer, host: &impl Host) -> Option<BidDecision> {
-        host.info("offer", &[("received", &format!("{offer:?}"))]);
+        let seen = host
+            .kv_get("offers")
+            .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+            .map_or(0, u32::from_le_bytes)
+            + 1;
+        let _ = host.kv_set("offers", &seen.to_le_bytes());
+        host.info(
+            "offer",
+            &[
+                ("received", &format!("{offer:?}")),
+                ("seen", &seen.to_string()),
+            ],
+        );
         Some(BidDecision {
             amount_micros: 50_000_000,
             target_id: None,
