@@ -1,7 +1,9 @@
 //! The SIP side of `plugboard serve`: UDP and TCP sockets around the
 //! [`Switch`], its timers, and the work calls ask for — scoring and the
-//! auction done on the loop and fed back as inputs, records handed to a
-//! recorder task that stores them in batches.
+//! auction done on the loop and fed back as inputs (an auction with
+//! real-time bidders asks them on a task and is concluded on the loop when
+//! their answers are in), records handed to a recorder task that stores them
+//! in batches.
 
 use std::future::Future;
 use std::net::SocketAddr;
