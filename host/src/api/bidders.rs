@@ -17,7 +17,7 @@ use crate::auction::ledger::TargetState;
 use crate::auction::schedule::clock_minutes;
 use crate::clock;
 use crate::policy::model::World;
-use crate::store::{Bid, Bidder, Role, ScheduleWindow, Target};
+use crate::store::{Bid, Bidder, DEFAULT_MIN_DURATION_S, Role, ScheduleWindow, Target};
 
 const BIDDER_ROLES: &[Role] = &[Role::Operator, Role::Bidder];
 
@@ -433,7 +433,7 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
         target_id: target.id,
         amount_micros: spec.amount_micros,
         min_quality: spec.min_quality,
-        min_duration_s: spec.min_duration_s.unwrap_or(90),
+        min_duration_s: spec.min_duration_s.unwrap_or(DEFAULT_MIN_DURATION_S),
         hourly_cap: spec.hourly_cap,
         daily_cap: spec.daily_cap,
         monthly_cap: spec.monthly_cap,

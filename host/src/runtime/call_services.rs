@@ -23,14 +23,12 @@ use crate::policy::model::{
 };
 use crate::policy::{FailureMode, InvocationContext, PolicyKv, Run};
 use crate::store::{
-    Bid, BidTrace, Bidder, CallOutcome, Market, NumberOwner, PolicyTrace, Store, Target,
+    Bid, BidTrace, Bidder, CallOutcome, DEFAULT_MIN_DURATION_S, Market, NumberOwner, PolicyTrace,
+    Store, Target,
 };
 
 /// Headers a scorer sees at most (a hostile INVITE may carry hundreds).
 const MAX_SCORED_HEADERS: usize = 64;
-/// Minimum billable duration of a module or real-time bid that names none
-/// (the API's default for static bids).
-const DEFAULT_MIN_DURATION_S: u32 = 90;
 
 /// An auction under way: the bids at hand, and the bidders still to be asked
 /// over HTTP with the offer.
@@ -243,21 +241,18 @@ impl CallServices {
         let run = deployment.bid(&ctx, offer);
         traces.extend(self.traces(policy_id, &run));
         let decision = run.invocation.outcome.ok().flatten()?;
-        Some(Bid {
-            id: format!("{}:module", bidder.id),
-            tenant_id: bidder.tenant_id.clone(),
-            bidder_id: bidder.id.clone(),
-            campaign_id: offer.campaign_id.clone(),
-            target_id: decision.target_id.unwrap_or_default(),
-            amount_micros: decision.amount_micros,
-            min_duration_s: decision
-                .min_duration_seconds
-                .unwrap_or(DEFAULT_MIN_DURATION_S),
-            time_zone: "UTC".to_owned(),
-            // Made now: standing bids of the same amount rank before it.
-            created_at: offer.time.unix_seconds,
-            ..Bid::default()
-        })
+        let mut bid = bid_of_call(
+            bidder,
+            "module",
+            &offer.campaign_id,
+            offer.time.unix_seconds,
+        );
+        bid.target_id = decision.target_id.unwrap_or_default();
+        bid.amount_micros = decision.amount_micros;
+        if let Some(seconds) = decision.min_duration_seconds {
+            bid.min_duration_s = seconds;
+        }
+        Some(bid)
     }
 
     /// Eligibility over every bid gathered and answered in real time, the
@@ -285,15 +280,12 @@ impl CallServices {
                 "plugboard_rtb_answers_total",
                 vec![("bidder", bidder.id.clone()), ("result", result.to_owned())],
             );
-            let mut bid = Bid {
-                id: format!("{}:rtb", bidder.id),
-                tenant_id: bidder.tenant_id.clone(),
-                bidder_id: bidder.id.clone(),
-                campaign_id: campaign.id.clone(),
-                time_zone: "UTC".to_owned(),
-                created_at: request.received_at_ms.div_euclid(1000),
-                ..Bid::default()
-            };
+            let mut bid = bid_of_call(
+                &bidder,
+                "rtb",
+                &campaign.id,
+                request.received_at_ms.div_euclid(1000),
+            );
             match answer {
                 Ok(Answer::Bid {
                     amount_micros,
@@ -303,7 +295,9 @@ impl CallServices {
                     bid.amount_micros = amount_micros;
                     bid.target_id =
                         target_id.unwrap_or_else(|| first_targets.of(&market, &bidder.id));
-                    bid.min_duration_s = min_duration_s.unwrap_or(DEFAULT_MIN_DURATION_S);
+                    if let Some(seconds) = min_duration_s {
+                        bid.min_duration_s = seconds;
+                    }
                     bids.push((bid, Source::RealTime));
                 }
                 Ok(Answer::Declined(_)) => traces.push(bid_trace(
@@ -493,6 +487,23 @@ impl<'a> FirstTargets<'a> {
             .get(bidder_id)
             .map(|t| t.id.clone())
             .unwrap_or_default()
+    }
+}
+
+/// A bid `bidder` makes for one call only (`<bidder>:<kind>`, a module's or
+/// a real-time one), before its amount and target are known: no quality
+/// floor, the API's default minimum duration, made at the call's arrival so
+/// that standing bids of the same amount rank before it.
+fn bid_of_call(bidder: &Bidder, kind: &str, campaign_id: &str, at_unix_seconds: i64) -> Bid {
+    Bid {
+        id: format!("{}:{kind}", bidder.id),
+        tenant_id: bidder.tenant_id.clone(),
+        bidder_id: bidder.id.clone(),
+        campaign_id: campaign_id.to_owned(),
+        min_duration_s: DEFAULT_MIN_DURATION_S,
+        time_zone: "UTC".to_owned(),
+        created_at: at_unix_seconds,
+        ..Bid::default()
     }
 }
 

@@ -193,6 +193,9 @@ pub struct Bid {
     pub created_at: UnixSeconds,
 }
 
+/// Calls shorter than this are not billable, unless a bid says otherwise.
+pub const DEFAULT_MIN_DURATION_S: u32 = 90;
+
 fn utc() -> String {
     "UTC".to_owned()
 }
