@@ -371,30 +371,15 @@ async fn a_shared_bidder_module_keeps_each_tenants_state_apart() {
     };
     policies.deploy(&policy, spec).await.expect("deployed");
     let (_, other_key) = lab.api.tenant("buyer2", "bidder").await;
-    let mut module_bidders = Vec::new();
     for key in [lab.bidder_key.clone(), other_key] {
-        let (status, bidder) = lab
-            .api
-            .call(
-                "POST",
-                "/v1/bidders",
-                Some(&key),
-                Some(json!({"name": "Shared module", "strategy_policy_id": policy.id})),
+        let bidder = lab
+            .new_bidder_as(
+                &key,
+                "Shared module",
+                json!({"strategy_policy_id": policy.id}),
             )
             .await;
-        assert_eq!(status, 201, "{bidder}");
-        let bidder_id = bidder["id"].as_str().expect("id").to_owned();
-        let (status, target) = lab
-            .api
-            .call(
-                "POST",
-                &format!("/v1/bidders/{bidder_id}/targets"),
-                Some(&key),
-                Some(json!({"uri": format!("sip:sales@127.0.0.1:{}", buyer.port)})),
-            )
-            .await;
-        assert_eq!(status, 201, "{target}");
-        module_bidders.push(bidder_id);
+        lab.target_as(&key, &bidder, buyer.port, json!({})).await;
     }
 
     lab.carrier("caller_hangs_up", 1, &["-d", "100"])

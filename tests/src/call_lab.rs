@@ -39,6 +39,14 @@ fn scenario(name: &str) -> PathBuf {
         .join(format!("{name}.xml"))
 }
 
+/// `base` with the fields of `over` laid over it.
+fn merged(mut base: serde_json::Value, over: &serde_json::Value) -> serde_json::Value {
+    if let (Some(base), Some(over)) = (base.as_object_mut(), over.as_object()) {
+        base.extend(over.clone());
+    }
+    base
+}
+
 /// A UDP port nobody uses now.
 pub fn free_port() -> u16 {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -149,31 +157,42 @@ impl CallLab {
 
     /// Another bidder of the lab's buyer, with `fields` (`rtb_url`, …).
     pub async fn new_bidder(&self, name: &str, fields: serde_json::Value) -> String {
-        let mut body = json!({"name": name});
-        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
-            body.extend(fields.clone());
-        }
-        let (status, bidder) = self
-            .api
-            .call("POST", "/v1/bidders", Some(&self.bidder_key), Some(body))
-            .await;
-        assert_eq!(status, 201, "{bidder}");
-        str_field(&bidder, "id")
+        self.new_bidder_as(&self.bidder_key, name, fields).await
     }
 
-    /// A target of `bidder_id` ringing `port` on loopback.
+    /// A bidder of `key`'s tenant, with `fields`.
+    pub async fn new_bidder_as(&self, key: &str, name: &str, fields: serde_json::Value) -> String {
+        let body = merged(json!({"name": name}), &fields);
+        self.create(key, "/v1/bidders", body).await
+    }
+
+    /// A target of `bidder_id` (the lab buyer's) ringing `port` on loopback.
     pub async fn target_of(&self, bidder_id: &str, port: u16, fields: serde_json::Value) -> String {
-        let path = format!("/v1/bidders/{bidder_id}/targets");
-        let mut body = json!({"uri": format!("sip:sales@127.0.0.1:{port}")});
-        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
-            body.extend(fields.clone());
-        }
-        let (status, target) = self
-            .api
-            .call("POST", &path, Some(&self.bidder_key), Some(body))
-            .await;
-        assert_eq!(status, 201, "{target}");
-        str_field(&target, "id")
+        self.target_as(&self.bidder_key, bidder_id, port, fields)
+            .await
+    }
+
+    /// A target of `bidder_id`, a bidder of `key`'s tenant, ringing `port`.
+    pub async fn target_as(
+        &self,
+        key: &str,
+        bidder_id: &str,
+        port: u16,
+        fields: serde_json::Value,
+    ) -> String {
+        let body = merged(
+            json!({"uri": format!("sip:sales@127.0.0.1:{port}")}),
+            &fields,
+        );
+        self.create(key, &format!("/v1/bidders/{bidder_id}/targets"), body)
+            .await
+    }
+
+    /// POSTs `body` to `path` as `key`, asserting `201`; the new object's id.
+    async fn create(&self, key: &str, path: &str, body: serde_json::Value) -> String {
+        let (status, created) = self.api.call("POST", path, Some(key), Some(body)).await;
+        assert_eq!(status, 201, "{created}");
+        str_field(&created, "id")
     }
 
     /// A static bid on the lab's campaign (no minimum duration).
@@ -205,20 +224,13 @@ impl CallLab {
     /// over the defaults: the lab's campaign, no quality floor, no minimum
     /// duration.
     pub async fn bid_with(&self, fields: serde_json::Value) -> String {
-        let mut body = json!({
+        let defaults = json!({
             "campaign_id": self.campaign_id,
             "min_quality": 0,
             "min_duration_s": 0,
         });
-        if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
-            body.extend(fields.clone());
-        }
-        let (status, bid) = self
-            .api
-            .call("POST", "/v1/bids", Some(&self.bidder_key), Some(body))
-            .await;
-        assert_eq!(status, 201, "{bid}");
-        str_field(&bid, "id")
+        self.create(&self.bidder_key, "/v1/bids", merged(defaults, &fields))
+            .await
     }
 
     /// Uploads `component` as a `world` policy of `key`'s tenant and makes

@@ -261,8 +261,16 @@ pub(crate) mod tests {
         }
     }
 
-    fn statics(bids: Vec<Bid>) -> Vec<(Bid, Source)> {
-        bids.into_iter().map(|b| (b, Source::Static)).collect()
+    /// The auction of `bids`, standing bids, for a first-time caller's call
+    /// of `quality` at the epoch.
+    fn run_static(bids: Vec<Bid>, targets: &HashMap<String, Target>, quality: u8) -> Outcome {
+        let bids = bids.into_iter().map(|b| (b, Source::Static)).collect();
+        let offer = Offer {
+            quality,
+            at_unix_seconds: 0,
+            caller_last_seen: None,
+        };
+        run(bids, targets, &Ledger::new(), &offer)
     }
 
     fn targets(bids: &[Bid]) -> HashMap<String, Target> {
@@ -281,12 +289,7 @@ pub(crate) mod tests {
             bid("top", 30, 0, 9),
         ];
         let all = targets(&bids);
-        let offer = Offer {
-            quality: 50,
-            at_unix_seconds: 0,
-            caller_last_seen: None,
-        };
-        let order: Vec<String> = run(statics(bids), &all, &Ledger::new(), &offer)
+        let order: Vec<String> = run_static(bids, &all, 50)
             .ranked
             .into_iter()
             .map(|e| e.bid.id)
@@ -332,12 +335,7 @@ pub(crate) mod tests {
         ];
         let mut all = targets(&bids);
         all.remove("tgt_orphan");
-        let offer = Offer {
-            quality: 60,
-            at_unix_seconds: 0,
-            caller_last_seen: None,
-        };
-        let mut outcome = run(statics(bids), &all, &Ledger::new(), &offer);
+        let mut outcome = run_static(bids, &all, 60);
         enforce_floor(&mut outcome, 10);
         let dropped: Vec<(String, &str)> = outcome
             .dropped
@@ -363,12 +361,7 @@ pub(crate) mod tests {
             bid("low", 5, 0, 0),
         ];
         let all = targets(&bids);
-        let offer = Offer {
-            quality: 50,
-            at_unix_seconds: 0,
-            caller_last_seen: None,
-        };
-        let mut outcome = run(statics(bids), &all, &Ledger::new(), &offer);
+        let mut outcome = run_static(bids, &all, 50);
         // Built-in: high, mid, low. The selector wants low first, then high.
         apply_order(&mut outcome, &[2, 0]);
         enforce_floor(&mut outcome, 10);
