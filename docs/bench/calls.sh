@@ -51,6 +51,16 @@ until curl -sf http://127.0.0.1:$HTTP_PORT/healthz > /dev/null; do
   sleep 0.1
 done
 post() { curl -sf -X "$1" "$API$2" -H "Authorization: Bearer $3" -H 'Content-Type: application/json' -d "$4"; }
+# Uploads target/policies/<file> as a <world> policy of key <key> and makes it
+# active; prints its id.
+deploy() {
+  local upload
+  upload=$(curl -sf -X POST "$API/policies?world=$1" -H "Authorization: Bearer $2" \
+    --data-binary @"target/policies/$3")
+  post PUT "/policies/$(echo "$upload" | jq -r .id)/deployment" "$2" \
+    "{\"active\":\"$(echo "$upload" | jq -r .version)\"}" > /dev/null
+  echo "$upload" | jq -r .id
+}
 MK=$(post POST /tenants "$OP" '{"name":"acme","role":"marketer"}' | jq -r .api_key)
 BK=$(post POST /tenants "$OP" '{"name":"buyer","role":"bidder"}' | jq -r .api_key)
 CID=$(post POST /campaigns "$MK" '{"name":"solar","numbers":["+18005550100"]}' | jq -r .id)
@@ -60,28 +70,19 @@ for i in $(seq 1 10); do
     "{\"uri\":\"sip:sales$i@127.0.0.1:$BUYER_PORT\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" | jq -r .id)
   post POST /bids "$BK" "{\"campaign_id\":\"$CID\",\"target_id\":\"$TID\",\"amount_micros\":${i}000000,\"min_quality\":0,\"min_duration_s\":0}" > /dev/null
 done
-UPLOAD=$(curl -sf -X POST "$API/policies?world=scorer" -H "Authorization: Bearer $MK" \
-  --data-binary @target/policies/geo-history-scorer.wasm)
-POLICY=$(echo "$UPLOAD" | jq -r .id)
-post PUT "/policies/$POLICY/deployment" "$MK" "{\"active\":\"$(echo "$UPLOAD" | jq -r .version)\"}" > /dev/null
+POLICY=$(deploy scorer "$MK" geo-history-scorer.wasm)
 post PUT "/campaigns/$CID" "$MK" "{\"scorer_policy_id\":\"$POLICY\"}" > /dev/null
 POLICIES=${POLICIES:-all}
 if [ "$POLICIES" = all ]; then
   # Ten bidders bidding through the example strategy module (one upload),
   # each with its own target, and the example selector on the campaign.
-  UPLOAD=$(curl -sf -X POST "$API/policies?world=bidder" -H "Authorization: Bearer $BK" \
-    --data-binary @target/policies/state-hour-bidder.wasm)
-  MODULE=$(echo "$UPLOAD" | jq -r .id)
-  post PUT "/policies/$MODULE/deployment" "$BK" "{\"active\":\"$(echo "$UPLOAD" | jq -r .version)\"}" > /dev/null
+  MODULE=$(deploy bidder "$BK" state-hour-bidder.wasm)
   for i in $(seq 1 10); do
     MB=$(post POST /bidders "$BK" "{\"name\":\"Module $i\",\"strategy_policy_id\":\"$MODULE\"}" | jq -r .id)
     post POST "/bidders/$MB/targets" "$BK" \
       "{\"uri\":\"sip:module$i@127.0.0.1:$BUYER_PORT\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" > /dev/null
   done
-  UPLOAD=$(curl -sf -X POST "$API/policies?world=selector" -H "Authorization: Bearer $MK" \
-    --data-binary @target/policies/answer-rate-selector.wasm)
-  SELECTOR=$(echo "$UPLOAD" | jq -r .id)
-  post PUT "/policies/$SELECTOR/deployment" "$MK" "{\"active\":\"$(echo "$UPLOAD" | jq -r .version)\"}" > /dev/null
+  SELECTOR=$(deploy selector "$MK" answer-rate-selector.wasm)
   post PUT "/campaigns/$CID" "$MK" "{\"selector_policy_id\":\"$SELECTOR\"}" > /dev/null
 fi
 [ -n "${SETUP_ONLY:-}" ] && { echo "plugboard pid $PB_PID"; sleep 100000; }
