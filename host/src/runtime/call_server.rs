@@ -1,9 +1,7 @@
 //! The SIP side of `plugboard serve`: UDP and TCP sockets around the
 //! [`Switch`], its timers, and the work calls ask for — scoring and the
-//! auction done on the loop and fed back as inputs (an auction with
-//! real-time bidders asks them on a task and is concluded on the loop when
-//! their answers are in), records handed to a recorder task that stores them
-//! in batches.
+//! auction handed to the policy worker's thread and fed back as inputs when
+//! decided, records handed to a recorder task that stores them in batches.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,18 +11,18 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::call_services::{CallServices, Gathering};
-use super::real_time_bids::{RealTimeAnswer, RealTimeBids};
+use super::call_services::CallServices;
+use super::policy_worker::PolicyWorker;
 use super::sip_endpoint::{TcpConnections, lost, send_to};
 use super::{DatagramLoss, SipSockets};
-use crate::b2bua::{
-    AuctionRequest, Finished, Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work,
-};
+use crate::b2bua::{Finished, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
 use crate::clock;
 use crate::sip::{MAX_MESSAGE_BYTES, inspect, inspect_parsed};
 
 /// Datagrams read in one turn of the loop before timers and work get theirs.
 const UDP_BATCH: usize = 64;
+/// Decisions of the policy worker taken in one turn of the loop.
+const DECIDED_BATCH: usize = 64;
 /// Call records stored in one transaction at most.
 const RECORD_BATCH: usize = 512;
 /// How long shutdown waits for the BYEs of calls in progress to be answered.
@@ -65,11 +63,14 @@ pub async fn serve_calls(
     let mut connections = TcpConnections::new(sockets.tcp_idle);
     let (to_recorder, finished) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record(services.clone(), finished));
-    let (concluded, mut concluding) = mpsc::unbounded_channel();
+    let (to_loop, mut decided) = mpsc::unbounded_channel();
     let side = Side {
         recorder: to_recorder,
-        real_time: RealTimeBids::new(),
-        concluded,
+        policies: PolicyWorker::start(
+            services.clone(),
+            to_loop,
+            tokio::runtime::Handle::current(),
+        )?,
     };
     let mut reported_active = usize::MAX;
     let mut stopping: Option<tokio::time::Instant> = None;
@@ -106,7 +107,7 @@ pub async fn serve_calls(
                 if !lost(&mut sockets.loss) {
                     let message = inspect(&buffer[..length], &caps, &to_tag);
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
+                    pump(&mut switch, &sockets.udp, &connections, &mut sockets.loss, &side).await;
                 }
                 for _ in 1..UDP_BATCH {
                     let Ok((length, source)) = sockets.udp.try_recv_from(&mut buffer) else {
@@ -119,7 +120,7 @@ pub async fn serve_calls(
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
                     // Each datagram's consequences go out before the next is
                     // read: a call's post-dial delay never waits for a batch.
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
+                    pump(&mut switch, &sockets.udp, &connections, &mut sockets.loss, &side).await;
                 }
             }
             accepted = accept => {
@@ -132,14 +133,19 @@ pub async fn serve_calls(
                 switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Tcp(id));
             }
             () = sleep => switch.handle_timeout(clock::now()),
-            Some(auction) = concluding.recv() => {
-                let tree = services.conclude(&auction.request, auction.gathering, auction.answers);
-                switch.handle_input(clock::now(), auction.call, Input::Auctioned(Box::new(tree)));
+            Some((call, input)) = decided.recv() => {
+                switch.handle_input(clock::now(), call, input);
+                for _ in 1..DECIDED_BATCH {
+                    pump(&mut switch, &sockets.udp, &connections, &mut sockets.loss, &side).await;
+                    let Ok((call, input)) = decided.try_recv() else {
+                        break;
+                    };
+                    switch.handle_input(clock::now(), call, input);
+                }
             }
         }
         pump(
             &mut switch,
-            &services,
             &sockets.udp,
             &connections,
             &mut sockets.loss,
@@ -167,26 +173,15 @@ pub async fn serve_calls(
 }
 
 /// What the loop hands work to, beside itself: the recorder, and the
-/// real-time bid requests of auctions that wait for them.
+/// policy worker.
 struct Side {
     recorder: mpsc::UnboundedSender<Box<Finished>>,
-    real_time: RealTimeBids,
-    concluded: mpsc::UnboundedSender<Concluding>,
+    policies: PolicyWorker,
 }
 
-/// An auction whose real-time answers are in (or late): the loop concludes it.
-struct Concluding {
-    call: u64,
-    request: AuctionRequest,
-    gathering: Gathering,
-    answers: Vec<RealTimeAnswer>,
-}
-
-/// Sends what the switch has to send, and does the work it asks for —
-/// which may give it more to send — until there is neither.
+/// Sends what the switch has to send, and hands on the work it asks for.
 async fn pump(
     switch: &mut Switch,
-    services: &CallServices,
     udp: &UdpSocket,
     connections: &TcpConnections,
     loss: &mut Option<DatagramLoss>,
@@ -208,40 +203,9 @@ async fn pump(
         let Some(work) = switch.poll_work() else {
             return;
         };
-        // Scoring and the auction run here, on the SIP loop, as proxy-wasm
-        // filters run on their worker: tens of microseconds, bounded by the
-        // policy's fuel and deadline; a hop to another thread costs more
-        // than the work (docs/benchmarks.md).
         match work {
-            Work::Score { call, request } => {
-                let scored = services.score(&request);
-                switch.handle_input(clock::now(), call, Input::Scored(scored));
-            }
-            Work::Auction { call, request } => {
-                let deadline = tokio::time::Instant::now()
-                    + Duration::from_millis(u64::from(request.scoring.campaign.auction_timeout_ms));
-                let gathering = services.gather(&request);
-                if gathering.real_time.is_empty() {
-                    let tree = services.conclude(&request, gathering, Vec::new());
-                    switch.handle_input(clock::now(), call, Input::Auctioned(Box::new(tree)));
-                } else {
-                    // The call waits in its routing phase; the loop goes on.
-                    let (real_time, concluded) = (side.real_time.clone(), side.concluded.clone());
-                    tokio::spawn(async move {
-                        let bidders = gathering.real_time.clone();
-                        let floor = request.scoring.campaign.floor_price_micros;
-                        let answers = real_time
-                            .ask(bidders, &gathering.offer, floor, deadline)
-                            .await;
-                        let _ = concluded.send(Concluding {
-                            call,
-                            request,
-                            gathering,
-                            answers,
-                        });
-                    });
-                }
-            }
+            Work::Score { call, request } => side.policies.score(call, request),
+            Work::Auction { call, request } => side.policies.auction(call, request),
             Work::Record(finished) => {
                 let _ = side.recorder.send(finished);
             }

@@ -3,6 +3,7 @@
 
 mod call_server;
 mod call_services;
+mod policy_worker;
 mod real_time_bids;
 mod serve;
 mod sip_endpoint;
