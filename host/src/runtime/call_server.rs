@@ -1,7 +1,8 @@
 //! The SIP side of `plugboard serve`: UDP and TCP sockets around the
-//! [`Switch`], its timers, and the work calls ask for — scoring and the
-//! auction handed to the policy worker's thread and fed back as inputs when
-//! decided, records handed to a recorder task that stores them in batches.
+//! [`Switch`], its timers, and the work calls ask for — scoring and
+//! auctions of static bids done on the loop, auctions that invoke policies
+//! handed to the policy worker's thread, each fed back as the call's next
+//! input; records handed to a recorder task that stores them in batches.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use super::call_services::CallServices;
 use super::policy_worker::PolicyWorker;
 use super::sip_endpoint::{TcpConnections, lost, send_to};
 use super::{DatagramLoss, SipSockets};
-use crate::b2bua::{Finished, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
+use crate::b2bua::{Finished, Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
 use crate::clock;
 use crate::sip::{MAX_MESSAGE_BYTES, inspect, inspect_parsed};
 
@@ -107,7 +108,7 @@ pub async fn serve_calls(
                 if !lost(&mut sockets.loss) {
                     let message = inspect(&buffer[..length], &caps, &to_tag);
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
-                    pump(&mut switch, &sockets.udp, &connections, &mut sockets.loss, &side).await;
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
                 }
                 for _ in 1..UDP_BATCH {
                     let Ok((length, source)) = sockets.udp.try_recv_from(&mut buffer) else {
@@ -120,7 +121,7 @@ pub async fn serve_calls(
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
                     // Each datagram's consequences go out before the next is
                     // read: a call's post-dial delay never waits for a batch.
-                    pump(&mut switch, &sockets.udp, &connections, &mut sockets.loss, &side).await;
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
                 }
             }
             accepted = accept => {
@@ -136,7 +137,7 @@ pub async fn serve_calls(
             Some((call, input)) = decided.recv() => {
                 switch.handle_input(clock::now(), call, input);
                 for _ in 1..DECIDED_BATCH {
-                    pump(&mut switch, &sockets.udp, &connections, &mut sockets.loss, &side).await;
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
                     let Ok((call, input)) = decided.try_recv() else {
                         break;
                     };
@@ -146,6 +147,7 @@ pub async fn serve_calls(
         }
         pump(
             &mut switch,
+            &services,
             &sockets.udp,
             &connections,
             &mut sockets.loss,
@@ -179,9 +181,11 @@ struct Side {
     policies: PolicyWorker,
 }
 
-/// Sends what the switch has to send, and hands on the work it asks for.
+/// Sends what the switch has to send, and does or hands on the work it asks
+/// for — which may give it more to send — until there is neither.
 async fn pump(
     switch: &mut Switch,
+    services: &CallServices,
     udp: &UdpSocket,
     connections: &TcpConnections,
     loss: &mut Option<DatagramLoss>,
@@ -203,9 +207,22 @@ async fn pump(
         let Some(work) = switch.poll_work() else {
             return;
         };
+        // Scoring and static auctions run here, as proxy-wasm filters run on
+        // their worker: tens of microseconds, bounded by the policy's fuel
+        // and deadline, less than a hop to another thread and back.
         match work {
-            Work::Score { call, request } => side.policies.score(call, request),
-            Work::Auction { call, request } => side.policies.auction(call, request),
+            Work::Score { call, request } => {
+                let scored = services.score(&request);
+                switch.handle_input(clock::now(), call, Input::Scored(scored));
+            }
+            Work::Auction { call, request } if services.auction_invokes_policies(&request) => {
+                side.policies.auction(call, request);
+            }
+            Work::Auction { call, request } => {
+                let gathering = services.gather(&request);
+                let tree = services.conclude(&request, gathering, Vec::new());
+                switch.handle_input(clock::now(), call, Input::Auctioned(Box::new(tree)));
+            }
             Work::Record(finished) => {
                 let _ = side.recorder.send(finished);
             }

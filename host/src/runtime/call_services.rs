@@ -181,6 +181,18 @@ impl CallServices {
         traces
     }
 
+    /// Whether the call's auction asks policies or real-time bidders (its
+    /// campaign's selector, its bidders' strategy modules or endpoints), or
+    /// only ranks static bids.
+    pub fn auction_invokes_policies(&self, request: &AuctionRequest) -> bool {
+        let campaign = &request.scoring.campaign;
+        campaign.selector_policy_id.is_some()
+            || self.market().bidders.iter().any(|b| {
+                (b.strategy_policy_id.is_some() || b.rtb_url.is_some())
+                    && campaign.bidder_access.allows(&b.tenant_id)
+            })
+    }
+
     /// The bids the host has at hand: the campaign's static bids and its
     /// bidders' strategy modules; and which bidders to ask in real time.
     pub fn gather(&self, request: &AuctionRequest) -> Gathering {

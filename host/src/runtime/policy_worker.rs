@@ -1,15 +1,16 @@
-//! The thread beside the SIP loop that does the policy work of calls: the
-//! campaign lookup and scoring, then the auction (bidder modules, the
-//! selector). With every policy on, that work is over half of a call's CPU;
-//! done on the loop it capped calls per second at what one core could do,
-//! while the loop's own work (parsing, transactions, sending) waited behind
-//! it. On a thread of its own the two run on both cores, and a call's
-//! datagrams are never queued behind another call's policies.
+//! The thread beside the SIP loop that runs the auctions that invoke
+//! policies: bidder strategy modules, the selector, real-time bidders. With
+//! ten modules and a selector that work is over half of a call's CPU; done
+//! on the loop it capped calls per second at what one core could do, while
+//! the loop's own work (parsing, transactions, sending) waited behind it. On
+//! a thread of its own the two run on both cores. Auctions of static bids
+//! alone stay on the loop, and so does scoring: for them the hop to this
+//! thread and back costs more than the work (`docs/benchmarks.md`).
 //!
-//! Jobs arrive over a channel in the order calls ask for them; answers go
-//! back to the loop as the call's next input. An auction with real-time
-//! bidders asks them on a task of the loop's runtime and comes back here to
-//! be concluded.
+//! Jobs arrive over a channel in the order calls ask for them; each ring
+//! tree goes back to the loop as its call's next input. An auction with
+//! real-time bidders asks them on a task of the loop's runtime and comes
+//! back here to be concluded.
 
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -21,16 +22,12 @@ use tokio::sync::mpsc;
 
 use super::call_services::{CallServices, Gathering};
 use super::real_time_bids::{RealTimeAnswer, RealTimeBids};
-use crate::b2bua::{AuctionRequest, Input, ScoreRequest};
+use crate::b2bua::{AuctionRequest, Input};
 
 /// A call's next input, decided off the loop.
 pub(crate) type Decided = (u64, Input);
 
 enum Job {
-    Score {
-        call: u64,
-        request: ScoreRequest,
-    },
     Auction {
         call: u64,
         request: AuctionRequest,
@@ -79,18 +76,10 @@ impl PolicyWorker {
         })
     }
 
-    pub(crate) fn score(&self, call: u64, request: ScoreRequest) {
-        self.submit(Job::Score { call, request });
-    }
-
     pub(crate) fn auction(&self, call: u64, request: AuctionRequest) {
-        self.submit(Job::Auction { call, request });
-    }
-
-    fn submit(&self, job: Job) {
         // Fails only once the thread is gone (it panicked): the call then
         // waits for its caller's timers, and the panic is in the log.
-        let _ = self.jobs.send(job);
+        let _ = self.jobs.send(Job::Auction { call, request });
     }
 }
 
@@ -117,7 +106,6 @@ impl Worker {
         let services = &self.services;
         while let Ok(job) = queue.recv() {
             let (call, input) = match job {
-                Job::Score { call, request } => (call, Input::Scored(services.score(&request))),
                 Job::Auction { call, request } => {
                     let gathering = services.gather(&request);
                     if !gathering.real_time.is_empty() {
