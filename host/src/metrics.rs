@@ -50,6 +50,9 @@ fn help(name: &str) -> &'static str {
         }
         "plugboard_auction_seconds" => "Auction latency, from its request to the ring tree.",
         "plugboard_active_calls" => "Calls in progress.",
+        "plugboard_policy_worker_calls" => {
+            "Calls being scored or auctioned on the policy worker's thread."
+        }
         "plugboard_target_pauses_total" => {
             "Targets paused after missing calls in a row, by target."
         }

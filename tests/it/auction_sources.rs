@@ -334,8 +334,12 @@ async fn a_caller_who_hangs_up_while_bidders_are_asked_is_never_routed() {
     let record = lab.wait_for_records(1).await[0].clone();
     assert_eq!(record.outcome, host::store::CallOutcome::Abandoned);
     assert!(record.trace.legs.is_empty(), "{:?}", record.trace.legs);
+    // The auction is still out with the policy worker, and says so.
+    let pending = |count: u32| format!("plugboard_policy_worker_calls {count}\n");
+    assert!(lab.api.state.metrics.render().contains(&pending(1)));
     // The answer comes in after the caller left: nobody rings.
     tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert!(lab.api.state.metrics.render().contains(&pending(0)));
     assert_eq!(slow.received().len(), 1, "the bidder was asked");
     assert!(
         buyer.kill().await.is_empty(),

@@ -126,11 +126,15 @@ impl Bench {
     }
 
     /// Answers the pending scoring and auction work: quality 60, `rings`.
+    /// Each auction request must be the one the shell can build from the
+    /// call's score request (the policy worker runs auctions unasked).
     fn route(&mut self, rings: Vec<Ring>) {
         let work = std::mem::take(&mut self.work);
+        let mut asked = std::collections::HashMap::new();
         for item in work {
             match item {
-                Work::Score { call, .. } => {
+                Work::Score { call, request } => {
+                    asked.insert(call, request);
                     self.switch.handle_input(
                         self.now,
                         call,
@@ -145,7 +149,10 @@ impl Bench {
         let work = std::mem::take(&mut self.work);
         for item in work {
             match item {
-                Work::Auction { call, .. } => {
+                Work::Auction { call, request } => {
+                    if let Some(score_request) = asked.get(&call) {
+                        assert_eq!(request, score_request.auction(Box::new(scoring())));
+                    }
                     let tree = RingTree {
                         rings: rings.clone(),
                         ..RingTree::default()

@@ -75,6 +75,19 @@ pub struct ScoreRequest {
     pub received_at_ms: i64,
 }
 
+impl ScoreRequest {
+    /// The auction request of the call once scored, as `Call` asks it: the
+    /// shell may start the auction without waiting to be asked.
+    pub fn auction(&self, scoring: Box<Scoring>) -> AuctionRequest {
+        AuctionRequest {
+            call_id: self.call_id.clone(),
+            scoring,
+            caller: self.caller.clone(),
+            received_at_ms: self.received_at_ms,
+        }
+    }
+}
+
 /// The campaign lookup, attribution and score of a call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scored {

@@ -1,7 +1,7 @@
 //! The SIP side of `plugboard serve`: UDP and TCP sockets around the
-//! [`Switch`], its timers, and the work calls ask for — scoring and
-//! auctions of static bids done on the loop, auctions that invoke policies
-//! handed to the policy worker's thread, each fed back as the call's next
+//! [`Switch`], its timers, and the work calls ask for — calls whose auction
+//! is static bids alone scored and auctioned on the loop, the others handed
+//! to the policy worker's thread, each answer fed back as the call's next
 //! input; records handed to a recorder task that stores them in batches.
 
 use std::future::Future;
@@ -65,7 +65,7 @@ pub async fn serve_calls(
     let (to_recorder, finished) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record(services.clone(), finished));
     let (to_loop, mut decided) = mpsc::unbounded_channel();
-    let side = Side {
+    let mut side = Side {
         recorder: to_recorder,
         policies: PolicyWorker::start(
             services.clone(),
@@ -73,7 +73,7 @@ pub async fn serve_calls(
             tokio::runtime::Handle::current(),
         )?,
     };
-    let mut reported_active = usize::MAX;
+    let mut reported = (usize::MAX, usize::MAX);
     let mut stopping: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
@@ -108,7 +108,7 @@ pub async fn serve_calls(
                 if !lost(&mut sockets.loss) {
                     let message = inspect(&buffer[..length], &caps, &to_tag);
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &mut side).await;
                 }
                 for _ in 1..UDP_BATCH {
                     let Ok((length, source)) = sockets.udp.try_recv_from(&mut buffer) else {
@@ -121,7 +121,7 @@ pub async fn serve_calls(
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
                     // Each datagram's consequences go out before the next is
                     // read: a call's post-dial delay never waits for a batch.
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &mut side).await;
                 }
             }
             accepted = accept => {
@@ -135,12 +135,14 @@ pub async fn serve_calls(
             }
             () = sleep => switch.handle_timeout(clock::now()),
             Some((call, input)) = decided.recv() => {
+                side.policies.returned(call, &input);
                 switch.handle_input(clock::now(), call, input);
                 for _ in 1..DECIDED_BATCH {
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &side).await;
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &mut side).await;
                     let Ok((call, input)) = decided.try_recv() else {
                         break;
                     };
+                    side.policies.returned(call, &input);
                     switch.handle_input(clock::now(), call, input);
                 }
             }
@@ -151,17 +153,20 @@ pub async fn serve_calls(
             &sockets.udp,
             &connections,
             &mut sockets.loss,
-            &side,
+            &mut side,
         )
         .await;
         let active = switch.active_calls();
-        if active != reported_active {
-            reported_active = active;
-            services.metrics.set_gauge(
-                "plugboard_active_calls",
-                Vec::new(),
-                i64::try_from(active).unwrap_or(i64::MAX),
-            );
+        let with_worker = side.policies.calls();
+        if (active, with_worker) != reported {
+            reported = (active, with_worker);
+            for (name, value) in [
+                ("plugboard_active_calls", active),
+                ("plugboard_policy_worker_calls", with_worker),
+            ] {
+                let value = i64::try_from(value).unwrap_or(i64::MAX);
+                services.metrics.set_gauge(name, Vec::new(), value);
+            }
         }
         if stopping.is_some() && active == 0 {
             break;
@@ -189,7 +194,7 @@ async fn pump(
     udp: &UdpSocket,
     connections: &TcpConnections,
     loss: &mut Option<DatagramLoss>,
-    side: &Side,
+    side: &mut Side,
 ) {
     loop {
         while let Some(transmit) = switch.poll_transmit() {
@@ -207,15 +212,23 @@ async fn pump(
         let Some(work) = switch.poll_work() else {
             return;
         };
-        // Scoring and static auctions run here, as proxy-wasm filters run on
-        // their worker: tens of microseconds, bounded by the policy's fuel
-        // and deadline, less than a hop to another thread and back.
+        // Calls whose auction is static bids alone are routed here, as
+        // proxy-wasm filters run on their worker: tens of microseconds,
+        // bounded by the policy's fuel and deadline, less than a hop to
+        // another thread and back.
         match work {
+            Work::Score { call, request } if services.needs_policy_worker(&request) => {
+                side.policies.route(call, request);
+            }
             Work::Score { call, request } => {
                 let scored = services.score(&request);
                 switch.handle_input(clock::now(), call, Input::Scored(scored));
             }
-            Work::Auction { call, request } if services.auction_invokes_policies(&request) => {
+            // Already under way: the worker routing a call runs its auction unasked.
+            Work::Auction { call, .. } if side.policies.is_routing(call) => {}
+            Work::Auction { call, request }
+                if services.auction_invokes_policies(&request.scoring.campaign) =>
+            {
                 side.policies.auction(call, request);
             }
             Work::Auction { call, request } => {

@@ -23,8 +23,8 @@ use crate::policy::model::{
 };
 use crate::policy::{FailureMode, InvocationContext, PolicyKv, Run};
 use crate::store::{
-    Bid, BidTrace, Bidder, CallOutcome, DEFAULT_MIN_DURATION_S, Market, NumberOwner, PolicyTrace,
-    Store, Target,
+    Bid, BidTrace, Bidder, CallOutcome, Campaign, DEFAULT_MIN_DURATION_S, Market, NumberOwner,
+    PolicyTrace, Store, Target,
 };
 
 /// Headers a scorer sees at most (a hostile INVITE may carry hundreds).
@@ -181,11 +181,27 @@ impl CallServices {
         traces
     }
 
-    /// Whether the call's auction asks policies or real-time bidders (its
-    /// campaign's selector, its bidders' strategy modules or endpoints), or
-    /// only ranks static bids.
-    pub fn auction_invokes_policies(&self, request: &AuctionRequest) -> bool {
-        let campaign = &request.scoring.campaign;
+    /// Whether the campaign of the number called has an auction that
+    /// invokes policies; false for an unknown number.
+    pub fn needs_policy_worker(&self, request: &ScoreRequest) -> bool {
+        let Ok(called) = normalize_e164(&request.called) else {
+            return false;
+        };
+        match self.store.number_owner(&called) {
+            Ok(Some(owner)) => self
+                .store
+                .campaign(owner.campaign_id())
+                .ok()
+                .flatten()
+                .is_some_and(|campaign| self.auction_invokes_policies(&campaign)),
+            _ => false,
+        }
+    }
+
+    /// Whether the campaign's auction asks policies or real-time bidders
+    /// (its selector, its bidders' strategy modules or endpoints), or only
+    /// ranks static bids.
+    pub fn auction_invokes_policies(&self, campaign: &Campaign) -> bool {
         campaign.selector_policy_id.is_some()
             || self.market().bidders.iter().any(|b| {
                 (b.strategy_policy_id.is_some() || b.rtb_url.is_some())

@@ -1,17 +1,22 @@
-//! The thread beside the SIP loop that runs the auctions that invoke
-//! policies: bidder strategy modules, the selector, real-time bidders. With
-//! ten modules and a selector that work is over half of a call's CPU; done
-//! on the loop it capped calls per second at what one core could do, while
-//! the loop's own work (parsing, transactions, sending) waited behind it. On
-//! a thread of its own the two run on both cores. Auctions of static bids
-//! alone stay on the loop, and so does scoring: for them the hop to this
-//! thread and back costs more than the work (`docs/benchmarks.md`).
+//! The thread beside the SIP loop that routes the calls whose auction
+//! invokes policies: bidder strategy modules, the selector, real-time
+//! bidders. With ten modules and a selector that work is over half of a
+//! call's CPU; done on the loop it capped calls per second at what one core
+//! could do, while the loop's own work (parsing, transactions, sending)
+//! waited behind it. On a thread of its own the two run on both cores.
+//! Calls whose auction is static bids alone are scored and auctioned on the
+//! loop: for them the hop to this thread and back costs more than the work
+//! (`docs/benchmarks.md`).
 //!
-//! Jobs arrive over a channel in the order calls ask for them; each ring
-//! tree goes back to the loop as its call's next input. An auction with
-//! real-time bidders asks them on a task of the loop's runtime and comes
-//! back here to be concluded.
+//! Such a call crosses once each way: the worker scores it, hands the score
+//! back at once (the call moves on to routing, and may ring back early),
+//! runs its auction without waiting to be asked, and hands back the ring
+//! tree. The loop then drops the auction request the call makes on its
+//! score, since the answer is on its way. An auction with real-time bidders
+//! asks them on a task of the loop's runtime and comes back here to be
+//! concluded.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
@@ -22,16 +27,16 @@ use tokio::sync::mpsc;
 
 use super::call_services::{CallServices, Gathering};
 use super::real_time_bids::{RealTimeAnswer, RealTimeBids};
-use crate::b2bua::{AuctionRequest, Input};
+use crate::b2bua::{AuctionRequest, Input, ScoreRequest, Scored};
 
 /// A call's next input, decided off the loop.
 pub(crate) type Decided = (u64, Input);
 
 enum Job {
-    Auction {
-        call: u64,
-        request: AuctionRequest,
-    },
+    /// Score the call, then run its auction.
+    Route { call: u64, request: ScoreRequest },
+    /// Run the auction a call asked for.
+    Auction { call: u64, request: AuctionRequest },
     /// An auction whose real-time answers are in (or late).
     Conclude {
         call: u64,
@@ -44,11 +49,13 @@ enum Job {
     Stop,
 }
 
-/// The worker's end for the loop: hands it jobs; dropping it ends the
-/// thread once the jobs queued are done.
+/// The loop's end of the worker: hands it calls, and knows which calls it
+/// holds. Dropping it ends the thread once the jobs queued are done.
 pub(crate) struct PolicyWorker {
     jobs: std_mpsc::Sender<Job>,
     thread: Option<JoinHandle<()>>,
+    /// Calls whose ring tree the worker has still to hand back.
+    routing: HashSet<u64>,
 }
 
 impl PolicyWorker {
@@ -73,13 +80,48 @@ impl PolicyWorker {
         Ok(PolicyWorker {
             jobs,
             thread: Some(thread),
+            routing: HashSet::new(),
         })
     }
 
-    pub(crate) fn auction(&self, call: u64, request: AuctionRequest) {
+    /// Scores `call` and runs its auction on the worker.
+    pub(crate) fn route(&mut self, call: u64, request: ScoreRequest) {
+        self.submit(call, Job::Route { call, request });
+    }
+
+    /// Runs the auction `call` asks for on the worker.
+    pub(crate) fn auction(&mut self, call: u64, request: AuctionRequest) {
+        self.submit(call, Job::Auction { call, request });
+    }
+
+    /// Whether the worker has `call`: its auction request, once scored, is
+    /// then answered already.
+    pub(crate) fn is_routing(&self, call: u64) -> bool {
+        self.routing.contains(&call)
+    }
+
+    /// Notes what came back for `call`: a ring tree, or a score that ends
+    /// the call's routing, ends the worker's part.
+    pub(crate) fn returned(&mut self, call: u64, input: &Input) {
+        if matches!(
+            input,
+            Input::Auctioned(_) | Input::Scored(Scored::UnknownNumber)
+        ) {
+            self.routing.remove(&call);
+        }
+    }
+
+    /// Calls the worker is scoring or auctioning.
+    pub(crate) fn calls(&self) -> usize {
+        self.routing.len()
+    }
+
+    fn submit(&mut self, call: u64, job: Job) {
         // Fails only once the thread is gone (it panicked): the call then
         // waits for its caller's timers, and the panic is in the log.
-        let _ = self.jobs.send(Job::Auction { call, request });
+        if self.jobs.send(job).is_ok() {
+            self.routing.insert(call);
+        }
     }
 }
 
@@ -103,33 +145,57 @@ struct Worker {
 
 impl Worker {
     fn run(self, queue: &std_mpsc::Receiver<Job>) {
-        let services = &self.services;
         while let Ok(job) = queue.recv() {
-            let (call, input) = match job {
-                Job::Auction { call, request } => {
-                    let gathering = services.gather(&request);
-                    if !gathering.real_time.is_empty() {
-                        self.ask_in_real_time(call, request, gathering);
-                        continue;
-                    }
-                    let tree = services.conclude(&request, gathering, Vec::new());
-                    (call, Input::Auctioned(Box::new(tree)))
-                }
+            let answered = match job {
+                Job::Route { call, request } => self.route(call, &request),
+                Job::Auction { call, request } => self.auction(call, request),
                 Job::Conclude {
                     call,
                     request,
                     gathering,
                     answers,
-                } => {
-                    let tree = services.conclude(&request, *gathering, answers);
-                    (call, Input::Auctioned(Box::new(tree)))
-                }
+                } => self.conclude(call, &request, *gathering, answers),
                 Job::Stop => return,
             };
-            if self.decided.send((call, input)).is_err() {
+            if !answered {
                 return;
             }
         }
+    }
+
+    /// Each `false` below means the loop has gone.
+    fn route(&self, call: u64, request: &ScoreRequest) -> bool {
+        let scored = self.services.score(request);
+        let auction = match &scored {
+            Scored::Campaign(scoring) => Some(request.auction(scoring.clone())),
+            Scored::UnknownNumber => None,
+        };
+        if self.decided.send((call, Input::Scored(scored))).is_err() {
+            return false;
+        }
+        auction.is_none_or(|request| self.auction(call, request))
+    }
+
+    fn auction(&self, call: u64, request: AuctionRequest) -> bool {
+        let gathering = self.services.gather(&request);
+        if gathering.real_time.is_empty() {
+            return self.conclude(call, &request, gathering, Vec::new());
+        }
+        self.ask_in_real_time(call, request, gathering);
+        true
+    }
+
+    fn conclude(
+        &self,
+        call: u64,
+        request: &AuctionRequest,
+        gathering: Gathering,
+        answers: Vec<RealTimeAnswer>,
+    ) -> bool {
+        let tree = self.services.conclude(request, gathering, answers);
+        self.decided
+            .send((call, Input::Auctioned(Box::new(tree))))
+            .is_ok()
     }
 
     /// Asks the auction's real-time bidders on a task; the call waits in its
