@@ -150,9 +150,8 @@ impl Bench {
         for item in work {
             match item {
                 Work::Auction { call, request } => {
-                    if let Some(score_request) = asked.get(&call) {
-                        assert_eq!(request, score_request.auction(Box::new(scoring())));
-                    }
+                    let score_request = asked.get(&call).expect("scored just now");
+                    assert_eq!(request, score_request.auction(Box::new(scoring())));
                     let tree = RingTree {
                         rings: rings.clone(),
                         ..RingTree::default()

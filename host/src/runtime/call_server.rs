@@ -16,7 +16,7 @@ use super::call_services::CallServices;
 use super::policy_worker::PolicyWorker;
 use super::sip_endpoint::{TcpConnections, lost, send_to};
 use super::{DatagramLoss, SipSockets};
-use crate::b2bua::{Finished, Input, Path, Route, Switch, SwitchConfig, SwitchStats, Work};
+use crate::b2bua::{Finished, Input, Path, Route, Scored, Switch, SwitchConfig, SwitchStats, Work};
 use crate::clock;
 use crate::sip::{MAX_MESSAGE_BYTES, inspect, inspect_parsed};
 
@@ -217,13 +217,16 @@ async fn pump(
         // bounded by the policy's fuel and deadline, less than a hop to
         // another thread and back.
         match work {
-            Work::Score { call, request } if services.needs_policy_worker(&request) => {
-                side.policies.route(call, request);
-            }
-            Work::Score { call, request } => {
-                let scored = services.score(&request);
-                switch.handle_input(clock::now(), call, Input::Scored(scored));
-            }
+            Work::Score { call, request } => match services.destination(&request) {
+                Some(to) if services.auction_invokes_policies(&to.campaign) => {
+                    side.policies.route(call, request);
+                }
+                destination => {
+                    let scored = destination
+                        .map_or(Scored::UnknownNumber, |to| services.score_for(&request, to));
+                    switch.handle_input(clock::now(), call, Input::Scored(scored));
+                }
+            },
             // Already under way: the worker routing a call runs its auction unasked.
             Work::Auction { call, .. } if side.policies.is_routing(call) => {}
             Work::Auction { call, request }

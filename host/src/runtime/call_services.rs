@@ -46,23 +46,48 @@ pub struct CallServices {
     pub ledger: Arc<Ledger>,
 }
 
+/// The campaign a call is for, found by its called number.
+pub struct Destination {
+    /// The called number, E.164.
+    called: String,
+    owner: NumberOwner,
+    pub campaign: Campaign,
+}
+
 impl CallServices {
     /// Campaign by called number, DNI attribution, then the campaign's scorer.
     pub fn score(&self, request: &ScoreRequest) -> Scored {
-        let Ok(called) = normalize_e164(&request.called) else {
-            return Scored::UnknownNumber;
-        };
+        match self.destination(request) {
+            Some(destination) => self.score_for(request, destination),
+            None => Scored::UnknownNumber,
+        }
+    }
+
+    /// The campaign of the number called; none for an unknown number.
+    pub fn destination(&self, request: &ScoreRequest) -> Option<Destination> {
+        let called = normalize_e164(&request.called).ok()?;
         let owner = match self.store.number_owner(&called) {
-            Ok(Some(owner)) => owner,
-            Ok(None) => return Scored::UnknownNumber,
+            Ok(owner) => owner?,
             Err(error) => {
                 tracing::error!(%error, "number lookup failed");
-                return Scored::UnknownNumber;
+                return None;
             }
         };
-        let Ok(Some(campaign)) = self.store.campaign(owner.campaign_id()) else {
-            return Scored::UnknownNumber;
-        };
+        let campaign = self.store.campaign(owner.campaign_id()).ok()??;
+        Some(Destination {
+            called,
+            owner,
+            campaign,
+        })
+    }
+
+    /// DNI attribution, then the campaign's scorer, for a call to `destination`.
+    pub fn score_for(&self, request: &ScoreRequest, destination: Destination) -> Scored {
+        let Destination {
+            called,
+            owner,
+            campaign,
+        } = destination;
         let at = request.received_at_ms.div_euclid(1000);
         let attribution = match owner {
             NumberOwner::Pool(_) => self
@@ -179,23 +204,6 @@ impl CallServices {
             );
         }
         traces
-    }
-
-    /// Whether the campaign of the number called has an auction that
-    /// invokes policies; false for an unknown number.
-    pub fn needs_policy_worker(&self, request: &ScoreRequest) -> bool {
-        let Ok(called) = normalize_e164(&request.called) else {
-            return false;
-        };
-        match self.store.number_owner(&called) {
-            Ok(Some(owner)) => self
-                .store
-                .campaign(owner.campaign_id())
-                .ok()
-                .flatten()
-                .is_some_and(|campaign| self.auction_invokes_policies(&campaign)),
-            _ => false,
-        }
     }
 
     /// Whether the campaign's auction asks policies or real-time bidders

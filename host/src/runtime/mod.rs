@@ -10,7 +10,7 @@ mod sip_endpoint;
 mod sip_uac;
 
 pub use call_server::{advertised, serve_calls};
-pub use call_services::{CallServices, Gathering, resolve_uri};
+pub use call_services::{CallServices, Destination, Gathering, resolve_uri};
 pub use real_time_bids::{RealTimeAnswer, RealTimeBids};
 pub use serve::{Host, ServeError, bootstrap, serve};
 pub use sip_endpoint::{
