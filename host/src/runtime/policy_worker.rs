@@ -144,6 +144,8 @@ struct Worker {
 }
 
 impl Worker {
+    /// Does the jobs in order. Each handler says whether the loop is still
+    /// there to take its answer; once it is not, the thread ends.
     fn run(self, queue: &std_mpsc::Receiver<Job>) {
         while let Ok(job) = queue.recv() {
             let answered = match job {
@@ -163,7 +165,6 @@ impl Worker {
         }
     }
 
-    /// Each `false` below means the loop has gone.
     fn route(&self, call: u64, request: &ScoreRequest) -> bool {
         let scored = self.services.score(request);
         let auction = match &scored {
