@@ -134,16 +134,14 @@ pub async fn serve_calls(
                 switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Tcp(id));
             }
             () = sleep => switch.handle_timeout(clock::now()),
-            Some((call, input)) = decided.recv() => {
-                side.policies.returned(call, &input);
-                switch.handle_input(clock::now(), call, input);
-                for _ in 1..DECIDED_BATCH {
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &mut side).await;
-                    let Ok((call, input)) = decided.try_recv() else {
-                        break;
-                    };
+            Some(first) = decided.recv() => {
+                let (mut decision, mut taken) = (Some(first), 0);
+                while let Some((call, input)) = decision {
                     side.policies.returned(call, &input);
                     switch.handle_input(clock::now(), call, input);
+                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &mut side).await;
+                    taken += 1;
+                    decision = (taken < DECIDED_BATCH).then(|| decided.try_recv().ok()).flatten();
                 }
             }
         }
@@ -219,7 +217,7 @@ async fn pump(
         match work {
             Work::Score { call, request } => match services.destination(&request) {
                 Some(to) if services.auction_invokes_policies(&to.campaign) => {
-                    side.policies.route(call, request);
+                    side.policies.route(call, request, to);
                 }
                 destination => {
                     let scored = destination

@@ -55,14 +55,6 @@ pub struct Destination {
 }
 
 impl CallServices {
-    /// Campaign by called number, DNI attribution, then the campaign's scorer.
-    pub fn score(&self, request: &ScoreRequest) -> Scored {
-        match self.destination(request) {
-            Some(destination) => self.score_for(request, destination),
-            None => Scored::UnknownNumber,
-        }
-    }
-
     /// The campaign of the number called; none for an unknown number.
     pub fn destination(&self, request: &ScoreRequest) -> Option<Destination> {
         let called = normalize_e164(&request.called).ok()?;

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use super::call_services::{CallServices, Gathering};
+use super::call_services::{CallServices, Destination, Gathering};
 use super::real_time_bids::{RealTimeAnswer, RealTimeBids};
 use crate::b2bua::{AuctionRequest, Input, ScoreRequest, Scored};
 
@@ -33,8 +33,13 @@ use crate::b2bua::{AuctionRequest, Input, ScoreRequest, Scored};
 pub(crate) type Decided = (u64, Input);
 
 enum Job {
-    /// Score the call, then run its auction.
-    Route { call: u64, request: ScoreRequest },
+    /// Score the call for its campaign (found on the loop), then run its
+    /// auction.
+    Route {
+        call: u64,
+        request: ScoreRequest,
+        destination: Box<Destination>,
+    },
     /// Run the auction a call asked for.
     Auction { call: u64, request: AuctionRequest },
     /// An auction whose real-time answers are in (or late).
@@ -85,8 +90,16 @@ impl PolicyWorker {
     }
 
     /// Scores `call` and runs its auction on the worker.
-    pub(crate) fn route(&mut self, call: u64, request: ScoreRequest) {
-        self.submit(call, Job::Route { call, request });
+    pub(crate) fn route(&mut self, call: u64, request: ScoreRequest, destination: Destination) {
+        let destination = Box::new(destination);
+        self.submit(
+            call,
+            Job::Route {
+                call,
+                request,
+                destination,
+            },
+        );
     }
 
     /// Runs the auction `call` asks for on the worker.
@@ -149,7 +162,11 @@ impl Worker {
     fn run(self, queue: &std_mpsc::Receiver<Job>) {
         while let Ok(job) = queue.recv() {
             let answered = match job {
-                Job::Route { call, request } => self.route(call, &request),
+                Job::Route {
+                    call,
+                    request,
+                    destination,
+                } => self.route(call, &request, *destination),
                 Job::Auction { call, request } => self.auction(call, request),
                 Job::Conclude {
                     call,
@@ -165,8 +182,8 @@ impl Worker {
         }
     }
 
-    fn route(&self, call: u64, request: &ScoreRequest) -> bool {
-        let scored = self.services.score(request);
+    fn route(&self, call: u64, request: &ScoreRequest, destination: Destination) -> bool {
+        let scored = self.services.score_for(request, destination);
         let auction = match &scored {
             Scored::Campaign(scoring) => Some(request.auction(scoring.clone())),
             Scored::UnknownNumber => None,
