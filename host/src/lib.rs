@@ -9,10 +9,13 @@
 //! - [`b2bua`]: call control — one call's legs, ring-tree failover, relays
 //!   between legs — and the switch that owns every transaction, sans-IO;
 //! - [`auction`]: which bids may take a call and their ring order, sans-IO;
+//! - [`access`]: what each tenant may act on and what each role sees of a
+//!   call, pure;
 //! - [`store`]: sled behind typed per-entity functions;
 //! - [`cli`]: the `plugboard` command line;
 //! - [`clock`]: the one reader of the OS clock.
 
+pub mod access;
 pub mod api;
 pub mod auction;
 pub mod b2bua;

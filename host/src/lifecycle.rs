@@ -52,8 +52,11 @@ pub struct PolicyLifecycle {
     engine: PolicyEngine,
     artifacts: ArtifactCache,
     registry: Arc<PolicyRegistry>,
-    /// Compiled versions by SHA-256, shared by every deployment using them.
-    compiled: Mutex<HashMap<String, Arc<CompiledPolicy>>>,
+    /// Compiled versions by world and SHA-256, shared by every deployment
+    /// using them. The world is part of the key: the same bytes uploaded as
+    /// another world must meet that world's checks, not find the first
+    /// upload's verdict.
+    compiled: Mutex<HashMap<(World, String), Arc<CompiledPolicy>>>,
 }
 
 impl PolicyLifecycle {
@@ -87,7 +90,7 @@ impl PolicyLifecycle {
         bytes: Arc<Vec<u8>>,
     ) -> Result<Arc<CompiledPolicy>, LifecycleError> {
         let sha = crate::policy::content_address(&bytes);
-        if let Some(done) = self.cached(&sha) {
+        if let Some(done) = self.cached(world, &sha) {
             return Ok(done);
         }
         let (engine, artifacts) = (self.engine.clone(), self.artifacts.clone());
@@ -99,11 +102,11 @@ impl PolicyLifecycle {
         Ok(self.remember(compiled))
     }
 
-    fn cached(&self, sha: &str) -> Option<Arc<CompiledPolicy>> {
+    fn cached(&self, world: World, sha: &str) -> Option<Arc<CompiledPolicy>> {
         self.compiled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(sha)
+            .get(&(world, sha.to_owned()))
             .cloned()
     }
 
@@ -112,7 +115,7 @@ impl PolicyLifecycle {
         self.compiled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(compiled.sha256().to_owned())
+            .entry((compiled.world(), compiled.sha256().to_owned()))
             .or_insert(compiled)
             .clone()
     }
@@ -152,7 +155,7 @@ impl PolicyLifecycle {
             .store
             .policy_version(&policy.id, version)?
             .ok_or_else(|| LifecycleError::UnknownVersion(version.to_owned()))?;
-        if let Some(done) = self.cached(&record.sha256) {
+        if let Some(done) = self.cached(policy.world, &record.sha256) {
             return Ok(done);
         }
         let bytes = self

@@ -26,6 +26,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if matches!(args.command, Command::Serve(_) | Command::Admin(_)) {
+        host::runtime::keep_new_files_private();
+    }
     let outcome = match &args.command {
         Command::Serve(serve) => run_server(serve).map(|()| String::new()),
         Command::Admin(AdminCommand::Bootstrap { data_dir }) => {

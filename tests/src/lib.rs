@@ -358,6 +358,7 @@ pub fn call_record(
         .map(|w| BidTrace {
             bid_id: w.bid_id.clone(),
             bidder_id: w.bidder_id.clone(),
+            tenant_id: w.tenant_id.clone(),
             target_id: w.target_id.clone(),
             amount_micros: w.amount_micros,
             source: "static".to_owned(),
@@ -367,6 +368,7 @@ pub fn call_record(
         .chain(std::iter::once(BidTrace {
             bid_id: "bid_other".to_owned(),
             bidder_id: "bdr_other".to_owned(),
+            tenant_id: "tnt_other".to_owned(),
             target_id: "tgt_other".to_owned(),
             amount_micros: 1,
             source: "static".to_owned(),

@@ -9,17 +9,18 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::campaigns::check_sip_uri;
+use super::campaigns::{check_policy, check_sip_uri};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller};
 use super::{ApiState, new_id};
+use crate::access;
 use crate::auction::ledger::TargetState;
 use crate::auction::schedule::clock_minutes;
+use crate::auction::{MAX_AMOUNT_MICROS, MAX_MIN_DURATION_S};
 use crate::clock;
 use crate::policy::model::World;
-use crate::store::{Bid, Bidder, DEFAULT_MIN_DURATION_S, Role, ScheduleWindow, Target};
-
-const BIDDER_ROLES: &[Role] = &[Role::Operator, Role::Bidder];
+use crate::sip::uri::check_http_url;
+use crate::store::{Bid, Bidder, DEFAULT_MIN_DURATION_S, ScheduleWindow, Target};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -53,35 +54,20 @@ fn visible_bidder(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Bidd
         .ok_or_else(|| ApiError::not_found("bidder"))
 }
 
-fn check_bidder(state: &ApiState, caller: &Caller, spec: &BidderSpec) -> ApiResult<()> {
+/// Checks a bidder of `owner_tenant_id` as `spec` describes it.
+fn check_bidder(state: &ApiState, owner_tenant_id: &str, spec: &BidderSpec) -> ApiResult<()> {
     if spec.name.trim().is_empty() || spec.name.len() > 200 {
         return Err(invalid("`name` must be 1 to 200 characters"));
     }
-    if let Some(url) = &spec.rtb_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        return Err(invalid("`rtb_url` must be an http:// or https:// URL"));
+    if let Some(url) = &spec.rtb_url {
+        check_http_url(url).map_err(|why| {
+            invalid(format!(
+                "`rtb_url` {why}; it is an http:// or https:// URL such as https://bids.example.com/plugboard"
+            ))
+        })?;
     }
     if let Some(id) = &spec.strategy_policy_id {
-        let policy = state
-            .store
-            .policy(id)?
-            .filter(|p| p.shared || caller.owns(&p.tenant_id));
-        match policy {
-            Some(p) if p.world == World::Bidder => {}
-            Some(_) => {
-                return Err(ApiError::unprocessable(
-                    "policy.wrong_world",
-                    "a bidder strategy must be a bidder policy",
-                ));
-            }
-            None => {
-                return Err(ApiError::unprocessable(
-                    "policy.not_found",
-                    format!("no policy {id} you may use"),
-                ));
-            }
-        }
+        check_policy(state, owner_tenant_id, id, World::Bidder)?;
     }
     Ok(())
 }
@@ -94,8 +80,7 @@ async fn create_bidder(
     caller: Caller,
     Body(spec): Body<BidderSpec>,
 ) -> ApiResult<(StatusCode, Json<Bidder>)> {
-    caller.require(BIDDER_ROLES)?;
-    check_bidder(&state, &caller, &spec)?;
+    check_bidder(&state, &caller.tenant_id, &spec)?;
     let bidder = Bidder {
         id: new_id("bdr")?,
         tenant_id: caller.tenant_id.clone(),
@@ -115,7 +100,6 @@ async fn list_bidders(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<Bidder>>> {
-    caller.require(BIDDER_ROLES)?;
     let mut bidders: Vec<Bidder> = state
         .store
         .bidders()?
@@ -134,7 +118,6 @@ async fn get_bidder(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Bidder>> {
-    caller.require(BIDDER_ROLES)?;
     Ok(Json(visible_bidder(&state, &caller, &id)?))
 }
 
@@ -148,9 +131,8 @@ async fn update_bidder(
     Path(id): Path<String>,
     Body(spec): Body<BidderSpec>,
 ) -> ApiResult<Json<Bidder>> {
-    caller.require(BIDDER_ROLES)?;
     let mut bidder = visible_bidder(&state, &caller, &id)?;
-    check_bidder(&state, &caller, &spec)?;
+    check_bidder(&state, &bidder.tenant_id, &spec)?;
     bidder.name = spec.name.trim().to_owned();
     bidder.rtb_url = spec.rtb_url;
     bidder.strategy_policy_id = spec.strategy_policy_id;
@@ -215,7 +197,6 @@ async fn create_target(
     Path(id): Path<String>,
     Body(spec): Body<TargetSpec>,
 ) -> ApiResult<(StatusCode, Json<Target>)> {
-    caller.require(BIDDER_ROLES)?;
     let bidder = visible_bidder(&state, &caller, &id)?;
     let target = target_from(spec, new_id("tgt")?, &bidder)?;
     state.store.put_target(&target)?;
@@ -264,7 +245,6 @@ async fn list_targets(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<TargetView>>> {
-    caller.require(BIDDER_ROLES)?;
     let bidder = visible_bidder(&state, &caller, &id)?;
     let mut targets: Vec<Target> = state
         .store
@@ -306,7 +286,6 @@ async fn update_target(
     Path((id, target_id)): Path<(String, String)>,
     Body(spec): Body<TargetSpec>,
 ) -> ApiResult<Json<Target>> {
-    caller.require(BIDDER_ROLES)?;
     let (bidder, old) = visible_target(&state, &caller, &id, &target_id)?;
     let mut target = target_from(spec, old.id, &bidder)?;
     target.created_at = old.created_at;
@@ -323,7 +302,6 @@ async fn delete_target(
     caller: Caller,
     Path((id, target_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.require(BIDDER_ROLES)?;
     let (_, target) = visible_target(&state, &caller, &id, &target_id)?;
     if state.store.bids()?.iter().any(|b| b.target_id == target.id) {
         return Err(ApiError::conflict(
@@ -386,23 +364,33 @@ fn check_schedule(time_zone: &str, schedule: &[ScheduleWindow]) -> ApiResult<()>
 }
 
 fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> ApiResult<Bid> {
-    let campaign = state
-        .store
-        .campaign(&spec.campaign_id)?
-        .filter(|c| caller.is_operator() || c.bidder_access.allows(&caller.tenant_id))
-        .ok_or_else(|| {
-            ApiError::unprocessable("campaign.not_found", "no such campaign open to you")
-        })?;
     let target = state
         .store
         .target(&spec.target_id)?
         .filter(|t| caller.owns(&t.tenant_id))
         .ok_or_else(|| ApiError::unprocessable("target.not_found", "no such target of yours"))?;
+    // The bid is the target's tenant's: the campaign must be open to it
+    // (the auction asks the same at every call).
+    let campaign = state
+        .store
+        .campaign(&spec.campaign_id)?
+        .filter(|c| access::campaign_takes_bids_of(c, &target.tenant_id))
+        .ok_or_else(|| {
+            ApiError::unprocessable("campaign.not_found", "no such campaign open to you")
+        })?;
     if spec.min_quality > 100 {
         return Err(invalid("`min_quality` must be 0 to 100"));
     }
-    if spec.amount_micros == 0 {
-        return Err(invalid("`amount_micros` must be positive"));
+    if !(1..=MAX_AMOUNT_MICROS).contains(&spec.amount_micros) {
+        return Err(invalid(format!(
+            "`amount_micros` must be 1 to {MAX_AMOUNT_MICROS}"
+        )));
+    }
+    let min_duration_s = spec.min_duration_s.unwrap_or(DEFAULT_MIN_DURATION_S);
+    if min_duration_s > MAX_MIN_DURATION_S {
+        return Err(invalid(format!(
+            "`min_duration_s` must be 0 to {MAX_MIN_DURATION_S}"
+        )));
     }
     let time_zone = spec.time_zone.unwrap_or_else(|| "UTC".to_owned());
     check_schedule(&time_zone, &spec.schedule)?;
@@ -433,7 +421,7 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
         target_id: target.id,
         amount_micros: spec.amount_micros,
         min_quality: spec.min_quality,
-        min_duration_s: spec.min_duration_s.unwrap_or(DEFAULT_MIN_DURATION_S),
+        min_duration_s,
         hourly_cap: spec.hourly_cap,
         daily_cap: spec.daily_cap,
         monthly_cap: spec.monthly_cap,
@@ -463,7 +451,6 @@ async fn create_bid(
     caller: Caller,
     Body(spec): Body<BidSpec>,
 ) -> ApiResult<(StatusCode, Json<Bid>)> {
-    caller.require(BIDDER_ROLES)?;
     let bid = bid_from(&state, &caller, spec, new_id("bid")?)?;
     state.store.put_bid(&bid)?;
     Ok((StatusCode::CREATED, Json(bid)))
@@ -473,7 +460,6 @@ async fn create_bid(
     security(("bearer" = ["operator", "bidder"])),
     responses((status = 200, body = Vec<Bid>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_bids(State(state): State<ApiState>, caller: Caller) -> ApiResult<Json<Vec<Bid>>> {
-    caller.require(BIDDER_ROLES)?;
     let mut bids: Vec<Bid> = state
         .store
         .bids()?
@@ -492,7 +478,6 @@ async fn get_bid(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Bid>> {
-    caller.require(BIDDER_ROLES)?;
     Ok(Json(visible_bid(&state, &caller, &id)?))
 }
 
@@ -506,7 +491,6 @@ async fn update_bid(
     Path(id): Path<String>,
     Body(spec): Body<BidSpec>,
 ) -> ApiResult<Json<Bid>> {
-    caller.require(BIDDER_ROLES)?;
     let old = visible_bid(&state, &caller, &id)?;
     let mut bid = bid_from(&state, &caller, spec, old.id)?;
     bid.created_at = old.created_at;
@@ -522,7 +506,6 @@ async fn delete_bid(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(BIDDER_ROLES)?;
     let bid = visible_bid(&state, &caller, &id)?;
     state.store.delete_bid(&bid.id)?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,10 +1,12 @@
 //! Call records (CDRs with their decision trace) and the bidders' marketplace.
-//! Marketers see their campaigns' calls; bidders the calls they won, and only
-//! their own line of the auction; operators everything.
+//! Which calls a caller sees, and what of each, is `access::view`'s to say.
+
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,9 +14,10 @@ use utoipa_axum::routes;
 use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Caller, Params};
+use crate::access::{Viewer, view};
 use crate::clock;
 use crate::marketplace::{self, CampaignMarket};
-use crate::store::{CallFilter, CallOutcome, CallRecord, Role};
+use crate::store::{CallFilter, CallOutcome, CallRecord};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -38,33 +41,41 @@ pub struct CallQuery {
     pub cursor: Option<String>,
 }
 
+/// A page of calls, each as the caller's role may see it: fields the role
+/// may not see are absent (`docs/visibility.md`).
 #[derive(Serialize, ToSchema)]
 pub struct CallList {
-    pub calls: Vec<CallRecord>,
+    #[schema(value_type = Vec<CallRecord>)]
+    pub calls: Vec<Value>,
     /// Present when more calls match: pass it as `cursor`.
     pub next_cursor: Option<String>,
 }
 
-fn may_see(caller: &Caller, call: &CallRecord) -> bool {
-    match caller.role {
-        Role::Operator => true,
-        Role::Marketer => call.tenant_id == caller.tenant_id,
-        Role::Bidder => call
-            .winner
-            .as_ref()
-            .is_some_and(|w| w.tenant_id == caller.tenant_id),
+fn viewer(caller: &Caller) -> Viewer<'_> {
+    Viewer {
+        tenant_id: &caller.tenant_id,
+        role: caller.role,
     }
 }
 
-/// What a caller is shown of a call: a bidder sees only its own bids.
-fn shown(caller: &Caller, mut call: CallRecord) -> CallRecord {
-    if caller.role == Role::Bidder {
-        let mine = call.winner.as_ref().map(|w| w.bidder_id.clone());
-        call.trace
-            .bids
-            .retain(|b| Some(&b.bidder_id) == mine.as_ref());
+/// Each call as the caller may see it (`docs/visibility.md`), with the
+/// attribution keys its campaign shares, looked up once per campaign.
+fn shown(state: &ApiState, caller: &Caller, calls: &[CallRecord]) -> ApiResult<Vec<Value>> {
+    let mut shared: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut out = Vec::with_capacity(calls.len());
+    for call in calls {
+        if !shared.contains_key(call.campaign_id.as_str()) {
+            let keys = state
+                .store
+                .campaign(&call.campaign_id)?
+                .map(|c| c.shared_attribution_keys)
+                .unwrap_or_default();
+            shared.insert(&call.campaign_id, keys);
+        }
+        let keys = &shared[call.campaign_id.as_str()];
+        out.push(view::call_view(&viewer(caller), call, keys));
     }
-    call
+    Ok(out)
 }
 
 #[utoipa::path(get, path = "/v1/calls", tag = "calls", params(CallQuery),
@@ -90,12 +101,12 @@ async fn list_calls(
     };
     let page = state.store.calls(
         &filter,
-        |c| may_see(&caller, c),
+        |c| view::may_see_call(&viewer(&caller), c),
         query.cursor.as_deref(),
         limit,
     )?;
     Ok(Json(CallList {
-        calls: page.calls.into_iter().map(|c| shown(&caller, c)).collect(),
+        calls: shown(&state, &caller, &page.calls)?,
         next_cursor: page.next_cursor,
     }))
 }
@@ -107,13 +118,14 @@ async fn get_call(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<CallRecord>> {
-    state
+) -> ApiResult<Json<Value>> {
+    let call = state
         .store
         .call(&id)?
-        .filter(|c| may_see(&caller, c))
-        .map(|c| Json(shown(&caller, c)))
-        .ok_or_else(|| ApiError::not_found("call"))
+        .filter(|c| view::may_see_call(&viewer(&caller), c))
+        .ok_or_else(|| ApiError::not_found("call"))?;
+    let mut shown = shown(&state, &caller, std::slice::from_ref(&call))?;
+    Ok(Json(shown.pop().unwrap_or_default()))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -133,7 +145,6 @@ async fn get_marketplace(
     caller: Caller,
     Params(query): Params<MarketQuery>,
 ) -> ApiResult<Json<Vec<CampaignMarket>>> {
-    caller.require(&[Role::Operator, Role::Bidder])?;
     let days = query.window_days.unwrap_or(30);
     if !(1..=365).contains(&days) {
         return Err(ApiError::bad_request(
@@ -146,7 +157,7 @@ async fn get_marketplace(
     let mut campaigns = state.store.campaigns()?;
     campaigns.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     for campaign in campaigns {
-        if !(caller.is_operator() || campaign.bidder_access.allows(&caller.tenant_id)) {
+        if !caller.actor().may_bid_on(&campaign) {
             continue;
         }
         let filter = CallFilter {

@@ -14,14 +14,14 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller, Params};
 use super::{ApiState, DeferredDurability, new_id};
+use crate::access::{self, PolicyRefusal};
 use crate::clock;
 use crate::dni::{self, Assignment, PoolState};
 use crate::number::normalize_e164;
 use crate::policy::model::World;
-use crate::store::{BidderAccess, Campaign, DniSession, Pool, Role};
+use crate::sip::SipUri;
+use crate::store::{BidderAccess, Campaign, DniSession, Pool};
 use axum::response::IntoResponse;
-
-const CAMPAIGN_ROLES: &[Role] = &[Role::Operator, Role::Marketer];
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -102,45 +102,38 @@ fn normalized_numbers(numbers: &[String]) -> ApiResult<Vec<String>> {
     Ok(out)
 }
 
-/// A SIP URI a B2BUA can call: `sip:` or `sips:`, a host, no spaces.
+/// A SIP URI a B2BUA can call, by the strict parse the call uses too.
 pub(super) fn check_sip_uri(field: &str, uri: &str) -> ApiResult<()> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("sips:"));
-    let host = rest.map(|r| r.rsplit('@').next().unwrap_or(r));
-    match host {
-        Some(h) if !h.is_empty() && uri.len() <= 512 && !uri.contains(char::is_whitespace) => {
-            Ok(())
+    SipUri::parse(uri).map(drop).map_err(|e| {
+        invalid(format!(
+            "`{field}` {e}; a target is a SIP URI such as sip:sales@192.0.2.10:5060"
+        ))
+    })
+}
+
+/// A policy `owner`'s object may run as a `world` policy (the ownership
+/// rule the call applies again).
+pub(super) fn check_policy(
+    state: &ApiState,
+    owner_tenant_id: &str,
+    id: &str,
+    world: World,
+) -> ApiResult<()> {
+    let verdict = match state.store.policy(id)? {
+        Some(policy) => access::policy_usable_by(owner_tenant_id, &policy, world),
+        None => Err(PolicyRefusal::NotUsable),
+    };
+    verdict.map_err(|refusal| match refusal {
+        PolicyRefusal::NotUsable => {
+            ApiError::unprocessable("policy.not_found", format!("no policy {id} you may use"))
         }
-        _ => Err(invalid(format!(
-            "`{field}` must be a SIP URI such as sip:sales@192.0.2.10:5060"
-        ))),
-    }
+        PolicyRefusal::WrongWorld { .. } => {
+            ApiError::unprocessable("policy.wrong_world", format!("policy {id}: {refusal}"))
+        }
+    })
 }
 
-/// The caller may attach a policy of `world` that it owns or that is shared.
-fn check_policy(state: &ApiState, caller: &Caller, id: &str, world: World) -> ApiResult<()> {
-    let usable = state
-        .store
-        .policy(id)?
-        .filter(|p| p.shared || caller.owns(&p.tenant_id));
-    match usable {
-        Some(policy) if policy.world == world => Ok(()),
-        Some(policy) => Err(ApiError::unprocessable(
-            "policy.wrong_world",
-            format!(
-                "policy {id} is a {} policy, a {world} is needed here",
-                policy.world
-            ),
-        )),
-        None => Err(ApiError::unprocessable(
-            "policy.not_found",
-            format!("no policy {id} you may use"),
-        )),
-    }
-}
-
-fn check_campaign(state: &ApiState, caller: &Caller, c: &Campaign) -> ApiResult<()> {
+fn check_campaign(state: &ApiState, c: &Campaign) -> ApiResult<()> {
     if c.name.trim().is_empty() || c.name.len() > 200 {
         return Err(invalid("`name` must be 1 to 200 characters"));
     }
@@ -148,10 +141,10 @@ fn check_campaign(state: &ApiState, caller: &Caller, c: &Campaign) -> ApiResult<
         check_sip_uri("fallback_target", uri)?;
     }
     if let Some(id) = &c.scorer_policy_id {
-        check_policy(state, caller, id, World::Scorer)?;
+        check_policy(state, &c.tenant_id, id, World::Scorer)?;
     }
     if let Some(id) = &c.selector_policy_id {
-        check_policy(state, caller, id, World::Selector)?;
+        check_policy(state, &c.tenant_id, id, World::Selector)?;
     }
     if !(10..=5000).contains(&c.auction_timeout_ms) {
         return Err(invalid("`auction_timeout_ms` must be 10 to 5000"));
@@ -177,7 +170,6 @@ async fn create_campaign(
     caller: Caller,
     Body(new): Body<NewCampaign>,
 ) -> ApiResult<(StatusCode, Json<Campaign>)> {
-    caller.require(CAMPAIGN_ROLES)?;
     let campaign = Campaign {
         id: new_id("cmp")?,
         tenant_id: caller.tenant_id.clone(),
@@ -193,7 +185,7 @@ async fn create_campaign(
         auction_timeout_ms: new.auction_timeout_ms.unwrap_or(100),
         created_at: clock::unix_now(),
     };
-    check_campaign(&state, &caller, &campaign)?;
+    check_campaign(&state, &campaign)?;
     state.store.put_campaign(&campaign)?;
     Ok((StatusCode::CREATED, Json(campaign)))
 }
@@ -205,7 +197,6 @@ async fn list_campaigns(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<Campaign>>> {
-    caller.require(CAMPAIGN_ROLES)?;
     let mut campaigns: Vec<Campaign> = state
         .store
         .campaigns()?
@@ -224,7 +215,6 @@ async fn get_campaign(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Campaign>> {
-    caller.require(CAMPAIGN_ROLES)?;
     Ok(Json(visible_campaign(&state, &caller, &id)?))
 }
 
@@ -238,7 +228,6 @@ async fn update_campaign(
     Path(id): Path<String>,
     Body(update): Body<CampaignUpdate>,
 ) -> ApiResult<Json<Campaign>> {
-    caller.require(CAMPAIGN_ROLES)?;
     let mut c = visible_campaign(&state, &caller, &id)?;
     if let Some(name) = update.name {
         c.name = name.trim().to_owned();
@@ -270,7 +259,7 @@ async fn update_campaign(
     if let Some(timeout) = update.auction_timeout_ms {
         c.auction_timeout_ms = timeout;
     }
-    check_campaign(&state, &caller, &c)?;
+    check_campaign(&state, &c)?;
     state.store.put_campaign(&c)?;
     Ok(Json(c))
 }
@@ -283,7 +272,6 @@ async fn delete_campaign(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(CAMPAIGN_ROLES)?;
     let c = visible_campaign(&state, &caller, &id)?;
     let mut pools = state.dni_pools.lock().unwrap_or_else(|p| p.into_inner());
     state.store.delete_campaign(&c.id)?;
@@ -305,7 +293,6 @@ async fn list_numbers(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<String>>> {
-    caller.require(CAMPAIGN_ROLES)?;
     Ok(Json(visible_campaign(&state, &caller, &id)?.numbers))
 }
 
@@ -319,7 +306,6 @@ async fn add_number(
     Path(id): Path<String>,
     Body(new): Body<NewNumber>,
 ) -> ApiResult<(StatusCode, Json<Vec<String>>)> {
-    caller.require(CAMPAIGN_ROLES)?;
     let mut c = visible_campaign(&state, &caller, &id)?;
     let number = e164(&new.number)?;
     if !c.numbers.contains(&number) {
@@ -337,7 +323,6 @@ async fn remove_number(
     caller: Caller,
     Path((id, number)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.require(CAMPAIGN_ROLES)?;
     let mut c = visible_campaign(&state, &caller, &id)?;
     let number = normalize_e164(&number).map_err(|_| ApiError::not_found("number"))?;
     let before = c.numbers.len();
@@ -365,7 +350,6 @@ async fn get_pool(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Pool>> {
-    caller.require(CAMPAIGN_ROLES)?;
     let c = visible_campaign(&state, &caller, &id)?;
     state
         .store
@@ -384,7 +368,6 @@ async fn put_pool(
     Path(id): Path<String>,
     Body(spec): Body<PoolSpec>,
 ) -> ApiResult<Json<Pool>> {
-    caller.require(CAMPAIGN_ROLES)?;
     let c = visible_campaign(&state, &caller, &id)?;
     let numbers = normalized_numbers(&spec.numbers)?;
     let ttl_s = spec.ttl_s.unwrap_or(1800);
@@ -442,7 +425,6 @@ async fn create_dni_session(
     Path(id): Path<String>,
     Body(request): Body<DniRequest>,
 ) -> ApiResult<axum::response::Response> {
-    caller.require(CAMPAIGN_ROLES)?;
     let c = visible_campaign(&state, &caller, &id)?;
     if request
         .session_id
@@ -548,7 +530,6 @@ async fn find_dni_session(
     Path(id): Path<String>,
     Params(lookup): Params<DniLookup>,
 ) -> ApiResult<Json<DniSession>> {
-    caller.require(CAMPAIGN_ROLES)?;
     let c = visible_campaign(&state, &caller, &id)?;
     let number = e164(&lookup.number)?;
     let at = lookup.at.unwrap_or_else(clock::unix_now);

@@ -83,13 +83,10 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NumberTaken {
-                number,
-                campaign_id,
-            } => ApiError::conflict(
-                "number.taken",
-                format!("number {number} already belongs to campaign {campaign_id}"),
-            ),
+            // Which campaign holds it is another tenant's business.
+            StoreError::NumberTaken { number, .. } => {
+                ApiError::conflict("number.taken", format!("number {number} is already in use"))
+            }
             other => ApiError::internal(other),
         }
     }

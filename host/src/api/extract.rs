@@ -3,13 +3,14 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::access::Actor;
 use crate::store::Role;
 
 /// A JSON body; a failure to read it is a 400/413/415/422 in our error format.
@@ -64,7 +65,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
     }
 }
 
-/// The authenticated tenant making the request.
+/// The authenticated tenant making the request, put in the request by the
+/// gate ([`super::gate`]) once its role passed the route's.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub tenant_id: String,
@@ -73,25 +75,17 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Refuses callers whose role may not use the route.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            return Ok(());
+    /// The caller as the ownership rule sees it.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            tenant_id: &self.tenant_id,
+            role: self.role,
         }
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "auth.forbidden_role",
-            format!("a {:?} key may not use this route", self.role).to_lowercase(),
-        ))
     }
 
-    pub fn is_operator(&self) -> bool {
-        self.role == Role::Operator
-    }
-
-    /// Whether the caller may see an object owned by `tenant_id`.
+    /// Whether the caller may see or change an object owned by `tenant_id`.
     pub fn owns(&self, tenant_id: &str) -> bool {
-        self.is_operator() || self.tenant_id == tenant_id
+        self.actor().owns(tenant_id)
     }
 }
 
@@ -100,43 +94,50 @@ pub fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-impl FromRequestParts<ApiState> for Caller {
+/// The tenant whose key the request carries (`401` without a valid one).
+pub(super) fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let unauthorized = |message: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "auth.unauthorized",
+            message.to_owned(),
+        )
+    };
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <api key>`"))?;
+    let key = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
+    let record = state
+        .store
+        .api_key_by_hash(&key_hash(key))?
+        .ok_or_else(|| unauthorized("unknown API key"))?;
+    let tenant = state
+        .store
+        .tenant(&record.tenant_id)?
+        .ok_or_else(|| unauthorized("the key's tenant no longer exists"))?;
+    Ok(Caller {
+        tenant_id: tenant.id,
+        role: tenant.role,
+        key_id: record.id,
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &ApiState,
-    ) -> Result<Self, Self::Rejection> {
-        let unauthorized = |message: &str| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "auth.unauthorized",
-                message.to_owned(),
-            )
-        };
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing `Authorization: Bearer <api key>`"))?;
-        let key = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <api key>`"))?;
-        let record = state
-            .store
-            .api_key_by_hash(&key_hash(key))?
-            .ok_or_else(|| unauthorized("unknown API key"))?;
-        let tenant = state
-            .store
-            .tenant(&record.tenant_id)?
-            .ok_or_else(|| unauthorized("the key's tenant no longer exists"))?;
-        Ok(Caller {
-            tenant_id: tenant.id,
-            role: tenant.role,
-            key_id: record.id,
-        })
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Only the gate puts a caller here: a handler reached without it is
+        // a route the gate does not know, refused rather than left open.
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("a route that needs a caller is not behind the gate"))
     }
 }

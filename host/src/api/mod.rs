@@ -10,6 +10,7 @@ mod calls;
 mod campaigns;
 mod error;
 mod extract;
+pub mod gate;
 mod policies;
 mod system;
 mod tenants;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -81,13 +83,20 @@ fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
 }
 
 /// The router, serving its own OpenAPI document at `/v1/openapi.json`.
+/// Every described route is behind the gate ([`gate::admit`]), which
+/// admits the roles its description lists.
 pub fn router(state: ApiState) -> Router {
     let upload_limit = state.policies.engine().limits().component_bytes;
     let (router, openapi) = routes(upload_limit)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .split_for_parts();
+    let gate = gate::Gate {
+        state: state.clone(),
+        roles: Arc::new(gate::RouteRoles::from_openapi(&openapi)),
+    };
     let openapi = Arc::new(openapi);
     router
+        .route_layer(axum::middleware::from_fn_with_state(gate, gate::admit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             durable_writes,
@@ -99,6 +108,10 @@ pub fn router(state: ApiState) -> Router {
                 async move { axum::Json(openapi.as_ref().clone()) }
             }),
         )
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "route.not_found", "no such route")
+        })
+        .layer(axum::middleware::from_fn(gate::json_errors))
         .with_state(state)
 }
 

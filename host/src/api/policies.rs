@@ -20,7 +20,7 @@ use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
 use crate::policy::model::World;
 use crate::policy::{FailureMode, LoadError, MemoryKv, SampleInput, SampleReport, run_sample};
-use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, Role, TestVector};
+use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, TestVector};
 
 /// Routes; `upload_limit` is the component size limit (uploads get one more
 /// byte of room so that the runtime, not the body limit, names the problem).
@@ -97,20 +97,11 @@ fn upload_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Vec<u8>> {
     }
 }
 
-/// Which worlds each role may upload.
-fn may_upload(role: Role, world: World) -> bool {
-    match role {
-        Role::Operator => true,
-        Role::Marketer => matches!(world, World::Scorer | World::Selector),
-        Role::Bidder => world == World::Bidder,
-    }
-}
-
 fn visible_policy(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Policy> {
     state
         .store
         .policy(id)?
-        .filter(|p| p.shared || caller.owns(&p.tenant_id))
+        .filter(|p| caller.actor().may_read_policy(p))
         .ok_or_else(|| ApiError::not_found("policy"))
 }
 
@@ -156,7 +147,7 @@ async fn upload_policy(
     Params(query): Params<UploadQuery>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Uploaded>)> {
-    if !may_upload(caller.role, query.world) {
+    if !caller.actor().may_upload(query.world) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "auth.forbidden_role",
@@ -226,7 +217,7 @@ async fn list_policies(
         .store
         .policies()?
         .into_iter()
-        .filter(|p| p.shared || caller.owns(&p.tenant_id))
+        .filter(|p| caller.actor().may_read_policy(p))
         .collect();
     policies.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     Ok(Json(policies))

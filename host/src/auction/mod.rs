@@ -16,7 +16,16 @@ use std::collections::HashMap;
 
 pub use ledger::{CapKind, Ledger, Period};
 
-use crate::store::{Bid, Target};
+use crate::access;
+use crate::store::{Bid, Campaign, Target};
+
+/// The largest amount a bid may offer for one call, micros (10,000 of the
+/// campaign's currency): far above any pay-per-call payout, far below what
+/// would let a bid win every call without meaning to pay.
+pub const MAX_AMOUNT_MICROS: u64 = 10_000_000_000;
+/// The longest minimum duration a bid may ask before a call is billable,
+/// seconds: longer, and the bid could win calls it never pays for.
+pub const MAX_MIN_DURATION_S: u32 = 3_600;
 
 /// Where a bid came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +51,15 @@ impl Source {
 /// Why a bid was not used for a call. The code is what the trace shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DropReason {
+    /// The campaign's `bidder_access` does not (or no longer) include the
+    /// bid's tenant.
+    BidderNotAllowed,
+    /// The bid names a target of another bidder.
+    TargetNotOwned,
+    /// The amount is 0 or above [`MAX_AMOUNT_MICROS`].
+    AmountOutOfRange,
+    /// The minimum duration is above [`MAX_MIN_DURATION_S`].
+    MinDurationOutOfRange,
     /// The call's quality is below the bid's `min_quality`.
     BelowQualityFloor { min_quality: u8, quality: u8 },
     /// The amount is below the campaign's floor price.
@@ -65,6 +83,10 @@ pub enum DropReason {
 impl DropReason {
     pub fn code(&self) -> &'static str {
         match self {
+            DropReason::BidderNotAllowed => "bidder_not_allowed",
+            DropReason::TargetNotOwned => "target_not_owned",
+            DropReason::AmountOutOfRange => "amount_out_of_range",
+            DropReason::MinDurationOutOfRange => "min_duration_out_of_range",
             DropReason::BelowQualityFloor { .. } => "below_quality_floor",
             DropReason::BelowFloorPrice { .. } => "below_floor_price",
             DropReason::OutsideSchedule => "outside_schedule",
@@ -110,6 +132,23 @@ pub struct Outcome {
     pub dropped: Vec<(Bid, Source, DropReason)>,
 }
 
+/// Whether a bid may take part at all, whatever the call: its tenant may bid
+/// on the campaign now, and it offers within the bounds. Asked of every bid
+/// of every call (strategy modules and real-time answers make bids no API
+/// checked; a campaign may have closed to a bidder since its bid was stored).
+pub fn standing(bid: &Bid, campaign: &Campaign) -> Result<(), DropReason> {
+    if bid.campaign_id != campaign.id || !access::campaign_takes_bids_of(campaign, &bid.tenant_id) {
+        return Err(DropReason::BidderNotAllowed);
+    }
+    if !(1..=MAX_AMOUNT_MICROS).contains(&bid.amount_micros) {
+        return Err(DropReason::AmountOutOfRange);
+    }
+    if bid.min_duration_s > MAX_MIN_DURATION_S {
+        return Err(DropReason::MinDurationOutOfRange);
+    }
+    Ok(())
+}
+
 /// The rules a bid must pass for this call, in order; the first that fails
 /// names the reason. The floor price is not among them: it holds after the
 /// selector ([`enforce_floor`]), whatever order the selector returns.
@@ -145,18 +184,20 @@ pub fn rank(entries: &mut [Entry]) {
     });
 }
 
-/// Runs the auction's eligibility over bids from every source and ranks the
-/// eligible ones the built-in way. The selector, if any, reorders
-/// [`Outcome::ranked`] next ([`apply_order`]), then [`enforce_floor`].
+/// Runs the auction's eligibility over bids from every source for a call to
+/// `campaign` and ranks the eligible ones the built-in way. The selector, if
+/// any, reorders [`Outcome::ranked`] next ([`apply_order`]), then
+/// [`enforce_floor`].
 pub fn run(
     bids: Vec<(Bid, Source)>,
     targets: &HashMap<String, Target>,
     ledger: &Ledger,
     offer: &Offer,
+    campaign: &Campaign,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     for (bid, source) in bids {
-        if let Err(reason) = eligibility(&bid, offer) {
+        if let Err(reason) = standing(&bid, campaign).and_then(|()| eligibility(&bid, offer)) {
             outcome.dropped.push((bid, source, reason));
             continue;
         }
@@ -164,6 +205,12 @@ pub fn run(
             outcome.dropped.push((bid, source, DropReason::NoTarget));
             continue;
         };
+        if !access::bid_may_ring(&bid, target) {
+            outcome
+                .dropped
+                .push((bid, source, DropReason::TargetNotOwned));
+            continue;
+        }
         match ledger.check(&bid, target, offer.at_unix_seconds) {
             Ok(()) => outcome.ranked.push(Entry {
                 target: target.clone(),
@@ -229,7 +276,7 @@ pub(crate) mod tests {
             id: id.to_owned(),
             tenant_id: "t".to_owned(),
             bidder_id: "b".to_owned(),
-            campaign_id: "c".to_owned(),
+            campaign_id: CAMPAIGN.to_owned(),
             target_id: format!("tgt_{id}"),
             amount_micros: amount,
             min_quality,
@@ -261,8 +308,28 @@ pub(crate) mod tests {
         }
     }
 
+    const CAMPAIGN: &str = "c";
+
+    pub(crate) fn campaign(access: crate::store::BidderAccess) -> Campaign {
+        Campaign {
+            id: CAMPAIGN.to_owned(),
+            tenant_id: "m".to_owned(),
+            name: "c".to_owned(),
+            numbers: Vec::new(),
+            floor_price_micros: 0,
+            fallback_target: None,
+            scorer_policy_id: None,
+            selector_policy_id: None,
+            shared_attribution_keys: Vec::new(),
+            bidder_access: access,
+            early_ringback: false,
+            auction_timeout_ms: 100,
+            created_at: 0,
+        }
+    }
+
     /// The auction of `bids`, standing bids, for a first-time caller's call
-    /// of `quality` at the epoch.
+    /// of `quality` at the epoch, on a campaign open to every bidder.
     fn run_static(bids: Vec<Bid>, targets: &HashMap<String, Target>, quality: u8) -> Outcome {
         let bids = bids.into_iter().map(|b| (b, Source::Static)).collect();
         let offer = Offer {
@@ -270,7 +337,61 @@ pub(crate) mod tests {
             at_unix_seconds: 0,
             caller_last_seen: None,
         };
-        run(bids, targets, &Ledger::new(), &offer)
+        let open = campaign(crate::store::BidderAccess::All);
+        run(bids, targets, &Ledger::new(), &offer, &open)
+    }
+
+    #[test]
+    fn a_bid_must_stand_on_the_campaign_and_ring_its_own_target() {
+        let mut rival = bid("rival", 90, 0, 0);
+        rival.tenant_id = "t2".to_owned();
+        rival.bidder_id = "b2".to_owned();
+        rival.target_id = "tgt_own".to_owned();
+        let own = bid("own", 10, 0, 0);
+        let mut huge = bid("huge", MAX_AMOUNT_MICROS + 1, 0, 0);
+        huge.target_id = "tgt_own".to_owned();
+        let mut forever = bid("forever", 50, 0, 0);
+        forever.min_duration_s = u32::MAX;
+        forever.target_id = "tgt_own".to_owned();
+        let all = targets(std::slice::from_ref(&own));
+        let bids: Vec<(Bid, Source)> = [rival, own, huge, forever]
+            .into_iter()
+            .map(|b| (b, Source::Module))
+            .collect();
+        let offer = Offer {
+            quality: 50,
+            at_unix_seconds: 0,
+            caller_last_seen: None,
+        };
+        let outcome = run(
+            bids.clone(),
+            &all,
+            &Ledger::new(),
+            &offer,
+            &campaign(crate::store::BidderAccess::All),
+        );
+        let fates: Vec<(&str, &str)> = outcome
+            .dropped
+            .iter()
+            .map(|(b, _, r)| (b.id.as_str(), r.code()))
+            .collect();
+        assert_eq!(
+            fates,
+            [
+                ("rival", "target_not_owned"),
+                ("huge", "amount_out_of_range"),
+                ("forever", "min_duration_out_of_range"),
+            ]
+        );
+        let closed = run(
+            bids,
+            &all,
+            &Ledger::new(),
+            &offer,
+            &campaign(crate::store::BidderAccess::Only(vec!["t2".to_owned()])),
+        );
+        assert!(closed.ranked.is_empty());
+        assert_eq!(closed.dropped[1].2, DropReason::BidderNotAllowed);
     }
 
     fn targets(bids: &[Bid]) -> HashMap<String, Target> {

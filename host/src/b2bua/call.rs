@@ -602,6 +602,7 @@ impl Call {
             let started_at_ms = self.ms_at(now);
             let mut trace = LegTrace {
                 target_id: ring.bid.as_ref().map(|(_, t)| t.id.clone()),
+                tenant_id: ring.bid.as_ref().map(|(_, t)| t.tenant_id.clone()),
                 uri: ring.uri.clone(),
                 final_status: None,
                 result: String::new(),
@@ -1305,7 +1306,11 @@ impl Call {
                     .collect(),
                 legs: self.legs.iter().map(|l| l.trace.clone()).collect(),
                 attribution: scoring.attribution.clone(),
-                target_events: self.target_events.iter().map(event_trace).collect(),
+                target_events: self
+                    .target_events
+                    .iter()
+                    .map(|event| event_trace(event, &self.legs))
+                    .collect(),
             },
         };
         self.out.push_back(Command::Record(Box::new(Finished {
@@ -1340,19 +1345,30 @@ impl Call {
     }
 }
 
-fn event_trace(event: &TargetEvent) -> TargetEventTrace {
+/// A target's event in the record, with the tenant of the target (one of
+/// the call's legs rang it, or was about to).
+fn event_trace(event: &TargetEvent, legs: &[Leg]) -> TargetEventTrace {
+    let tenant_of = |target_id: &str| {
+        legs.iter()
+            .filter_map(|leg| leg.ring.bid.as_ref())
+            .find(|(_, target)| target.id == target_id)
+            .map(|(_, target)| target.tenant_id.clone())
+            .unwrap_or_default()
+    };
     match event {
         TargetEvent::Paused {
             target_id,
             until,
             reason,
         } => TargetEventTrace {
+            tenant_id: tenant_of(target_id),
             target_id: target_id.clone(),
             event: "paused".to_owned(),
             until: Some(*until),
             reason: Some(reason.clone()),
         },
         TargetEvent::Resumed { target_id } => TargetEventTrace {
+            tenant_id: tenant_of(target_id),
             target_id: target_id.clone(),
             event: "resumed".to_owned(),
             until: None,

@@ -7,9 +7,17 @@ use super::model::{
     BidCandidate, BidDecision, CallFacts, CallTime, Geography, Header, Offer, Quality,
 };
 
-/// Most tags a scorer may return; each at most [`MAX_TAG_BYTES`].
+/// Most tags a scorer may return; each at most [`MAX_TAG_BYTES`] of
+/// [`is_tag_char`]s.
 pub const MAX_TAGS: usize = 16;
 pub const MAX_TAG_BYTES: usize = 64;
+
+/// What a tag may be made of. Tags are the marketer's message to bidders:
+/// they reach every bidder's module and endpoint verbatim, so they are
+/// short tokens, never text that could pass for markup, a header or a line.
+pub fn is_tag_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '=' | '/' | '+')
+}
 /// Longest id a guest may return (bid target ids).
 const MAX_ID_BYTES: usize = 128;
 
@@ -119,6 +127,11 @@ pub(crate) fn checked_quality(q: wit::Quality) -> Result<Quality, PolicyFailure>
             tag.len()
         )));
     }
+    if let Some(tag) = q.tags.iter().find(|t| !t.chars().all(is_tag_char)) {
+        return Err(PolicyFailure::BadOutput(format!(
+            "tag {tag:?} has a character outside A-Z a-z 0-9 - _ . : = / +"
+        )));
+    }
     Ok(Quality {
         score: q.score,
         tags: q.tags,
@@ -161,4 +174,34 @@ pub(crate) fn checked_order(order: Vec<u32>, bids: usize) -> Result<Vec<u32>, Po
         }
     }
     Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(tags: &[&str]) -> Result<Quality, PolicyFailure> {
+        checked_quality(wit::Quality {
+            score: 50,
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        })
+    }
+
+    #[test]
+    fn tags_reach_bidders_only_as_short_tokens() {
+        assert!(verdict(&["repeat-caller", "state:CA", "hour=14", "src/google+ads_1.0"]).is_ok());
+        for bad in [
+            "<script>",
+            "two words",
+            "line\r\nX-Evil: 1",
+            "caf\u{e9}",
+            "a,b",
+            "\0",
+        ] {
+            assert!(
+                matches!(verdict(&[bad]), Err(PolicyFailure::BadOutput(_))),
+                "{bad:?} passed"
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::RealTimeAnswer;
+use crate::access::{self, PolicyRefusal};
 use crate::auction::real_time::{Answer, Failure};
 use crate::auction::{self, DropReason, Ledger, Offer, Source};
 use crate::b2bua::{
@@ -19,9 +20,10 @@ use crate::metrics::Metrics;
 use crate::number::normalize_e164;
 use crate::policy::model::{
     BidCandidate, CallFacts, CallTime, CallerHistory, Header, Offer as PolicyOffer, Quality,
-    TargetStats,
+    TargetStats, World,
 };
 use crate::policy::{FailureMode, InvocationContext, PolicyKv, Run};
+use crate::sip::uri::{Host, SipUri};
 use crate::store::{
     Bid, BidTrace, Bidder, CallOutcome, Campaign, DEFAULT_MIN_DURATION_S, Market, NumberOwner,
     PolicyTrace, Store, Target,
@@ -124,10 +126,12 @@ impl CallServices {
             policies: Vec::new(),
             attribution,
         };
+        let owner = scoring.campaign.tenant_id.clone();
         let deployment = scoring
             .campaign
             .scorer_policy_id
             .as_deref()
+            .and_then(|id| self.usable(id, &owner, World::Scorer, &mut scoring.policies))
             .and_then(|id| Some((id.to_owned(), self.policies.registry().get(id)?)));
         if let Some((policy_id, deployment)) = deployment {
             let ctx = InvocationContext {
@@ -136,7 +140,7 @@ impl CallServices {
                 kv_namespace: kv_namespace(&policy_id, &scoring.campaign.tenant_id),
             };
             let run = deployment.score(&ctx, &scoring.call);
-            scoring.policies = self.traces(&policy_id, &run);
+            scoring.policies = self.traces(&policy_id, &owner, &run);
             match run.invocation.outcome {
                 Ok(quality) => {
                     scoring.quality = quality.score;
@@ -174,13 +178,55 @@ impl CallServices {
         }
     }
 
-    /// Policy traces of one run (and its shadow), with their metrics.
-    fn traces<T>(&self, policy_id: &str, run: &Run<T>) -> Vec<PolicyTrace> {
+    /// `policy_id` when `owner` (a campaign's or a bidder's tenant) may run
+    /// it as a `world` policy now; otherwise none, and the refusal goes into
+    /// `traces` (the campaign or bidder names a policy it may not use).
+    fn usable<'a>(
+        &self,
+        policy_id: &'a str,
+        owner: &str,
+        world: World,
+        traces: &mut Vec<PolicyTrace>,
+    ) -> Option<&'a str> {
+        let market = self.market();
+        let verdict = match market.policies.get(policy_id) {
+            Some(policy) => access::policy_usable_by(owner, policy, world),
+            None => Err(PolicyRefusal::NotUsable),
+        };
+        match verdict {
+            Ok(()) => Some(policy_id),
+            Err(refusal) => {
+                traces.push(PolicyTrace {
+                    policy_id: policy_id.to_owned(),
+                    version: String::new(),
+                    role: "active".to_owned(),
+                    outcome: "not_usable".to_owned(),
+                    error: Some(refusal.to_string()),
+                    fuel_used: 0,
+                    elapsed_us: 0,
+                    logs: Vec::new(),
+                    tenant_id: owner.to_owned(),
+                });
+                None
+            }
+        }
+    }
+
+    /// Policy traces of one run (and its shadow) for `tenant_id`, with
+    /// their metrics.
+    fn traces<T>(&self, policy_id: &str, tenant_id: &str, run: &Run<T>) -> Vec<PolicyTrace> {
         let role = if run.canary { "canary" } else { "active" };
-        let mut traces = vec![policy_trace(policy_id, &run.version, role, &run.invocation)];
+        let mut traces = vec![policy_trace(
+            policy_id,
+            tenant_id,
+            &run.version,
+            role,
+            &run.invocation,
+        )];
         if let Some(shadow) = &run.shadow {
             traces.push(policy_trace(
                 policy_id,
+                tenant_id,
                 &shadow.version,
                 "shadow",
                 &shadow.invocation,
@@ -258,7 +304,12 @@ impl CallServices {
         offer: &PolicyOffer,
         traces: &mut Vec<PolicyTrace>,
     ) -> Option<Bid> {
-        let policy_id = bidder.strategy_policy_id.as_deref()?;
+        let policy_id = self.usable(
+            bidder.strategy_policy_id.as_deref()?,
+            &bidder.tenant_id,
+            World::Bidder,
+            traces,
+        )?;
         let deployment = self.policies.registry().get(policy_id)?;
         let ctx = InvocationContext {
             // The bidder world has no caller-history import.
@@ -267,7 +318,7 @@ impl CallServices {
             kv_namespace: kv_namespace(policy_id, &bidder.tenant_id),
         };
         let run = deployment.bid(&ctx, offer);
-        traces.extend(self.traces(policy_id, &run));
+        traces.extend(self.traces(policy_id, &bidder.tenant_id, &run));
         let decision = run.invocation.outcome.ok().flatten()?;
         let mut bid = bid_of_call(
             bidder,
@@ -342,22 +393,12 @@ impl CallServices {
                 )),
             }
         }
-        let mut targets: HashMap<String, Target> = HashMap::new();
-        for (bid, _) in &bids {
-            if !targets.contains_key(&bid.target_id)
-                && let Some(target) = market.targets.get(&bid.target_id)
-                // A bid may only ring its own bidder's targets.
-                && target.bidder_id == bid.bidder_id
-            {
-                targets.insert(target.id.clone(), target.clone());
-            }
-        }
         let offer = Offer {
             quality: request.scoring.quality,
             at_unix_seconds: request.received_at_ms.div_euclid(1000),
             caller_last_seen: request.scoring.history.last_seen_unix_seconds,
         };
-        let mut outcome = auction::run(bids, &targets, &self.ledger, &offer);
+        let mut outcome = auction::run(bids, &market.targets, &self.ledger, &offer, campaign);
         let mut policies = gathering.policies;
         self.select(request, &mut outcome, &mut policies);
         auction::enforce_floor(&mut outcome, campaign.floor_price_micros);
@@ -402,15 +443,21 @@ impl CallServices {
         traces: &mut Vec<PolicyTrace>,
     ) {
         let scoring = &request.scoring;
-        let Some(policy_id) = scoring.campaign.selector_policy_id.as_deref() else {
+        if outcome.ranked.is_empty() {
+            return;
+        }
+        let owner = &scoring.campaign.tenant_id;
+        let Some(policy_id) = scoring
+            .campaign
+            .selector_policy_id
+            .as_deref()
+            .and_then(|id| self.usable(id, owner, World::Selector, traces))
+        else {
             return;
         };
         let Some(deployment) = self.policies.registry().get(policy_id) else {
             return;
         };
-        if outcome.ranked.is_empty() {
-            return;
-        }
         let candidates: Vec<BidCandidate> = outcome
             .ranked
             .iter()
@@ -441,7 +488,7 @@ impl CallServices {
             tags: scoring.tags.clone(),
         };
         let run = deployment.select(&ctx, &scoring.call, &quality, &candidates);
-        traces.extend(self.traces(policy_id, &run));
+        traces.extend(self.traces(policy_id, owner, &run));
         if let Ok(order) = &run.invocation.outcome {
             auction::apply_order(outcome, order);
         }
@@ -569,6 +616,7 @@ fn bid_trace(bid: &Bid, source: Source, status: &str, reason: Option<&str>) -> B
     BidTrace {
         bid_id: bid.id.clone(),
         bidder_id: bid.bidder_id.clone(),
+        tenant_id: bid.tenant_id.clone(),
         target_id: bid.target_id.clone(),
         amount_micros: bid.amount_micros,
         source: source.as_str().to_owned(),
@@ -579,6 +627,7 @@ fn bid_trace(bid: &Bid, source: Source, status: &str, reason: Option<&str>) -> B
 
 fn policy_trace<T>(
     policy_id: &str,
+    tenant_id: &str,
     version: &str,
     role: &str,
     invocation: &crate::policy::Invocation<T>,
@@ -596,6 +645,7 @@ fn policy_trace<T>(
         fuel_used: invocation.fuel_used,
         elapsed_us: u64::try_from(invocation.elapsed.as_micros()).unwrap_or(u64::MAX),
         logs: invocation.logs.clone(),
+        tenant_id: tenant_id.to_owned(),
     }
 }
 
@@ -613,22 +663,23 @@ fn call_time(unix_ms: i64, time_zone: &str) -> CallTime {
     }
 }
 
-/// Where a target URI's datagrams go: an IP literal at once, a host name
-/// through the resolver (port 5060 when the URI names none).
+/// Where a target URI's datagrams go: exactly the host and port of its
+/// strict parse ([`SipUri`]) — an IP literal at once, a host name through
+/// the resolver (port 5060 when the URI names none); none for a URI that
+/// does not parse (stored before the strict check, say).
 pub fn resolve_uri(uri: &str) -> Option<SocketAddr> {
     use std::net::ToSocketAddrs;
-    if let Some(address) = crate::b2bua::uri_address(uri) {
+    let uri = SipUri::parse(uri).ok()?;
+    if let Some(address) = uri.ip_destination() {
         return Some(address);
     }
-    let rest = uri.split_once(':')?.1;
-    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let host_port = host_port.split([';', '?', '>']).next()?;
-    let with_port = if host_port.contains(':') {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:5060")
+    let Host::Name(name) = &uri.host else {
+        return None;
     };
-    with_port.to_socket_addrs().ok()?.find(SocketAddr::is_ipv4)
+    (name.as_str(), uri.port_or_default())
+        .to_socket_addrs()
+        .ok()?
+        .find(SocketAddr::is_ipv4)
 }
 
 #[cfg(test)]

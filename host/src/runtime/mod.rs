@@ -12,7 +12,7 @@ mod sip_uac;
 pub use call_server::{advertised, serve_calls};
 pub use call_services::{CallServices, Destination, Gathering, resolve_uri};
 pub use real_time_bids::{RealTimeAnswer, RealTimeBids};
-pub use serve::{Host, ServeError, bootstrap, serve};
+pub use serve::{Host, ServeError, bootstrap, keep_new_files_private, serve};
 pub use sip_endpoint::{
     DatagramLoss, EndpointStats, SipSockets, TransactionUser, serve_sip, serve_udp,
 };

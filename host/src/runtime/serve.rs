@@ -49,8 +49,25 @@ pub struct Host {
     pub state: ApiState,
 }
 
+/// Files this process creates from now on are its user's alone (0600, and
+/// 0700 for directories): the data directory holds key hashes, bids and call
+/// records. The binary calls it before it serves or bootstraps.
+pub fn keep_new_files_private() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// The data directory, made (or narrowed) to 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 fn open_store(dir: &Path) -> Result<Arc<Store>, ServeError> {
-    std::fs::create_dir_all(dir).map_err(|e| ServeError::Store {
+    private_dir(dir).map_err(|e| ServeError::Store {
         dir: dir.display().to_string(),
         cause: StoreError::Storage(e.to_string()),
     })?;

@@ -1,10 +1,12 @@
 //! The SIP message layer, sans-IO: parse (datagrams and streams), validate,
-//! the UAS checks of RFC 3261 §8.2, and responses. Our own small parser, not
+//! the UAS checks of RFC 3261 §8.2, responses, and the strict URI parse of
+//! what tenants configure. Our own small parser, not
 //! rsip: see `docs/sip.md` for why.
 
 mod message;
 mod parse;
 mod response;
+pub mod uri;
 mod validate;
 pub(crate) mod via;
 
@@ -13,6 +15,7 @@ pub use parse::{
     MAX_MESSAGE_BYTES, ParseError, ParseErrorKind, PartialRequest, StreamFramer, parse_datagram,
 };
 pub use response::{default_reason, has_tag, response_to};
+pub use uri::{SipUri, UriError};
 pub use validate::{Capabilities, Refusal, cseq, uas_check, validate};
 pub use via::{response_address, stamp_received};
 

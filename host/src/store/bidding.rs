@@ -4,19 +4,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{Bid, Bidder, Store, StoreError, Target};
+use super::{Bid, Bidder, Policy, Store, StoreError, Target};
 
-/// Every bid, bidder and target, decoded once per change: what each call's
-/// auction reads, without a scan of three keyspaces per call.
+/// Every bid, bidder, target and policy, decoded once per change: what each
+/// call's auction reads, without a scan of four keyspaces per call.
 #[derive(Debug, Default)]
 pub struct Market {
     pub bids: Vec<Bid>,
     pub bidders: Vec<Bidder>,
     pub targets: HashMap<String, Target>,
+    /// Who owns each policy and its world: whether a campaign or a bidder
+    /// may run it is asked again at every call.
+    pub policies: HashMap<String, Policy>,
 }
 
 impl Store {
-    /// The market as of the last write of a bidder, target or bid.
+    /// The market as of the last write of a bidder, target, bid or policy.
     pub fn market(&self) -> Result<Arc<Market>, StoreError> {
         // Read before the scan: a write that lands during it bumps the
         // generation again, and the next call rebuilds.
@@ -34,6 +37,11 @@ impl Store {
                 .targets()?
                 .into_iter()
                 .map(|t| (t.id.clone(), t))
+                .collect(),
+            policies: self
+                .policies()?
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
                 .collect(),
         });
         *cached = Some((generation, market.clone()));

@@ -23,6 +23,8 @@ impl Store {
                 Ok(())
             },
         )?;
+        // Auctions check who may run which policy against the market.
+        self.market_changed();
         Ok(())
     }
 

@@ -288,6 +288,9 @@ pub enum CallOutcome {
 pub struct BidTrace {
     pub bid_id: String,
     pub bidder_id: String,
+    /// The bidder's tenant: the bid is its own.
+    #[serde(default)]
+    pub tenant_id: String,
     pub target_id: String,
     pub amount_micros: u64,
     /// `static`, `module` (the bidder's strategy module) or `real_time`.
@@ -314,12 +317,20 @@ pub struct PolicyTrace {
     pub elapsed_us: u64,
     #[schema(value_type = Vec<Object>)]
     pub logs: Vec<crate::policy::model::GuestLog>,
+    /// The tenant the invocation ran for: the campaign's marketer for its
+    /// scorer and selector, the bidder for its strategy module. Only that
+    /// tenant (and the operator) sees the invocation.
+    #[serde(default)]
+    pub tenant_id: String,
 }
 
 /// One outbound leg towards a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LegTrace {
     pub target_id: Option<String>,
+    /// The target's tenant; none for the campaign's fallback.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
     pub uri: String,
     /// The final SIP status the target answered, if any (200, 486, 487…).
     pub final_status: Option<u16>,
@@ -349,6 +360,9 @@ pub struct DecisionTrace {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TargetEventTrace {
     pub target_id: String,
+    /// The target's tenant.
+    #[serde(default)]
+    pub tenant_id: String,
     /// `paused` or `resumed`.
     pub event: String,
     /// End of the pause (Unix seconds).

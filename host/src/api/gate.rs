@@ -1,0 +1,177 @@
+//! The gate every route passes: who may call it, decided in one place from
+//! the OpenAPI document the routes are described by. An operation's security
+//! scopes are the roles it admits; an operation with no security entry is
+//! public (`/healthz`, `/metrics`); a route the document does not describe
+//! is refused for everyone. A route added later is therefore closed until
+//! its description says who may call it.
+//!
+//! Also here: the JSON error body on every status, including the ones axum
+//! and the router answer on their own (unknown route, wrong method, a path
+//! that does not decode), and the bound on the request target.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiState;
+use super::error::ApiError;
+use super::extract::authenticate;
+use crate::store::Role;
+
+/// Longest request target (path and query) accepted, bytes; nginx's default
+/// header buffer is the same size.
+pub const MAX_REQUEST_TARGET_BYTES: usize = 8 << 10;
+
+/// Who may call one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admits {
+    Anyone,
+    Roles(Vec<Role>),
+}
+
+/// Each operation's admitted roles, by method and path template.
+#[derive(Debug, Default)]
+pub struct RouteRoles(HashMap<(Method, String), Admits>);
+
+impl RouteRoles {
+    /// Reads the roles from the document's security entries (the `bearer`
+    /// scheme's scopes).
+    pub fn from_openapi(openapi: &utoipa::openapi::OpenApi) -> Self {
+        let document = serde_json::to_value(openapi).unwrap_or_default();
+        let mut roles = HashMap::new();
+        let Some(paths) = document["paths"].as_object() else {
+            return RouteRoles(roles);
+        };
+        for (path, item) in paths {
+            let Some(operations) = item.as_object() else {
+                continue;
+            };
+            for (method, operation) in operations {
+                let Ok(method) = method.to_ascii_uppercase().parse::<Method>() else {
+                    continue;
+                };
+                let admits = match operation["security"].as_array() {
+                    None => Admits::Anyone,
+                    Some(requirements) => Admits::Roles(
+                        requirements
+                            .iter()
+                            .filter_map(|r| r["bearer"].as_array())
+                            .flatten()
+                            .filter_map(|scope| serde_json::from_value::<Role>(scope.clone()).ok())
+                            .collect(),
+                    ),
+                };
+                roles.insert((method, path.clone()), admits);
+            }
+        }
+        RouteRoles(roles)
+    }
+
+    pub fn admits(&self, method: &Method, path: &str) -> Option<&Admits> {
+        self.0.get(&(method.clone(), path.to_owned()))
+    }
+}
+
+/// What the gate needs: the API's state and the table.
+#[derive(Clone)]
+pub struct Gate {
+    pub state: ApiState,
+    pub roles: Arc<RouteRoles>,
+}
+
+/// Authenticates the caller and checks its role against the route's before
+/// any handler runs; the handler finds the [`super::extract::Caller`] in the
+/// request.
+pub async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let roles = match gate.roles.admits(request.method(), &path) {
+        Some(Admits::Anyone) => return next.run(request).await,
+        Some(Admits::Roles(roles)) => roles,
+        None => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "auth.forbidden_role",
+                "this route admits no role",
+            )
+            .into_response();
+        }
+    };
+    let caller = match authenticate(&gate.state, request.headers()) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    if !roles.contains(&caller.role) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth.forbidden_role",
+            format!("a {:?} key may not use this route", caller.role).to_lowercase(),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// Every error leaves in the `{"error": {"code", "message"}}` form, whoever
+/// answered it; and a request target beyond the bound is refused first.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > MAX_REQUEST_TARGET_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "request.uri_too_long",
+            format!("the request target is longer than {MAX_REQUEST_TARGET_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let said = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let said = String::from_utf8_lossy(&said).trim().to_owned();
+    let message = if said.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        said
+    };
+    let error = ApiError::new(status, code_of(status), message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, error.into_body())
+}
+
+/// The stable code of an error the handlers did not answer themselves.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "route.not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "route.method_not_allowed",
+        StatusCode::BAD_REQUEST => "request.invalid",
+        StatusCode::PAYLOAD_TOO_LARGE => "request.too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "request.content_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "request.invalid_field",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        status if status.is_server_error() => "internal",
+        _ => "request.refused",
+    }
+}
