@@ -1,5 +1,5 @@
 //! Where a caller is, from the number alone: North American area codes to
-//! state or province and its main time zone. Scorers use it (SPEC §2.4);
+//! state or province and its main time zone. Scorers use it;
 //! the bidder offer carries it instead of the number.
 
 use crate::policy::model::Geography;

@@ -107,7 +107,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         &api,
         &keys,
         ("PUT", &format!("/v1/campaigns/{cid}"), &mk, json_body(r#"{"fallback_target": "tel:+18005550100"}"#), "application/json"),
-        expect![[r#"422 {"code":"request.invalid_field","message":"`fallback_target` must be a SIP URI such as sip:sales@192.0.2.10:5060"}"#]],
+        expect![[r#"422 {"code":"request.invalid_field","message":"`fallback_target` must start with sip: or sips:; a target is a SIP URI such as sip:sales@192.0.2.10:5060"}"#]],
     )
     .await;
     refused(

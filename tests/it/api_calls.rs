@@ -127,7 +127,7 @@ async fn calls_are_listed_with_filters_and_pages_and_shown_to_who_may_see_them()
     assert_eq!(ids, ["call_3", "call_4"]);
     assert_eq!(window["next_cursor"], json!(null));
 
-    // One call, with the fields SPEC §9 names and the trace.
+    // One call, with the fields the quickstart names and the trace.
     let (status, call) = s
         .api
         .call("GET", "/v1/calls/call_0", Some(&s.marketer), None)

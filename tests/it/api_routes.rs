@@ -5,7 +5,7 @@ use expect_test::expect;
 use serde_json::json;
 use tests::{TestApi, example_policy, redact, str_field};
 
-/// The SPEC §9 quickstart, step by step, then every other route once.
+/// The quickstart (docs/quickstart.md), step by step, then every other route once.
 #[tokio::test]
 async fn quickstart_and_every_route() {
     let api = TestApi::new().await;
@@ -295,7 +295,7 @@ async fn quickstart_and_every_route() {
         {
           "error": {
             "code": "number.taken",
-            "message": "number +18005550101 already belongs to campaign <cmp>"
+            "message": "number +18005550101 is already in use"
           }
         }"#]]
     .assert_eq(&redact(&taken).replace(&cid, "<cmp>"));

@@ -149,7 +149,7 @@ async fn a_call_is_scored_won_by_the_highest_bid_bridged_and_billed() {
         "{timestamps:?}"
     );
 
-    // The API shows it to the marketer with the fields of SPEC §9, and the
+    // The API shows it to the marketer with the quickstart's fields, and the
     // caller's history counts it for the next call.
     let shown = lab.record_through_api(&record.id).await;
     for field in [

@@ -26,7 +26,7 @@ mod policy_examples;
 mod policy_hostile;
 /// Registry: hot swap under load, canary split, shadow runs; artifact cache.
 mod policy_registry;
-/// docs/quickstart.sh against `plugboard serve`: SPEC §9 end to end.
+/// docs/quickstart.sh against `plugboard serve`: the quickstart end to end.
 mod quickstart;
 /// RFC 3261 dialogs: ids, route sets, targets, CSeq.
 mod sip_dialogs;
@@ -38,3 +38,7 @@ mod sip_messages;
 mod sip_transactions;
 /// The store against a `BTreeMap` model under random operations.
 mod store_model;
+/// What one tenant may do to another: each finding of the hostile tenants' audit.
+mod tenant_actions;
+/// What each role sees of a real call, as a matrix over five tenants.
+mod tenant_views;

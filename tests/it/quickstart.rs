@@ -1,4 +1,4 @@
-//! `docs/quickstart.sh` — the quickstart of `docs/quickstart.md` and SPEC §9 —
+//! `docs/quickstart.sh` — the quickstart of `docs/quickstart.md` —
 //! against a real `plugboard serve`: SIPp's calls reach the buyer and the
 //! records list them.
 
@@ -76,4 +76,6 @@ fn the_quickstart_routes_sipps_calls_to_the_buyer_and_lists_their_records() {
     assert!(stdout.contains("all 3 calls completed"), "{stdout}");
     assert_eq!(stdout.matches("outcome=answered").count(), 3, "{stdout}");
     assert!(stdout.contains("3 calls"), "{stdout}");
+    // What serve wrote (store, artifacts) is the operator's user's alone.
+    tests::assert_private(dir.path());
 }

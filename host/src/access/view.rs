@@ -300,3 +300,143 @@ pub fn table_markdown() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{BidTrace, CallOutcome, DecisionTrace, LegTrace, Winner};
+
+    fn record() -> CallRecord {
+        CallRecord {
+            id: "call".into(),
+            campaign_id: "cmp".into(),
+            tenant_id: "m".into(),
+            caller: "+14155550123".into(),
+            called: "+18005550100".into(),
+            outcome: CallOutcome::Answered,
+            quality: Some(70),
+            winner: Some(Winner {
+                bid_id: "bid_b".into(),
+                bidder_id: "bdr_b".into(),
+                tenant_id: "b".into(),
+                target_id: "tgt_b".into(),
+                amount_micros: 1,
+            }),
+            received_at_ms: 0,
+            routed_at_ms: Some(1),
+            answered_at_ms: Some(2),
+            ended_at_ms: Some(3),
+            duration_s: 100,
+            billable: true,
+            payout_micros: 1,
+            trace: DecisionTrace {
+                bids: vec![BidTrace {
+                    bid_id: "bid_b".into(),
+                    bidder_id: "bdr_b".into(),
+                    tenant_id: "b".into(),
+                    target_id: "tgt_b".into(),
+                    amount_micros: 1,
+                    source: "static".into(),
+                    status: "won".into(),
+                    reason: None,
+                }],
+                legs: vec![LegTrace {
+                    target_id: Some("tgt_b".into()),
+                    tenant_id: Some("b".into()),
+                    uri: "sip:b@192.0.2.1".into(),
+                    final_status: Some(200),
+                    result: "answered".into(),
+                    started_at_ms: 1,
+                    ended_at_ms: Some(3),
+                }],
+                ..DecisionTrace::default()
+            },
+        }
+    }
+
+    /// Every path of `value` holding a scalar, `[]` for array elements.
+    fn leaves(value: &Value, path: String, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    leaves(child, child_path(&path, key), out);
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    leaves(item, format!("{path}[]"), out);
+                }
+            }
+            _ => out.push(path),
+        }
+    }
+
+    #[test]
+    fn a_field_no_row_names_is_shown_to_the_operator_alone_at_any_depth() {
+        let record = record();
+        let mut value = serde_json::to_value(&record).expect("json");
+        value["added_later"] = Value::from("secret");
+        value["trace"]["added_later"] = Value::from("secret");
+        value["trace"]["bids"][0]["added_later"] = Value::from("secret");
+        value["trace"]["legs"][0]["added_later"] = Value::from("secret");
+        value["winner"]["added_later"] = Value::from("secret");
+        for (tenant_id, role) in [("m", Role::Marketer), ("b", Role::Bidder)] {
+            let cx = Context {
+                viewer: Viewer { tenant_id, role },
+                won: tenant_id == "b",
+                own_bid_ids: HashSet::from(["bid_b".to_owned()]),
+                shared_keys: &[],
+            };
+            let mut shown = value.clone();
+            filter_value(&mut shown, "", &cx);
+            let mut seen = Vec::new();
+            leaves(&shown, String::new(), &mut seen);
+            assert!(
+                !seen.iter().any(|p| p.ends_with("added_later")),
+                "{role:?} sees {seen:?}"
+            );
+            assert!(seen.contains(&"trace.bids[].amount_micros".to_owned()));
+        }
+    }
+
+    #[test]
+    fn every_row_names_a_field_of_the_record() {
+        let mut record = record();
+        record.trace.tags = vec!["t".into()];
+        record.trace.ring_order = vec!["bid_b".into()];
+        record.trace.attribution = vec![("k".into(), "v".into())];
+        record.trace.policies = vec![crate::store::PolicyTrace {
+            policy_id: "p".into(),
+            version: "v".into(),
+            role: "active".into(),
+            outcome: "ok".into(),
+            error: Some("e".into()),
+            fuel_used: 1,
+            elapsed_us: 1,
+            logs: vec![crate::policy::model::GuestLog {
+                level: crate::policy::model::LogLevel::Info,
+                message: "m".into(),
+                fields: Vec::new(),
+            }],
+            tenant_id: "m".into(),
+        }];
+        record.trace.target_events = vec![crate::store::TargetEventTrace {
+            target_id: "tgt_b".into(),
+            tenant_id: "b".into(),
+            event: "paused".into(),
+            until: Some(1),
+            reason: Some("r".into()),
+        }];
+        let value = serde_json::to_value(&record).expect("json");
+        let mut paths = Vec::new();
+        leaves(&value, String::new(), &mut paths);
+        for rule in RULES {
+            let named = paths.iter().any(|p| {
+                p == rule.path
+                    || p.starts_with(&format!("{}.", rule.path))
+                    || p.starts_with(&format!("{}[]", rule.path))
+            });
+            assert!(named, "{} names no field", rule.path);
+        }
+    }
+}

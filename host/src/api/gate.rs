@@ -74,6 +74,18 @@ impl RouteRoles {
     pub fn admits(&self, method: &Method, path: &str) -> Option<&Admits> {
         self.0.get(&(method.clone(), path.to_owned()))
     }
+
+    /// The methods described for `path`, for `405`'s `Allow`.
+    fn methods_of(&self, path: &str) -> Vec<&Method> {
+        let mut methods: Vec<&Method> = self
+            .0
+            .keys()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m)
+            .collect();
+        methods.sort_by_key(|m| m.as_str());
+        methods
+    }
 }
 
 /// What the gate needs: the API's state and the table.
@@ -95,14 +107,7 @@ pub async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -
     let roles = match gate.roles.admits(request.method(), &path) {
         Some(Admits::Anyone) => return next.run(request).await,
         Some(Admits::Roles(roles)) => roles,
-        None => {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                "auth.forbidden_role",
-                "this route admits no role",
-            )
-            .into_response();
-        }
+        None => return undescribed(&gate.roles, &path),
     };
     let caller = match authenticate(&gate.state, request.headers()) {
         Ok(caller) => caller,
@@ -118,6 +123,31 @@ pub async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+/// A method the path's description does not list: `405` when the path has
+/// others, and a path with no description at all admits no one.
+fn undescribed(roles: &RouteRoles, path: &str) -> Response {
+    let methods = roles.methods_of(path);
+    if methods.is_empty() {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth.forbidden_role",
+            "this route admits no role",
+        )
+        .into_response();
+    }
+    let allow: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "route.method_not_allowed",
+        format!("this route takes {}", allow.join(", ")),
+    )
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 /// Every error leaves in the `{"error": {"code", "message"}}` form, whoever

@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC §4): axum handlers by resource, one `ApiError`, and an
+//! The HTTP API: axum handlers by resource, one `ApiError`, and an
 //! OpenAPI document built from the same annotations as the router, so the two
 //! cannot drift. axum types never leave this module.
 //!

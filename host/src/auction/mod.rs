@@ -170,7 +170,7 @@ pub fn eligibility(bid: &Bid, offer: &Offer) -> Result<(), DropReason> {
     Ok(())
 }
 
-/// The built-in ranking (SPEC §2.6): highest amount, ties to the higher
+/// The built-in ranking: highest amount, ties to the higher
 /// quality floor, then the earlier bid, then the bid id (so that the order
 /// never depends on storage order).
 pub fn rank(entries: &mut [Entry]) {

@@ -1,5 +1,5 @@
 //! Hours of operation: whether a bid takes calls at a moment, in its own
-//! time zone (SPEC §2.5). Time is passed in.
+//! time zone. Time is passed in.
 
 use crate::store::{Bid, ScheduleWindow};
 

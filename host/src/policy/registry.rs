@@ -12,7 +12,7 @@ use super::compiled::CompiledPolicy;
 use super::invoke::{Invocation, InvocationContext};
 use super::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
 
-/// What the host does when an invocation fails (SPEC §3).
+/// What the host does when an invocation fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureMode {

@@ -147,7 +147,7 @@ impl CallServices {
                     scoring.tags = quality.tags;
                 }
                 Err(_) => {
-                    // SPEC §3: the call goes on; `skip` scores it as unknown (0),
+                    // A policy failure never loses the call: it goes on; `skip` scores it as unknown (0),
                     // so only bids that take any quality remain.
                     scoring.quality = match deployment.failure_mode() {
                         FailureMode::Fallback => DEFAULT_QUALITY,
@@ -435,7 +435,7 @@ impl CallServices {
     }
 
     /// The campaign's selector reorders the eligible bids; when it fails or
-    /// answers out of contract, the built-in ranking stands (SPEC §3).
+    /// answers out of contract, the built-in ranking stands.
     fn select(
         &self,
         request: &AuctionRequest,
@@ -583,8 +583,8 @@ fn bid_of_call(bidder: &Bidder, kind: &str, campaign_id: &str, at_unix_seconds: 
 }
 
 /// A policy's key-value space for one tenant: a shared policy (the bundled
-/// examples) used by several tenants keeps each one's state apart (SPEC §3:
-/// not shared between policies or tenants).
+/// examples) used by several tenants keeps each one's state apart: a
+/// policy's store is shared with no other policy and no other tenant.
 fn kv_namespace(policy_id: &str, tenant_id: &str) -> String {
     format!("{policy_id}/{tenant_id}")
 }

@@ -132,7 +132,7 @@ fn media_type(value: &str) -> String {
 }
 
 /// RFC 3261 §8.2, in order: method, Request-URI scheme, Require, body type,
-/// Accept, then Max-Forwards 0 (SPEC §2.2).
+/// Accept, then Max-Forwards 0.
 pub fn uas_check(request: &Message, caps: &Capabilities) -> Result<(), Refusal> {
     let StartLine::Request { method, uri } = &request.start else {
         return Ok(());

@@ -340,7 +340,7 @@ pub struct LegTrace {
     pub ended_at_ms: Option<i64>,
 }
 
-/// Why the call went where it went (SPEC §2.9).
+/// Why the call went where it went: score, bids and their fates, ring order, legs.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct DecisionTrace {
     pub tags: Vec<String>,

@@ -1,6 +1,9 @@
 //! A bidder that logs every field of the offer it receives (so that a test
 //! can assert what a bidder module is shown) and how many offers its
-//! key-value store has seen, and bids 50 USD for the bidder's first target.
+//! key-value store has seen, and bids 50 USD: for the target the offer's
+//! shared `target` attribution names if there is one (so that a test can
+//! make a module name any target, a rival's too), else for the bidder's
+//! first target.
 
 use guest_sdk::{BidDecision, Bidder, Host, Offer};
 
@@ -23,7 +26,7 @@ impl Bidder for EchoBidder {
         );
         Some(BidDecision {
             amount_micros: 50_000_000,
-            target_id: None,
+            target_id: offer.attribute("target").map(str::to_owned),
             min_duration_seconds: Some(0),
         })
     }
