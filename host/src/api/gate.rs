@@ -205,3 +205,40 @@ fn code_of(status: StatusCode) -> &'static str {
         _ => "request.refused",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_come_from_the_document_and_an_undescribed_route_admits_no_one() {
+        let roles = RouteRoles::from_openapi(&super::super::openapi());
+        assert_eq!(
+            roles.admits(&Method::GET, "/healthz"),
+            Some(&Admits::Anyone)
+        );
+        assert_eq!(
+            roles.admits(&Method::POST, "/v1/tenants"),
+            Some(&Admits::Roles(vec![Role::Operator]))
+        );
+        assert_eq!(
+            roles.admits(&Method::GET, "/v1/calls/{id}"),
+            Some(&Admits::Roles(vec![
+                Role::Operator,
+                Role::Marketer,
+                Role::Bidder
+            ]))
+        );
+        assert_eq!(roles.admits(&Method::GET, "/v1/added-later"), None);
+        assert!(undescribed(&roles, "/v1/added-later").status() == StatusCode::FORBIDDEN);
+        let wrong_method = undescribed(&roles, "/v1/tenants");
+        assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            wrong_method
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok()),
+            Some("GET, POST")
+        );
+    }
+}

@@ -131,7 +131,15 @@ impl CallServices {
             .campaign
             .scorer_policy_id
             .as_deref()
-            .and_then(|id| self.usable(id, &owner, World::Scorer, &mut scoring.policies))
+            .and_then(|id| {
+                usable(
+                    &self.market(),
+                    id,
+                    &owner,
+                    World::Scorer,
+                    &mut scoring.policies,
+                )
+            })
             .and_then(|id| Some((id.to_owned(), self.policies.registry().get(id)?)));
         if let Some((policy_id, deployment)) = deployment {
             let ctx = InvocationContext {
@@ -175,40 +183,6 @@ impl CallServices {
             calls_seen: stats.calls_seen,
             last_seen_unix_seconds: stats.last_seen_unix_seconds,
             conversions: stats.conversions,
-        }
-    }
-
-    /// `policy_id` when `owner` (a campaign's or a bidder's tenant) may run
-    /// it as a `world` policy now; otherwise none, and the refusal goes into
-    /// `traces` (the campaign or bidder names a policy it may not use).
-    fn usable<'a>(
-        &self,
-        policy_id: &'a str,
-        owner: &str,
-        world: World,
-        traces: &mut Vec<PolicyTrace>,
-    ) -> Option<&'a str> {
-        let market = self.market();
-        let verdict = match market.policies.get(policy_id) {
-            Some(policy) => access::policy_usable_by(owner, policy, world),
-            None => Err(PolicyRefusal::NotUsable),
-        };
-        match verdict {
-            Ok(()) => Some(policy_id),
-            Err(refusal) => {
-                traces.push(PolicyTrace {
-                    policy_id: policy_id.to_owned(),
-                    version: String::new(),
-                    role: "active".to_owned(),
-                    outcome: "not_usable".to_owned(),
-                    error: Some(refusal.to_string()),
-                    fuel_used: 0,
-                    elapsed_us: 0,
-                    logs: Vec::new(),
-                    tenant_id: owner.to_owned(),
-                });
-                None
-            }
         }
     }
 
@@ -284,7 +258,7 @@ impl CallServices {
         let mut first_targets = FirstTargets::default();
         for bidder in bidders.iter().filter(|b| b.strategy_policy_id.is_some()) {
             if let Some(mut bid) =
-                self.module_bid(bidder, &gathering.offer, &mut gathering.policies)
+                self.module_bid(&market, bidder, &gathering.offer, &mut gathering.policies)
             {
                 if bid.target_id.is_empty() {
                     bid.target_id = first_targets.of(&market, &bidder.id);
@@ -300,11 +274,13 @@ impl CallServices {
     /// call; none when it declines or fails (the failure is in the trace).
     fn module_bid(
         &self,
+        market: &Market,
         bidder: &Bidder,
         offer: &PolicyOffer,
         traces: &mut Vec<PolicyTrace>,
     ) -> Option<Bid> {
-        let policy_id = self.usable(
+        let policy_id = usable(
+            market,
             bidder.strategy_policy_id.as_deref()?,
             &bidder.tenant_id,
             World::Bidder,
@@ -451,7 +427,7 @@ impl CallServices {
             .campaign
             .selector_policy_id
             .as_deref()
-            .and_then(|id| self.usable(id, owner, World::Selector, traces))
+            .and_then(|id| usable(&self.market(), id, owner, World::Selector, traces))
         else {
             return;
         };
@@ -535,6 +511,39 @@ impl CallServices {
         );
         if let Err(error) = self.store.record_calls(&records) {
             tracing::error!(%error, calls = records.len(), "call records not stored");
+        }
+    }
+}
+
+/// `policy_id` when `owner` (a campaign's or a bidder's tenant) may run it
+/// as a `world` policy now; otherwise none, and the refusal goes into
+/// `traces` (the campaign or bidder names a policy it may not use).
+fn usable<'a>(
+    market: &Market,
+    policy_id: &'a str,
+    owner: &str,
+    world: World,
+    traces: &mut Vec<PolicyTrace>,
+) -> Option<&'a str> {
+    let verdict = match market.policies.get(policy_id) {
+        Some(policy) => access::policy_usable_by(owner, policy, world),
+        None => Err(PolicyRefusal::NotUsable),
+    };
+    match verdict {
+        Ok(()) => Some(policy_id),
+        Err(refusal) => {
+            traces.push(PolicyTrace {
+                policy_id: policy_id.to_owned(),
+                version: String::new(),
+                role: "active".to_owned(),
+                outcome: "not_usable".to_owned(),
+                error: Some(refusal.to_string()),
+                fuel_used: 0,
+                elapsed_us: 0,
+                logs: Vec::new(),
+                tenant_id: owner.to_owned(),
+            });
+            None
         }
     }
 }
