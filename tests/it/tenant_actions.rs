@@ -70,20 +70,8 @@ async fn a_module_or_real_time_answer_naming_a_rivals_target_never_rings_it() {
     let victim_bid = lab.bid(&victim_target, 10_000_000, 0).await;
 
     let (_, module_key) = lab.api.tenant("module-thief", "bidder").await;
-    let (module_policy, _) = lab
-        .deploy_new(
-            &module_key,
-            "bidder",
-            test_guest("echo-bidder.wasm"),
-            "fallback",
-        )
-        .await;
-    let module_bidder = lab
-        .new_bidder_as(
-            &module_key,
-            "Thief One",
-            json!({"strategy_policy_id": module_policy}),
-        )
+    let (_, module_bidder) = lab
+        .module_bidder(&module_key, "Thief One", test_guest("echo-bidder.wasm"))
         .await;
     let (_, rtb_key) = lab.api.tenant("rtb-thief", "bidder").await;
     let endpoint = BidEndpoint::start(
@@ -101,26 +89,8 @@ async fn a_module_or_real_time_answer_naming_a_rivals_target_never_rings_it() {
     lab.update_campaign(json!({"shared_attribution_keys": ["target"]}))
         .await;
     let pooled = "+18005550202";
-    let (status, body) = lab
-        .api
-        .call(
-            "PUT",
-            &format!("/v1/campaigns/{}/pool", lab.campaign_id),
-            Some(&lab.marketer_key),
-            Some(json!({"numbers": [pooled]})),
-        )
+    lab.visitor_on(pooled, json!({"target": victim_target}))
         .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = lab
-        .api
-        .call(
-            "POST",
-            &format!("/v1/campaigns/{}/dni-sessions", lab.campaign_id),
-            Some(&lab.marketer_key),
-            Some(json!({"attributes": {"target": victim_target}})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
 
     lab.carrier_to(pooled, "caller_hangs_up", 1, &["-d", "100"])
         .await

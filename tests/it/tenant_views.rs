@@ -89,20 +89,8 @@ async fn each_role_sees_only_its_own_part_of_a_call() {
     let static_target = lab.target(static_buyer.port, 20, 10).await;
     let static_bid = lab.bid(&static_target, 25_000_000, 0).await;
 
-    let (module_policy, _) = lab
-        .deploy_new(
-            &module_key,
-            "bidder",
-            test_guest("echo-bidder.wasm"),
-            "fallback",
-        )
-        .await;
-    let module_bidder = lab
-        .new_bidder_as(
-            &module_key,
-            "Buyer Two",
-            json!({"strategy_policy_id": module_policy}),
-        )
+    let (module_policy, module_bidder) = lab
+        .module_bidder(&module_key, "Buyer Two", test_guest("echo-bidder.wasm"))
         .await;
     let module_target = lab
         .target_as(&module_key, &module_bidder, module_buyer.port, json!({}))
@@ -146,25 +134,11 @@ async fn each_role_sees_only_its_own_part_of_a_call() {
         .await;
     lab.update_campaign(json!({"scorer_policy_id": scorer, "shared_attribution_keys": ["source"]}))
         .await;
-    let pool = format!("/v1/campaigns/{}/pool", lab.campaign_id);
-    let (status, body) = api
-        .call(
-            "PUT",
-            &pool,
-            Some(&lab.marketer_key),
-            Some(json!({"numbers": [POOLED]})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = api
-        .call(
-            "POST",
-            &format!("/v1/campaigns/{}/dni-sessions", lab.campaign_id),
-            Some(&lab.marketer_key),
-            Some(json!({"attributes": {"source": "google-ads", "gclid": "Cj0KCQ-private"}})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    lab.visitor_on(
+        POOLED,
+        json!({"source": "google-ads", "gclid": "Cj0KCQ-private"}),
+    )
+    .await;
 
     lab.carrier_to(POOLED, "caller_hangs_up", 1, &["-d", "100"])
         .await

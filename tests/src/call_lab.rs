@@ -262,6 +262,47 @@ impl CallLab {
         assert_eq!(status, 200, "{body}");
     }
 
+    /// A bidder of `key`'s tenant whose strategy is `component`, uploaded
+    /// and made active: the policy's id and the bidder's.
+    pub async fn module_bidder(
+        &self,
+        key: &str,
+        name: &str,
+        component: Vec<u8>,
+    ) -> (String, String) {
+        let (policy, _) = self.deploy_new(key, "bidder", component, "fallback").await;
+        let bidder = self
+            .new_bidder_as(key, name, json!({"strategy_policy_id": policy}))
+            .await;
+        (policy, bidder)
+    }
+
+    /// Gives the lab's campaign a pool of `pooled` alone and hands it to a
+    /// visitor session with `attributes`: a call to `pooled` is attributed.
+    pub async fn visitor_on(&self, pooled: &str, attributes: serde_json::Value) {
+        let (status, body) = self
+            .api
+            .call(
+                "PUT",
+                &format!("/v1/campaigns/{}/pool", self.campaign_id),
+                Some(&self.marketer_key),
+                Some(json!({"numbers": [pooled]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = self
+            .api
+            .call(
+                "POST",
+                &format!("/v1/campaigns/{}/dni-sessions", self.campaign_id),
+                Some(&self.marketer_key),
+                Some(json!({"attributes": attributes})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["number"], pooled, "{body}");
+    }
+
     /// Changes the lab's campaign (as its marketer).
     pub async fn update_campaign(&self, patch: serde_json::Value) {
         let path = format!("/v1/campaigns/{}", self.campaign_id);

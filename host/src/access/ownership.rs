@@ -162,21 +162,7 @@ mod tests {
 
     #[test]
     fn bidder_access_decides_who_bids_now() {
-        let mut campaign = Campaign {
-            id: "c".into(),
-            tenant_id: "m".into(),
-            name: "c".into(),
-            numbers: vec![],
-            floor_price_micros: 0,
-            fallback_target: None,
-            scorer_policy_id: None,
-            selector_policy_id: None,
-            shared_attribution_keys: vec![],
-            bidder_access: BidderAccess::All,
-            early_ringback: false,
-            auction_timeout_ms: 100,
-            created_at: 0,
-        };
+        let mut campaign = crate::auction::tests::campaign(BidderAccess::All);
         assert!(campaign_takes_bids_of(&campaign, "t1"));
         campaign.bidder_access = BidderAccess::Only(vec!["t2".into()]);
         assert!(!campaign_takes_bids_of(&campaign, "t1"));
