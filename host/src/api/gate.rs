@@ -71,8 +71,15 @@ impl RouteRoles {
         RouteRoles(roles)
     }
 
+    /// Who may call `method` on `path`; `HEAD` is `GET` without the body,
+    /// as the router answers it.
     pub fn admits(&self, method: &Method, path: &str) -> Option<&Admits> {
-        self.0.get(&(method.clone(), path.to_owned()))
+        let method = if method == Method::HEAD {
+            Method::GET
+        } else {
+            method.clone()
+        };
+        self.0.get(&(method, path.to_owned()))
     }
 
     /// The methods described for `path`, for `405`'s `Allow`.

@@ -155,8 +155,8 @@ impl CallServices {
                     scoring.tags = quality.tags;
                 }
                 Err(_) => {
-                    // A policy failure never loses the call: it goes on; `skip` scores it as unknown (0),
-                    // so only bids that take any quality remain.
+                    // A policy failure never loses the call: `skip` scores it
+                    // as unknown (0), so only bids that take any quality remain.
                     scoring.quality = match deployment.failure_mode() {
                         FailureMode::Fallback => DEFAULT_QUALITY,
                         FailureMode::Skip => 0,
