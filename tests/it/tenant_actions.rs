@@ -86,7 +86,7 @@ async fn a_module_or_real_time_answer_naming_a_rivals_target_never_rings_it() {
         .await;
 
     // The echo module bids for the target the shared `target` attribution names.
-    lab.update_campaign(json!({"shared_attribution_keys": ["target"]}))
+    lab.update_campaign(json!({"shared_attribution_keys": ["target"], "auction_timeout_ms": 2000}))
         .await;
     let pooled = "+18005550202";
     lab.visitor_on(pooled, json!({"target": victim_target}))

@@ -132,8 +132,12 @@ async fn each_role_sees_only_its_own_part_of_a_call() {
             "fallback",
         )
         .await;
-    lab.update_campaign(json!({"scorer_policy_id": scorer, "shared_attribution_keys": ["source"]}))
-        .await;
+    // A deadline no loaded machine misses: the auction ends when the answer is in.
+    lab.update_campaign(
+        json!({"scorer_policy_id": scorer, "shared_attribution_keys": ["source"],
+        "auction_timeout_ms": 2000}),
+    )
+    .await;
     lab.visitor_on(
         POOLED,
         json!({"source": "google-ads", "gclid": "Cj0KCQ-private"}),
