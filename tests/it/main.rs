@@ -40,5 +40,7 @@ mod sip_transactions;
 mod store_model;
 /// What one tenant may do to another: each finding of the hostile tenants' audit.
 mod tenant_actions;
+/// What one tenant's objects and policies may cost the others: each bounded.
+mod tenant_bounds;
 /// What each role sees of a real call, as a matrix over five tenants.
 mod tenant_views;

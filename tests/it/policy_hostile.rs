@@ -111,6 +111,44 @@ fn a_log_flood_is_capped_and_counted() {
 }
 
 #[test]
+fn a_guests_error_text_is_cut_and_cleaned_where_it_enters() {
+    let engine = engine();
+    let failure = misbehave(&engine, "error-nul");
+    let PolicyFailure::GuestError(text) = failure else {
+        panic!("expected the guest's error, got {failure:?}");
+    };
+    assert!(
+        text.len() <= host::policy::MAX_ERROR_TEXT,
+        "{} bytes",
+        text.len()
+    );
+    assert!(!text.contains('\0'), "control characters are replaced");
+}
+
+#[test]
+fn logs_are_bounded_in_bytes_whatever_their_lines_hold() {
+    let engine = engine();
+    let invocation = hostile(&engine).score(&context(), &sample_call("log-heavy"));
+    assert_eq!(invocation.outcome.map(|q| q.score), Ok(2));
+    let kept: usize = invocation
+        .logs
+        .iter()
+        .map(|l| {
+            l.message.len()
+                + l.fields
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    assert!(kept <= 8 << 10, "{kept} bytes of logs kept");
+    assert!(invocation.logs_dropped > 0, "the rest is counted");
+    let json = serde_json::to_string(&invocation.logs).expect("json");
+    assert!(!json.contains("\\u0000"), "no NUL reaches a record");
+    assert!(json.len() <= 32 << 10, "{} bytes of JSON", json.len());
+}
+
+#[test]
 fn key_value_state_persists_across_invocations_of_a_policy() {
     let engine = engine();
     let policy = hostile(&engine);

@@ -128,6 +128,7 @@ pub const RULES: &[Rule] = &[
     rule("trace.bids[].source", Yes, Yes),
     rule("trace.bids[].status", Yes, Yes),
     rule("trace.bids[].reason", Yes, Yes),
+    rule("trace.bids_omitted", Yes, No),
     rule("trace.ring_order", Yes, Yes),
     rule("trace.ring_order[]", Yes, OwnBidId),
     rule("trace.legs", Yes, Yes),

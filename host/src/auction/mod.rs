@@ -27,6 +27,12 @@ pub const MAX_AMOUNT_MICROS: u64 = 10_000_000_000;
 /// seconds: longer, and the bid could win calls it never pays for.
 pub const MAX_MIN_DURATION_S: u32 = 3_600;
 
+/// Targets one call rings at most, best first: past a few dozen, a caller
+/// has long hung up (each rings up to its ring timeout).
+pub const MAX_RING_TREE: usize = 32;
+/// Bids one call's record keeps, the ring tree's first; the rest are counted.
+pub const MAX_TRACED_BIDS: usize = 100;
+
 /// Where a bid came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {

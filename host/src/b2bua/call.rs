@@ -137,6 +137,8 @@ pub struct RingTree {
     pub rings: Vec<Ring>,
     pub fallback: Option<Ring>,
     pub bids: Vec<BidTrace>,
+    /// Bids considered beyond those in `bids` (the record's bound).
+    pub bids_omitted: u32,
     pub policies: Vec<PolicyTrace>,
 }
 
@@ -1298,6 +1300,7 @@ impl Call {
                 tags: scoring.tags.clone(),
                 policies,
                 bids,
+                bids_omitted: self.tree.bids_omitted,
                 ring_order: self
                     .legs
                     .iter()

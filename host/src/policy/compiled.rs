@@ -12,7 +12,8 @@ use super::bindings::{bidder, scorer, selector};
 use super::convert;
 use super::engine::PolicyEngine;
 use super::invoke::{
-    Invocation, InvocationContext, InvocationState, PolicyFailure, invoke, new_store,
+    Invocation, InvocationContext, InvocationState, MAX_ERROR_TEXT, PolicyFailure, guest_text,
+    invoke, new_store,
 };
 use super::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
 use super::validate::{self, LoadError};
@@ -126,7 +127,10 @@ impl CompiledPolicy {
             let instance = pre.instantiate(&mut *store)?;
             Ok(match instance.call_score(&mut *store, &call)? {
                 Ok(quality) => convert::checked_quality(quality),
-                Err(reason) => Err(PolicyFailure::GuestError(reason)),
+                Err(reason) => Err(PolicyFailure::GuestError(guest_text(
+                    reason,
+                    MAX_ERROR_TEXT,
+                ))),
             })
         })
     }
@@ -229,7 +233,10 @@ impl WarmScorer {
         self.store.data_mut().restart_clock();
         match self.instance.call_score(&mut self.store, &call) {
             Ok(Ok(quality)) => convert::checked_quality(quality),
-            Ok(Err(reason)) => Err(PolicyFailure::GuestError(reason)),
+            Ok(Err(reason)) => Err(PolicyFailure::GuestError(guest_text(
+                reason,
+                MAX_ERROR_TEXT,
+            ))),
             Err(error) => Err(PolicyFailure::Trap(format!("{error:?}"))),
         }
     }

@@ -2,7 +2,9 @@
 //! Each checks the invocation's deadline first, so host time counts too.
 
 use super::bindings::{caller_history, kv, log, types};
-use super::invoke::{InvocationState, MAX_LOG_LINES, MAX_LOG_TEXT, truncate};
+use super::invoke::{
+    InvocationState, MAX_LOG_BYTES, MAX_LOG_FIELDS, MAX_LOG_LINES, MAX_LOG_TEXT, guest_text,
+};
 use super::kv::{KvRefusal, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use super::model::{GuestLog, LogLevel};
 
@@ -16,15 +18,22 @@ impl log::Host for InvocationState {
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
         self.check_deadline()?;
-        if self.logs.len() >= MAX_LOG_LINES {
+        if self.logs.len() >= MAX_LOG_LINES || self.log_bytes >= MAX_LOG_BYTES {
             self.logs_dropped = self.logs_dropped.saturating_add(1);
             return Ok(());
         }
-        let fields = fields
+        let fields: Vec<(String, String)> = fields
             .into_iter()
-            .take(16)
-            .map(|(k, v)| (truncate(k, 64), truncate(v, MAX_LOG_TEXT)))
+            .take(MAX_LOG_FIELDS)
+            .map(|(k, v)| (guest_text(k, 64), guest_text(v, MAX_LOG_TEXT)))
             .collect();
+        let message = guest_text(message, MAX_LOG_TEXT);
+        let bytes = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if self.log_bytes + bytes > MAX_LOG_BYTES {
+            self.logs_dropped = self.logs_dropped.saturating_add(1);
+            return Ok(());
+        }
+        self.log_bytes += bytes;
         self.logs.push(GuestLog {
             level: match level {
                 log::Level::Trace => LogLevel::Trace,
@@ -33,7 +42,7 @@ impl log::Host for InvocationState {
                 log::Level::Warn => LogLevel::Warn,
                 log::Level::Error => LogLevel::Error,
             },
-            message: truncate(message, MAX_LOG_TEXT),
+            message,
             fields,
         });
         Ok(())

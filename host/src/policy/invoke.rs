@@ -16,6 +16,15 @@ use crate::clock;
 pub(crate) const MAX_LOG_LINES: usize = 64;
 /// Bytes of one log message or field value kept; the rest is cut.
 pub(crate) const MAX_LOG_TEXT: usize = 1024;
+/// Fields of one log line kept.
+pub(crate) const MAX_LOG_FIELDS: usize = 8;
+/// Bytes of all the lines one invocation keeps (messages, field names and
+/// values): a line that would pass it is counted, not kept. With the record's
+/// other bounds, this is what keeps a call record small whatever its
+/// policies say.
+pub(crate) const MAX_LOG_BYTES: usize = 8 << 10;
+/// Bytes kept of a guest's own error text (`err` of the scorer world).
+pub const MAX_ERROR_TEXT: usize = 512;
 
 /// What the host hands a policy for one invocation besides its arguments.
 #[derive(Clone)]
@@ -87,6 +96,8 @@ pub struct Invocation<T> {
 pub(crate) struct InvocationState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) logs: Vec<GuestLog>,
+    /// Bytes of `logs`, against [`MAX_LOG_BYTES`].
+    pub(crate) log_bytes: usize,
     pub(crate) logs_dropped: u32,
     pub(crate) history: CallerHistory,
     pub(crate) kv: Arc<dyn PolicyKv>,
@@ -198,6 +209,7 @@ pub(crate) fn new_store(engine: &PolicyEngine, ctx: &InvocationContext) -> Store
             exceeded: false,
         },
         logs: Vec::new(),
+        log_bytes: 0,
         logs_dropped: 0,
         history: ctx.history,
         kv: ctx.kv.clone(),
@@ -236,8 +248,22 @@ fn first_line(error: &wasmtime::Error) -> String {
     text.lines().next().unwrap_or_default().to_owned()
 }
 
+/// A string a guest handed the host, as the host keeps it: control
+/// characters (a NUL is six bytes of JSON) replaced, then cut to `max` bytes.
+pub(crate) fn guest_text(text: String, max: usize) -> String {
+    let text = if text.chars().any(char::is_control) {
+        text.chars()
+            .take(max)
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect()
+    } else {
+        text
+    };
+    truncate(text, max)
+}
+
 /// Cuts `text` to at most `max` bytes on a character boundary.
-pub(crate) fn truncate(mut text: String, max: usize) -> String {
+fn truncate(mut text: String, max: usize) -> String {
     if text.len() > max {
         let mut end = max;
         while !text.is_char_boundary(end) {

@@ -21,7 +21,7 @@ mod validate;
 pub use artifact::ArtifactCache;
 pub use compiled::{CompiledPolicy, WarmScorer, content_address};
 pub use engine::{EPOCH_TICK, EngineError, InstanceAllocation, Limits, PolicyEngine};
-pub use invoke::{Invocation, InvocationContext, PolicyFailure};
+pub use invoke::{Invocation, InvocationContext, MAX_ERROR_TEXT, PolicyFailure};
 pub use kv::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, MemoryKv, PolicyKv};
 pub use registry::{
     Canary, Deployment, DeploymentError, FailureMode, PolicyRegistry, Run, ShadowRun,

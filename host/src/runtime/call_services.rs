@@ -388,9 +388,14 @@ impl CallServices {
             };
             traces.push(bid_trace(bid, *source, status, Some(reason.code())));
         }
+        // The ring tree's bids first: they are what the record must keep.
+        traces.sort_by_key(|t| !(t.status == "lost" && t.reason.is_none()));
+        let bids_omitted = traces.len().saturating_sub(auction::MAX_TRACED_BIDS);
+        traces.truncate(auction::MAX_TRACED_BIDS);
         let rings = outcome
             .ranked
             .into_iter()
+            .take(auction::MAX_RING_TREE)
             .map(|entry| Ring {
                 destination: resolve_uri(&entry.target.uri),
                 uri: entry.target.uri.clone(),
@@ -406,6 +411,7 @@ impl CallServices {
             rings,
             fallback,
             bids: traces,
+            bids_omitted: u32::try_from(bids_omitted).unwrap_or(u32::MAX),
             policies,
         }
     }

@@ -345,7 +345,11 @@ pub struct LegTrace {
 pub struct DecisionTrace {
     pub tags: Vec<String>,
     pub policies: Vec<PolicyTrace>,
+    /// The bids considered, those of the ring tree first; at most a hundred.
     pub bids: Vec<BidTrace>,
+    /// Bids considered beyond those kept in `bids`.
+    #[serde(default)]
+    pub bids_omitted: u32,
     /// Bid ids in the order their targets were rung.
     pub ring_order: Vec<String>,
     pub legs: Vec<LegTrace>,

@@ -29,6 +29,17 @@ impl Scorer for HostileScorer {
                 }
                 Ok(Quality::new(1))
             }
+            // Strings far past the host's bounds, made of what JSON writes
+            // six bytes for.
+            "error-nul" => Err("\0".repeat(1 << 20)),
+            "log-heavy" => {
+                let text = "\0".repeat(1 << 10);
+                let fields: Vec<(&str, &str)> = (0..16).map(|_| ("k\0", text.as_str())).collect();
+                for _ in 0..64 {
+                    host.info(&text, &fields);
+                }
+                Ok(Quality::new(2))
+            }
             "count" => {
                 let seen = host
                     .kv_get("count")
