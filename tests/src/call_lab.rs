@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use host::auction::Ledger;
 use host::b2bua::{SwitchConfig, SwitchStats};
-use host::runtime::{CallServices, DatagramLoss, SipSockets, serve_calls};
+use host::runtime::{CallServices, DatagramLoss, Lookup, Names, Resolver, SipSockets, serve_calls};
 use host::store::{CallFilter, CallRecord};
 use host::transaction::Timers;
 use serde_json::json;
@@ -65,6 +65,7 @@ pub struct CallLab {
     pub logs: tempfile::TempDir,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<SwitchStats>>,
+    _resolver: Option<Resolver>,
 }
 
 impl CallLab {
@@ -79,7 +80,29 @@ impl CallLab {
 
     /// As [`CallLab::with`], the call server dropping datagrams on purpose.
     pub async fn with_loss(timers: Timers, max_calls: usize, loss: Option<DatagramLoss>) -> Self {
+        Self::build(timers, max_calls, loss, None).await
+    }
+
+    /// RFC 3261's timers, the call server resolving target names with
+    /// `lookup` instead of the system's resolver.
+    pub async fn with_lookup(lookup: Lookup) -> Self {
+        Self::build(Timers::default(), 1000, None, Some(lookup)).await
+    }
+
+    async fn build(
+        timers: Timers,
+        max_calls: usize,
+        loss: Option<DatagramLoss>,
+        lookup: Option<Lookup>,
+    ) -> Self {
         let api = TestApi::new().await;
+        let (names, resolver) = match lookup {
+            Some(lookup) => {
+                let (names, resolver) = Names::start(lookup);
+                (names, Some(resolver))
+            }
+            None => (api.state.names.clone(), None),
+        };
         let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -87,6 +110,7 @@ impl CallLab {
         let tcp = tokio::net::TcpListener::bind(sip).await.expect("bind tcp");
         let services = Arc::new(CallServices {
             store: api.state.store.clone(),
+            names,
             policies: api.state.policies.clone(),
             metrics: api.state.metrics.clone(),
             ledger: api.state.ledger.clone(),
@@ -136,6 +160,7 @@ impl CallLab {
             logs: tempfile::tempdir().expect("temp dir"),
             stop,
             server,
+            _resolver: resolver,
             api,
         }
     }

@@ -199,6 +199,8 @@ async fn create_target(
 ) -> ApiResult<(StatusCode, Json<Target>)> {
     let bidder = visible_bidder(&state, &caller, &id)?;
     let target = target_from(spec, new_id("tgt")?, &bidder)?;
+    // So that its first call finds the name resolved (calls never wait for it).
+    state.names.resolve(&target.uri).await;
     state.store.put_target(&target)?;
     Ok((StatusCode::CREATED, Json(target)))
 }
@@ -289,6 +291,7 @@ async fn update_target(
     let (bidder, old) = visible_target(&state, &caller, &id, &target_id)?;
     let mut target = target_from(spec, old.id, &bidder)?;
     target.created_at = old.created_at;
+    state.names.resolve(&target.uri).await;
     state.store.put_target(&target)?;
     Ok(Json(target))
 }

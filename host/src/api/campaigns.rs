@@ -186,6 +186,9 @@ async fn create_campaign(
         created_at: clock::unix_now(),
     };
     check_campaign(&state, &campaign)?;
+    if let Some(uri) = &campaign.fallback_target {
+        state.names.resolve(uri).await;
+    }
     state.store.put_campaign(&campaign)?;
     Ok((StatusCode::CREATED, Json(campaign)))
 }
@@ -260,6 +263,9 @@ async fn update_campaign(
         c.auction_timeout_ms = timeout;
     }
     check_campaign(&state, &c)?;
+    if let Some(uri) = &c.fallback_target {
+        state.names.resolve(uri).await;
+    }
     state.store.put_campaign(&c)?;
     Ok(Json(c))
 }

@@ -48,6 +48,11 @@ pub struct ApiState {
     /// The market's live state (target places, caps, pauses), shared with
     /// the call servers: bidders read their targets' pauses from it.
     pub ledger: Arc<crate::auction::Ledger>,
+    /// Target and fallback host names, resolved off the call path; the API
+    /// resolves a name when a target or fallback naming it is saved.
+    pub names: Arc<crate::runtime::Names>,
+    /// The task behind `names`, stopped with the last clone of the state.
+    pub resolver: Arc<crate::runtime::Resolver>,
 }
 
 #[derive(OpenApi)]

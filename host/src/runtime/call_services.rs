@@ -4,7 +4,6 @@
 //! sled are synchronous) and answers with the call's next input.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,6 @@ use crate::policy::model::{
     TargetStats, World,
 };
 use crate::policy::{FailureMode, InvocationContext, PolicyKv, Run};
-use crate::sip::uri::{Host, SipUri};
 use crate::store::{
     Bid, BidTrace, Bidder, CallOutcome, Campaign, DEFAULT_MIN_DURATION_S, Market, NumberOwner,
     PolicyTrace, Store, Target,
@@ -43,6 +41,8 @@ pub struct Gathering {
 
 pub struct CallServices {
     pub store: Arc<Store>,
+    /// Where target and fallback host names resolve, read from a cache.
+    pub names: Arc<super::Names>,
     pub policies: Arc<PolicyLifecycle>,
     pub metrics: Arc<Metrics>,
     pub ledger: Arc<Ledger>,
@@ -397,7 +397,7 @@ impl CallServices {
             .into_iter()
             .take(auction::MAX_RING_TREE)
             .map(|entry| Ring {
-                destination: resolve_uri(&entry.target.uri),
+                destination: self.names.destination(&entry.target.uri),
                 uri: entry.target.uri.clone(),
                 bid: Some((entry.bid, entry.target)),
             })
@@ -405,7 +405,7 @@ impl CallServices {
         let fallback = campaign.fallback_target.as_ref().map(|uri| Ring {
             bid: None,
             uri: uri.clone(),
-            destination: resolve_uri(uri),
+            destination: self.names.destination(uri),
         });
         RingTree {
             rings,
@@ -678,45 +678,9 @@ fn call_time(unix_ms: i64, time_zone: &str) -> CallTime {
     }
 }
 
-/// Where a target URI's datagrams go: exactly the host and port of its
-/// strict parse ([`SipUri`]) — an IP literal at once, a host name through
-/// the resolver (port 5060 when the URI names none); none for a URI that
-/// does not parse (stored before the strict check, say).
-pub fn resolve_uri(uri: &str) -> Option<SocketAddr> {
-    use std::net::ToSocketAddrs;
-    let uri = SipUri::parse(uri).ok()?;
-    if let Some(address) = uri.ip_destination() {
-        return Some(address);
-    }
-    let Host::Name(name) = &uri.host else {
-        return None;
-    };
-    (name.as_str(), uri.port_or_default())
-        .to_socket_addrs()
-        .ok()?
-        .find(SocketAddr::is_ipv4)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{call_time, resolve_uri};
-
-    #[test]
-    fn target_uris_resolve_to_where_their_datagrams_go() {
-        assert_eq!(
-            resolve_uri("sip:sales@127.0.0.1:5070"),
-            Some("127.0.0.1:5070".parse().unwrap())
-        );
-        assert_eq!(
-            resolve_uri("sip:sales@192.0.2.9;transport=udp"),
-            Some("192.0.2.9:5060".parse().unwrap())
-        );
-        assert_eq!(
-            resolve_uri("sip:sales@localhost:5071"),
-            Some("127.0.0.1:5071".parse().unwrap())
-        );
-        assert_eq!(resolve_uri("not a uri"), None);
-    }
+    use super::call_time;
 
     #[test]
     fn call_time_is_local_to_the_callers_zone() {

@@ -3,6 +3,7 @@
 
 mod call_server;
 mod call_services;
+mod names;
 mod policy_worker;
 mod real_time_bids;
 mod serve;
@@ -10,7 +11,8 @@ mod sip_endpoint;
 mod sip_uac;
 
 pub use call_server::{advertised, serve_calls};
-pub use call_services::{CallServices, Destination, Gathering, resolve_uri};
+pub use call_services::{CallServices, Destination, Gathering};
+pub use names::{Lookup, Names, Resolver, system_lookup};
 pub use real_time_bids::{RealTimeAnswer, RealTimeBids};
 pub use serve::{Host, ServeError, bootstrap, keep_new_files_private, serve};
 pub use sip_endpoint::{

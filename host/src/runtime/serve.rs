@@ -96,12 +96,24 @@ impl Host {
         let ledger = Arc::new(Ledger::new());
         let restored = restore_caps(&store, &ledger)?;
         tracing::info!(calls = restored, "cap usage restored from call records");
+        let (names, resolver) = super::Names::start(super::system_lookup());
+        let targets = store.targets()?;
+        let campaigns = store.campaigns()?;
+        names.want(
+            targets.iter().map(|t| t.uri.as_str()).chain(
+                campaigns
+                    .iter()
+                    .filter_map(|c| c.fallback_target.as_deref()),
+            ),
+        );
         let state = ApiState {
             store,
             policies,
             metrics: Arc::new(Metrics::new()),
             dni_pools: Arc::default(),
             ledger,
+            names,
+            resolver: Arc::new(resolver),
         };
         if let Some(dir) = &config.example_policies {
             load_examples(&state, dir).await?;
@@ -225,6 +237,7 @@ pub async fn serve(
     let (stop_sip, sip_stopped) = tokio::sync::watch::channel(false);
     let mut sip_threads = Vec::new();
     let services = Arc::new(super::CallServices {
+        names: host.state.names.clone(),
         store: host.state.store.clone(),
         policies: host.state.policies.clone(),
         metrics: host.state.metrics.clone(),
