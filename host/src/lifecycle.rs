@@ -29,6 +29,8 @@ pub enum LifecycleError {
     NoHistory,
     #[error("the compile worker failed: {0}")]
     Worker(String),
+    #[error("the compiler is busy with other uploads; try again in a few seconds")]
+    Busy,
     #[error("version {version} fails its test vector `{name}`: expected {expected}, got {got}")]
     TestVector {
         version: String,
@@ -57,7 +59,15 @@ pub struct PolicyLifecycle {
     /// another world must meet that world's checks, not find the first
     /// upload's verdict.
     compiled: Mutex<HashMap<(World, String), Arc<CompiledPolicy>>>,
+    /// Compiles run one at a time: each takes a core for up to seconds, and
+    /// the calls need the others.
+    compiler: tokio::sync::Semaphore,
+    /// Uploads waiting for the compiler; past [`COMPILES_WAITING`], refused.
+    waiting: std::sync::atomic::AtomicUsize,
 }
+
+/// Uploads that may wait for the compiler at once.
+const COMPILES_WAITING: usize = 8;
 
 impl PolicyLifecycle {
     pub fn new(
@@ -72,6 +82,8 @@ impl PolicyLifecycle {
             artifacts,
             registry,
             compiled: Mutex::new(HashMap::new()),
+            compiler: tokio::sync::Semaphore::new(1),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -93,6 +105,14 @@ impl PolicyLifecycle {
         if let Some(done) = self.cached(world, &sha) {
             return Ok(done);
         }
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= COMPILES_WAITING {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(LifecycleError::Busy);
+        }
+        let permit = self.compiler.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let _permit = permit.map_err(|e| LifecycleError::Worker(e.to_string()))?;
         let (engine, artifacts) = (self.engine.clone(), self.artifacts.clone());
         let compiled = tokio::task::spawn_blocking(move || {
             CompiledPolicy::load(&engine, world, &bytes, Some(&artifacts))

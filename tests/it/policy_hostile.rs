@@ -279,3 +279,76 @@ fn a_component_importing_the_filesystem_is_refused_naming_the_import() {
     assert_eq!(*world, World::Scorer);
     assert!(error.to_string().contains(import.as_str()));
 }
+
+/// A component holding `module` (not instantiated: the bounds are checked
+/// on the bytes, before anything compiles them).
+fn component_around(module: &wasm_encoder::Module) -> Vec<u8> {
+    let mut component = wasm_encoder::Component::new();
+    component.section(&wasm_encoder::ModuleSection(module));
+    component.finish()
+}
+
+/// A module with one function of type `() -> ()` made of `locals` and `nops`.
+fn one_function(locals: u32, nops: usize) -> wasm_encoder::Module {
+    use wasm_encoder::{CodeSection, Function, FunctionSection, Instruction, TypeSection, ValType};
+    let mut types = TypeSection::new();
+    types.ty().function([], []);
+    let mut functions = FunctionSection::new();
+    functions.function(0);
+    let mut body = Function::new([(locals, ValType::I32)]);
+    for _ in 0..nops {
+        body.instruction(&Instruction::Nop);
+    }
+    body.instruction(&Instruction::End);
+    let mut code = CodeSection::new();
+    code.function(&body);
+    let mut module = wasm_encoder::Module::new();
+    module.section(&types).section(&functions).section(&code);
+    module
+}
+
+#[test]
+fn components_past_the_structural_bounds_are_refused_before_compiling() {
+    use wasm_encoder::{MemorySection, MemoryType};
+    let engine = engine();
+    let mut memories = MemorySection::new();
+    for _ in 0..511 {
+        memories.memory(MemoryType {
+            minimum: 1,
+            maximum: Some(1),
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+    }
+    let mut many_memories = wasm_encoder::Module::new();
+    many_memories.section(&memories);
+    for (component, what) in [
+        (component_around(&many_memories), "memories"),
+        (
+            component_around(&one_function(20_000, 0)),
+            "locals in one function",
+        ),
+        (
+            component_around(&one_function(0, 300_000)),
+            "bytes in one function",
+        ),
+    ] {
+        let refused = CompiledPolicy::load(&engine, World::Scorer, &component, None)
+            .expect_err("past the bounds");
+        assert!(
+            matches!(&refused, LoadError::TooComplex { what: w, .. } if *w == what),
+            "{what}: {refused}"
+        );
+    }
+    // Within the bounds, the same shapes reach the compiler (which refuses
+    // them for not being a scorer, not for their size).
+    let small = CompiledPolicy::load(
+        &engine,
+        World::Scorer,
+        &component_around(&one_function(10, 10)),
+        None,
+    )
+    .expect_err("not a scorer");
+    assert!(!matches!(small, LoadError::TooComplex { .. }), "{small}");
+}

@@ -52,6 +52,11 @@ fn lifecycle_error(e: LifecycleError) -> ApiError {
         LifecycleError::NoHistory => ApiError::conflict("deployment.no_history", e.to_string()),
         LifecycleError::Store(s) => s.into(),
         LifecycleError::Worker(w) => ApiError::internal(w),
+        LifecycleError::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "policy.compile_busy",
+            e.to_string(),
+        ),
         LifecycleError::TestVector { .. } => {
             ApiError::unprocessable("deployment.test_vector_failed", e.to_string())
         }
@@ -72,6 +77,7 @@ fn load_error(e: &LoadError) -> ApiError {
         LoadError::Invalid(_) => "policy.invalid",
         LoadError::ForbiddenImport { .. } => "policy.forbidden_import",
         LoadError::WrongWorld { .. } => "policy.wrong_world",
+        LoadError::TooComplex { .. } => "policy.too_complex",
     };
     ApiError::unprocessable(code, e.to_string())
 }

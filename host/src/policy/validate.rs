@@ -28,6 +28,31 @@ pub enum LoadError {
     ForbiddenImport { import: String, world: World },
     #[error("the component does not implement the {expected} world: {detail}")]
     WrongWorld { expected: World, detail: String },
+    /// Past a structural bound that keeps compiling and instantiating cheap.
+    #[error("the component has {found} {what}, at most {limit} are allowed")]
+    TooComplex {
+        what: &'static str,
+        found: u64,
+        limit: u64,
+    },
+}
+
+/// What a component may hold, checked on its bytes before anything compiles
+/// it: compile time grows with function size and locals, and every memory
+/// and table takes a slot of the shared instance pool.
+pub mod bounds {
+    /// Core modules inside one component (a Rust policy has three).
+    pub const MODULES: u64 = 16;
+    /// Linear memories defined in all its modules (a policy needs one).
+    pub const MEMORIES: u64 = 2;
+    /// Tables defined in all its modules.
+    pub const TABLES: u64 = 16;
+    /// Function bodies in all its modules.
+    pub const FUNCTIONS: u64 = 50_000;
+    /// Bytes of one function body.
+    pub const FUNCTION_BYTES: u64 = 256 << 10;
+    /// Locals of one function.
+    pub const LOCALS: u64 = 10_000;
 }
 
 /// Checks that need only the bytes, so that hostile input never reaches the compiler.
@@ -45,11 +70,56 @@ pub(crate) fn check_bytes(bytes: &[u8], limit: usize) -> Result<(), LoadError> {
     // version 0x0d, layer 1 for a component (component model binary format).
     match version.get(..4) {
         Some([1, 0, 0, 0]) => Err(LoadError::CoreModule),
-        Some([_, _, 1, 0]) => Ok(()),
+        Some([_, _, 1, 0]) => check_structure(bytes),
         _ => Err(LoadError::Invalid(
             "unknown WebAssembly binary version or layer".to_owned(),
         )),
     }
+}
+
+/// Counts what the component holds against [`bounds`], in one pass over
+/// its sections (nested modules included), without validating or
+/// compiling anything.
+fn check_structure(bytes: &[u8]) -> Result<(), LoadError> {
+    use wasmparser::{Parser, Payload};
+    let bound = |what: &'static str, found: u64, limit: u64| {
+        if found > limit {
+            return Err(LoadError::TooComplex { what, found, limit });
+        }
+        Ok(())
+    };
+    let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid(e.message().to_owned());
+    let (mut modules, mut memories, mut tables, mut functions) = (0u64, 0u64, 0u64, 0u64);
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::ModuleSection { .. } => {
+                modules += 1;
+                bound("core modules", modules, bounds::MODULES)?;
+            }
+            Payload::MemorySection(section) => {
+                memories += u64::from(section.count());
+                bound("memories", memories, bounds::MEMORIES)?;
+            }
+            Payload::TableSection(section) => {
+                tables += u64::from(section.count());
+                bound("tables", tables, bounds::TABLES)?;
+            }
+            Payload::CodeSectionEntry(body) => {
+                functions += 1;
+                bound("functions", functions, bounds::FUNCTIONS)?;
+                let size = u64::try_from(body.range().len()).unwrap_or(u64::MAX);
+                bound("bytes in one function", size, bounds::FUNCTION_BYTES)?;
+                let mut locals = 0u64;
+                for group in body.get_locals_reader().map_err(invalid)? {
+                    let (count, _) = group.map_err(invalid)?;
+                    locals = locals.saturating_add(u64::from(count));
+                    bound("locals in one function", locals, bounds::LOCALS)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The interfaces a world's components may import, by unversioned name.
