@@ -101,3 +101,164 @@ async fn a_target_whose_name_never_resolves_fails_alone_while_other_calls_go_on(
     assert_eq!(results, ["unresolvable"]);
     lab.stop().await;
 }
+
+/// A TCP connection from `source` to `to`, or none if it cannot be made.
+async fn connect_from(source: [u8; 4], to: std::net::SocketAddr) -> Option<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind((source, 0).into()).ok()?;
+    socket.connect(to).await.ok()
+}
+
+/// Whether the peer closes `stream` soon (within a second) without a word.
+async fn closed_at_once(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(1), stream.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_connections_takes_only_its_own_budget() {
+    let lab = CallLab::start().await;
+    let per_source = host::runtime::budget::SIP_TCP.per_source;
+    let mut flood = Vec::new();
+    for _ in 0..per_source + 20 {
+        flood.push(
+            connect_from([127, 0, 0, 1], lab.sip)
+                .await
+                .expect("connect"),
+        );
+    }
+    // The places past the source's share are closed at once and counted.
+    let line = "plugboard_connections_refused_total{listener=\"sip_tcp\"} 20";
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = lab.api.metrics().await;
+        if metrics.contains(line) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(metrics.contains(line), "{line} in {metrics}");
+    assert!(closed_at_once(flood.last_mut().expect("one")).await);
+    assert!(!closed_at_once(&mut flood[0]).await, "those admitted stay");
+
+    // Another source still has SIP's budget; calls over UDP go on; and the
+    // HTTP API, on a budget of its own, answers.
+    let mut other = connect_from([127, 0, 0, 2], lab.sip)
+        .await
+        .expect("connect");
+    assert!(!closed_at_once(&mut other).await);
+    let buyer = lab.buyer("buyer_answers", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    buyer.finish().await.assert_ok();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let http = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(host::runtime::serve_http(
+        listener,
+        host::api::router(lab.api.state.clone()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let http_share = host::runtime::budget::HTTP.per_source;
+    let mut idle = Vec::new();
+    for _ in 0..http_share {
+        idle.push(connect_from([127, 0, 0, 1], http).await.expect("connect"));
+    }
+    let mut over = connect_from([127, 0, 0, 1], http).await.expect("connect");
+    assert!(
+        closed_at_once(&mut over).await,
+        "past the source's share of the API"
+    );
+    let mut healthz = connect_from([127, 0, 0, 3], http).await.expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    healthz
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    healthz.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let _ = stop.send(());
+    drop(idle);
+    server.await.expect("task").expect("served");
+    drop(flood);
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn every_kind_a_tenant_creates_stops_at_its_quota_and_stores_nothing_more() {
+    use host::access::quota::Kind;
+    let lab = CallLab::start().await;
+    let api = &lab.api;
+    let quota_refusal = |status: u16, body: &serde_json::Value| {
+        status == 409 && body["error"]["code"] == "quota.exceeded"
+    };
+    let target = lab.target(5070, 20, 10).await;
+    for _ in 1..Kind::Bids.limit() {
+        lab.bid(&target, 1_000_000, 0).await;
+    }
+    lab.bid(&target, 1_000_000, 0).await;
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/bids",
+            Some(&lab.bidder_key),
+            Some(json!({"campaign_id": lab.campaign_id, "target_id": target, "amount_micros": 1})),
+        )
+        .await;
+    assert!(quota_refusal(status, &body), "{status} {body}");
+    assert_eq!(
+        api.state.store.bids().expect("bids").len(),
+        Kind::Bids.limit()
+    );
+
+    // Another tenant's quota is its own.
+    let (_, other) = api.tenant("buyer2", "bidder").await;
+    let other_bidder = lab.new_bidder_as(&other, "Two", json!({})).await;
+    let other_target = lab.target_as(&other, &other_bidder, 5071, json!({})).await;
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/bids",
+            Some(&other),
+            Some(json!({"campaign_id": lab.campaign_id, "target_id": other_target, "amount_micros": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let too_many: Vec<String> = (0..=Kind::Numbers.limit())
+        .map(|i| format!("+1800{:07}", 1_000_000 + i))
+        .collect();
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/campaigns",
+            Some(&lab.marketer_key),
+            Some(json!({"name": "big", "numbers": too_many})),
+        )
+        .await;
+    assert!(quota_refusal(status, &body), "{status} {body}");
+    let (status, body) = api
+        .call(
+            "PUT",
+            &format!("/v1/campaigns/{}/pool", lab.campaign_id),
+            Some(&lab.marketer_key),
+            Some(json!({"numbers": too_many})),
+        )
+        .await;
+    assert!(quota_refusal(status, &body), "{status} {body}");
+    assert_eq!(api.state.store.campaigns().expect("campaigns").len(), 1);
+    lab.stop().await;
+}

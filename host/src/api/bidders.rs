@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller};
 use super::{ApiState, new_id};
 use crate::access;
+use crate::access::quota::{self, Kind};
 use crate::auction::ledger::TargetState;
 use crate::auction::schedule::clock_minutes;
 use crate::auction::{MAX_AMOUNT_MICROS, MAX_MIN_DURATION_S};
@@ -81,6 +82,13 @@ async fn create_bidder(
     Body(spec): Body<BidderSpec>,
 ) -> ApiResult<(StatusCode, Json<Bidder>)> {
     check_bidder(&state, &caller.tenant_id, &spec)?;
+    let held = state
+        .store
+        .bidders()?
+        .iter()
+        .filter(|b| b.tenant_id == caller.tenant_id)
+        .count();
+    quota::check(Kind::Bidders, held, 1)?;
     let bidder = Bidder {
         id: new_id("bdr")?,
         tenant_id: caller.tenant_id.clone(),
@@ -199,6 +207,13 @@ async fn create_target(
 ) -> ApiResult<(StatusCode, Json<Target>)> {
     let bidder = visible_bidder(&state, &caller, &id)?;
     let target = target_from(spec, new_id("tgt")?, &bidder)?;
+    let held = state
+        .store
+        .targets()?
+        .iter()
+        .filter(|t| t.tenant_id == bidder.tenant_id)
+        .count();
+    quota::check(Kind::Targets, held, 1)?;
     // So that its first call finds the name resolved (calls never wait for it).
     state.names.resolve(&target.uri).await;
     state.store.put_target(&target)?;
@@ -455,6 +470,13 @@ async fn create_bid(
     Body(spec): Body<BidSpec>,
 ) -> ApiResult<(StatusCode, Json<Bid>)> {
     let bid = bid_from(&state, &caller, spec, new_id("bid")?)?;
+    let held = state
+        .store
+        .bids()?
+        .iter()
+        .filter(|b| b.tenant_id == bid.tenant_id)
+        .count();
+    quota::check(Kind::Bids, held, 1)?;
     state.store.put_bid(&bid)?;
     Ok((StatusCode::CREATED, Json(bid)))
 }

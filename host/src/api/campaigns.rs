@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller, Params};
 use super::{ApiState, DeferredDurability, new_id};
+use crate::access::quota::{self, Kind};
 use crate::access::{self, PolicyRefusal};
 use crate::clock;
 use crate::dni::{self, Assignment, PoolState};
@@ -134,6 +135,7 @@ pub(super) fn check_policy(
 }
 
 fn check_campaign(state: &ApiState, c: &Campaign) -> ApiResult<()> {
+    quota::check(Kind::Numbers, 0, c.numbers.len())?;
     if c.name.trim().is_empty() || c.name.len() > 200 {
         return Err(invalid("`name` must be 1 to 200 characters"));
     }
@@ -170,6 +172,13 @@ async fn create_campaign(
     caller: Caller,
     Body(new): Body<NewCampaign>,
 ) -> ApiResult<(StatusCode, Json<Campaign>)> {
+    let held = state
+        .store
+        .campaigns()?
+        .iter()
+        .filter(|c| c.tenant_id == caller.tenant_id)
+        .count();
+    quota::check(Kind::Campaigns, held, 1)?;
     let campaign = Campaign {
         id: new_id("cmp")?,
         tenant_id: caller.tenant_id.clone(),
@@ -315,6 +324,7 @@ async fn add_number(
     let mut c = visible_campaign(&state, &caller, &id)?;
     let number = e164(&new.number)?;
     if !c.numbers.contains(&number) {
+        quota::check(Kind::Numbers, c.numbers.len(), 1)?;
         c.numbers.push(number);
         state.store.put_campaign(&c)?;
     }
@@ -376,6 +386,7 @@ async fn put_pool(
 ) -> ApiResult<Json<Pool>> {
     let c = visible_campaign(&state, &caller, &id)?;
     let numbers = normalized_numbers(&spec.numbers)?;
+    quota::check(Kind::PoolNumbers, 0, numbers.len())?;
     let ttl_s = spec.ttl_s.unwrap_or(1800);
     if !(60..=86_400).contains(&ttl_s) {
         return Err(invalid("`ttl_s` must be 60 to 86400 seconds"));

@@ -80,6 +80,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::access::quota::QuotaExceeded> for ApiError {
+    fn from(e: crate::access::quota::QuotaExceeded) -> Self {
+        ApiError::conflict("quota.exceeded", e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

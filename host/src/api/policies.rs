@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller, Params};
 use super::{ApiState, new_id};
+use crate::access::quota::{self, Kind};
 use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
 use crate::policy::model::World;
@@ -165,6 +166,13 @@ async fn upload_policy(
         ));
     }
     let bytes = upload_bytes(body)?;
+    let held = state
+        .store
+        .policies()?
+        .iter()
+        .filter(|p| p.tenant_id == caller.tenant_id)
+        .count();
+    quota::check(Kind::Policies, held, 1)?;
     let name = query.name.unwrap_or_else(|| query.world.to_string());
     if name.trim().is_empty() || name.len() > 200 {
         return Err(ApiError::unprocessable(
@@ -254,6 +262,11 @@ async fn add_version(
 ) -> ApiResult<(StatusCode, Json<Uploaded>)> {
     let policy = owned_policy(&state, &caller, &id)?;
     let bytes = upload_bytes(body)?;
+    quota::check(
+        Kind::Versions,
+        state.store.policy_versions(&policy.id)?.len(),
+        1,
+    )?;
     let version = store_version(&state, &policy, bytes).await?;
     Ok((StatusCode::CREATED, Json(uploaded(&policy, version))))
 }

@@ -125,8 +125,13 @@ pub async fn serve_calls(
                 }
             }
             accepted = accept => {
-                if let Ok((stream, _)) = accepted {
-                    connections.adopt(stream);
+                if let Ok((stream, _)) = accepted
+                    && !connections.adopt(stream)
+                {
+                    services.metrics.inc(
+                        "plugboard_connections_refused_total",
+                        vec![("listener", "sip_tcp".to_owned())],
+                    );
                 }
             }
             Some((id, source, parsed)) = connections.next_message() => {

@@ -1,8 +1,10 @@
 //! The imperative shell: sockets, the clock, the event loop and shutdown. The
 //! only place that does I/O for the server.
 
+pub mod budget;
 mod call_server;
 mod call_services;
+mod http;
 mod names;
 mod policy_worker;
 mod real_time_bids;
@@ -12,6 +14,7 @@ mod sip_uac;
 
 pub use call_server::{advertised, serve_calls};
 pub use call_services::{CallServices, Destination, Gathering};
+pub use http::serve_http;
 pub use names::{Lookup, Names, Resolver, system_lookup};
 pub use real_time_bids::{RealTimeAnswer, RealTimeBids};
 pub use serve::{Host, ServeError, bootstrap, keep_new_files_private, serve};

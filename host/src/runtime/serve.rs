@@ -233,6 +233,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    super::budget::raise_open_file_limit();
     let host = Host::start(&config).await?;
     let (stop_sip, sip_stopped) = tokio::sync::watch::channel(false);
     let mut sip_threads = Vec::new();
@@ -300,8 +301,7 @@ pub async fn serve(
     let local = listener.local_addr().map_err(ServeError::Server)?;
     tracing::info!("HTTP API listening on http://{local}");
     let store = host.state.store.clone();
-    axum::serve(listener, api::router(host.state))
-        .with_graceful_shutdown(shutdown)
+    super::serve_http(listener, api::router(host.state), shutdown)
         .await
         .map_err(ServeError::Server)?;
     let _ = stop_sip.send(true);

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::budget::{self, Budget, Ticket};
 use crate::b2bua::Route;
 use crate::clock;
 use crate::sip::{
@@ -164,7 +166,7 @@ pub async fn serve_sip(
             }
             accepted = accept => {
                 if let Ok((stream, _)) = accepted {
-                    connections.adopt(stream);
+                    let _ = connections.adopt(stream);
                 }
             }
             Some((id, source, parsed)) = connections.next_message() => {
@@ -235,6 +237,8 @@ pub(super) struct TcpConnections {
     reports: mpsc::Sender<FromConnection>,
     inbound: mpsc::Receiver<FromConnection>,
     idle: Duration,
+    /// SIP's own connection budget (in all and per source).
+    budget: Arc<Budget>,
 }
 
 impl TcpConnections {
@@ -248,11 +252,21 @@ impl TcpConnections {
             reports,
             inbound,
             idle,
+            budget: Budget::new(budget::SIP_TCP),
         }
     }
 
-    /// Starts serving an accepted connection.
-    pub(super) fn adopt(&mut self, stream: TcpStream) {
+    /// Starts serving an accepted connection if SIP's connection budget has
+    /// room for it (in all and for its source); closes it otherwise. Whether
+    /// it was adopted.
+    pub(super) fn adopt(&mut self, stream: TcpStream) -> bool {
+        let Some(ticket) = stream
+            .peer_addr()
+            .ok()
+            .and_then(|peer| self.budget.admit(peer.ip()))
+        else {
+            return false;
+        };
         self.next_id += 1;
         let (to_connection, outbound) = mpsc::channel(CONNECTION_QUEUE);
         self.outbound.insert(self.next_id, to_connection);
@@ -263,7 +277,9 @@ impl TcpConnections {
             reports,
             outbound,
             self.idle,
+            ticket,
         ));
+        true
     }
 
     /// The next message framed on any connection (forgetting closed ones on
@@ -308,6 +324,8 @@ async fn connection(
     to_endpoint: mpsc::Sender<FromConnection>,
     mut outbound: mpsc::Receiver<Vec<u8>>,
     idle: Duration,
+    // Held while the connection lives: its place in the budget.
+    _ticket: Ticket,
 ) {
     let Ok(peer) = stream.peer_addr() else {
         return;
