@@ -262,3 +262,27 @@ async fn every_kind_a_tenant_creates_stops_at_its_quota_and_stores_nothing_more(
     assert_eq!(api.state.store.campaigns().expect("campaigns").len(), 1);
     lab.stop().await;
 }
+
+#[tokio::test]
+async fn a_key_past_its_request_rate_is_refused_while_other_keys_are_served() {
+    let api = tests::TestApi::new().await;
+    let (_, busy) = api.tenant("busy", "marketer").await;
+    let (_, quiet) = api.tenant("quiet", "marketer").await;
+    let mut refused = None;
+    for sent in 0..5_000 {
+        let (status, body) = api.call("GET", "/v1/campaigns", Some(&busy), None).await;
+        if status == 429 {
+            refused = Some((sent, body));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+    }
+    let (sent, body) = refused.expect("the key's rate is bounded");
+    assert!(
+        sent as f64 >= host::api::gate::REQUEST_BURST,
+        "the burst is served first: {sent}"
+    );
+    assert_eq!(body["error"]["code"], "rate.limited");
+    let (status, _) = api.call("GET", "/v1/campaigns", Some(&quiet), None).await;
+    assert_eq!(status, 200, "another tenant's key has its own rate");
+}

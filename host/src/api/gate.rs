@@ -95,11 +95,39 @@ impl RouteRoles {
     }
 }
 
-/// What the gate needs: the API's state and the table.
+/// Requests one API key may make per second, sustained, and in a burst.
+pub const REQUESTS_PER_SECOND: f64 = 200.0;
+pub const REQUEST_BURST: f64 = 1000.0;
+
+/// What the gate needs: the API's state, the table and each key's rate.
 #[derive(Clone)]
 pub struct Gate {
     pub state: ApiState,
     pub roles: Arc<RouteRoles>,
+    pub rates: Arc<Rates>,
+}
+
+/// A token bucket per API key: one tenant's script cannot take the API's
+/// time from the others.
+#[derive(Debug, Default)]
+pub struct Rates(std::sync::Mutex<HashMap<String, (f64, std::time::Instant)>>);
+
+impl Rates {
+    /// Takes one request from `key`'s bucket at `now`; false when empty.
+    pub fn take(&self, key: &str, now: std::time::Instant) -> bool {
+        let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, at) = buckets
+            .entry(key.to_owned())
+            .or_insert((REQUEST_BURST, now));
+        let refill = now.saturating_duration_since(*at).as_secs_f64() * REQUESTS_PER_SECOND;
+        *tokens = (*tokens + refill).min(REQUEST_BURST);
+        *at = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
 }
 
 /// Authenticates the caller and checks its role against the route's before
@@ -120,6 +148,18 @@ pub async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
+    if !gate.rates.take(&caller.key_id, crate::clock::now()) {
+        let mut refused = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate.limited",
+            format!("more than {REQUESTS_PER_SECOND} requests a second with this key"),
+        )
+        .into_response();
+        refused
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return refused;
+    }
     if !roles.contains(&caller.role) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -237,6 +277,15 @@ mod tests {
             ]))
         );
         assert_eq!(roles.admits(&Method::GET, "/v1/added-later"), None);
+        let rates = Rates::default();
+        let now = crate::clock::now();
+        let burst = (0..1000).take_while(|_| rates.take("key", now)).count();
+        assert_eq!(burst as f64, REQUEST_BURST);
+        assert!(rates.take("other key", now), "each key has its own bucket");
+        assert!(
+            rates.take("key", now + std::time::Duration::from_millis(100)),
+            "it refills"
+        );
         assert!(undescribed(&roles, "/v1/added-later").status() == StatusCode::FORBIDDEN);
         let wrong_method = undescribed(&roles, "/v1/tenants");
         assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);

@@ -98,6 +98,7 @@ pub fn router(state: ApiState) -> Router {
     let gate = gate::Gate {
         state: state.clone(),
         roles: Arc::new(gate::RouteRoles::from_openapi(&openapi)),
+        rates: Arc::default(),
     };
     let openapi = Arc::new(openapi);
     router
