@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::b2bua::admission::Cidr;
 use crate::policy::Limits;
 
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
@@ -29,9 +30,18 @@ pub struct Config {
     /// Tell buyers the call's quality and campaign in `X-Plugboard-Quality`
     /// and `X-Plugboard-Campaign` on the outbound INVITE.
     pub sip_quality_headers: bool,
+    /// Address ranges new calls may come from (the carriers'); empty, the
+    /// default: any. INVITEs from elsewhere get `403`.
+    pub sip_trusted_sources: Vec<Cidr>,
+    /// INVITEs per second one source address may send (bursts of twice as
+    /// many); past it, `503` with `Retry-After`.
+    pub sip_invite_rate: u32,
 }
 
 pub const DEFAULT_MAX_CALLS: usize = 10_000;
+/// INVITEs per second from one source: more than a node takes, so only a
+/// flood meets it.
+pub const DEFAULT_INVITE_RATE: u32 = 2_000;
 
 /// The file's shape: every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +54,8 @@ pub struct ConfigFile {
     pub max_calls: Option<usize>,
     pub sip_advertise: Option<String>,
     pub sip_quality_headers: Option<bool>,
+    pub sip_trusted_sources: Option<Vec<Cidr>>,
+    pub sip_invite_rate: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +113,8 @@ impl Config {
             max_calls: file.max_calls.unwrap_or(DEFAULT_MAX_CALLS),
             sip_advertise: file.sip_advertise.clone(),
             sip_quality_headers: file.sip_quality_headers.unwrap_or(true),
+            sip_trusted_sources: file.sip_trusted_sources.clone().unwrap_or_default(),
+            sip_invite_rate: file.sip_invite_rate.unwrap_or(DEFAULT_INVITE_RATE),
         }
     }
 }

@@ -45,15 +45,28 @@ struct Bench {
     records: Vec<CallRecord>,
 }
 
+/// The switch's configuration of these tests: anyone may call, at the
+/// default rate.
+fn config(max_calls: usize) -> SwitchConfig {
+    SwitchConfig {
+        local: "192.0.2.5:5060".to_owned(),
+        timers: Timers::default(),
+        max_calls,
+        retry_after_s: 7,
+        quality_headers: true,
+        trusted_sources: Vec::new(),
+        invite_rate: host::b2bua::admission::InviteRate::per_second(
+            host::config::DEFAULT_INVITE_RATE,
+        ),
+    }
+}
+
 impl Bench {
     fn new(max_calls: usize, ledger: Arc<Ledger>) -> Self {
-        let config = SwitchConfig {
-            local: "192.0.2.5:5060".to_owned(),
-            timers: Timers::default(),
-            max_calls,
-            retry_after_s: 7,
-            quality_headers: true,
-        };
+        Self::with_config(config(max_calls), ledger)
+    }
+
+    fn with_config(config: SwitchConfig, ledger: Arc<Ledger>) -> Self {
         let start = host::clock::now();
         Bench {
             switch: Switch::new(config, ledger, 7),
@@ -431,6 +444,31 @@ fn calls_beyond_the_maximum_get_503_with_retry_after() {
     assert_eq!(refusal.header("Retry-After"), Some("7"));
     assert_eq!(bench.switch.stats().overloaded, 1);
     assert_eq!(bench.switch.active_calls(), 1);
+}
+
+#[test]
+fn invites_from_outside_the_trusted_sources_get_403_and_past_their_rate_503() {
+    let mut config = config(100);
+    config.trusted_sources = vec!["192.0.2.1/32".parse().expect("range")];
+    config.invite_rate = host::b2bua::admission::InviteRate {
+        per_second: 1.0,
+        burst: 2.0,
+    };
+    let mut bench = Bench::with_config(config, Arc::new(Ledger::new()));
+    bench.receive(BUYER_A, &invite("u1"));
+    let (_, refusal) = bench.sent.last().expect("sent").clone();
+    assert_eq!(refusal.status(), 403, "a buyer's address is no carrier's");
+    for call in ["r1", "r2", "r3"] {
+        bench.receive(CARRIER, &invite(call));
+    }
+    let (_, refusal) = bench.sent.last().expect("sent").clone();
+    assert_eq!(refusal.status(), 503, "the third in a burst of two");
+    assert_eq!(refusal.header("Retry-After"), Some("7"));
+    let stats = bench.switch.stats();
+    assert_eq!((stats.untrusted, stats.too_fast, stats.calls), (1, 1, 2));
+    bench.advance(1000);
+    bench.receive(CARRIER, &invite("r4"));
+    assert_eq!(bench.switch.stats().calls, 3, "the rate refills with time");
 }
 
 #[test]

@@ -131,6 +131,10 @@ impl CallLab {
                 max_calls,
                 retry_after_s: 5,
                 quality_headers: true,
+                trusted_sources: Vec::new(),
+                invite_rate: host::b2bua::admission::InviteRate::per_second(
+                    host::config::DEFAULT_INVITE_RATE,
+                ),
             },
             async move {
                 let _ = stopped.changed().await;

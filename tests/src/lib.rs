@@ -187,6 +187,8 @@ impl TestApi {
             max_calls: host::config::DEFAULT_MAX_CALLS,
             sip_advertise: None,
             sip_quality_headers: true,
+            sip_trusted_sources: Vec::new(),
+            sip_invite_rate: host::config::DEFAULT_INVITE_RATE,
         };
         let started = host::runtime::Host::start(&config)
             .await

@@ -5,6 +5,7 @@
 //! rest to that [`Call`]. The shell feeds it messages, time and the answers
 //! to the work it asked for (score, auction), and sends what it transmits.
 
+pub mod admission;
 mod call;
 
 use std::cmp::Reverse;
@@ -68,6 +69,9 @@ pub struct SwitchConfig {
     pub retry_after_s: u32,
     /// Send quality and campaign to buyers in `X-Plugboard-*` headers.
     pub quality_headers: bool,
+    /// Where INVITEs may come from (empty: anywhere), and how fast from each.
+    pub trusted_sources: Vec<admission::Cidr>,
+    pub invite_rate: admission::InviteRate,
 }
 
 /// Counters of what the switch did.
@@ -75,6 +79,10 @@ pub struct SwitchConfig {
 pub struct SwitchStats {
     pub calls: u64,
     pub overloaded: u64,
+    /// INVITEs from outside `trusted_sources` (`403`).
+    pub untrusted: u64,
+    /// INVITEs past their source's rate (`503`).
+    pub too_fast: u64,
     pub refused: u64,
     pub dropped: u64,
     pub retransmissions_absorbed: u64,
@@ -126,6 +134,7 @@ pub struct Switch {
     transmit: VecDeque<Transmit>,
     work: VecDeque<Work>,
     stats: SwitchStats,
+    admission: admission::Admission,
 }
 
 /// SplitMix64: call ids that do not repeat across restarts (the shell seeds
@@ -154,6 +163,10 @@ pub fn uri_address(uri: &str) -> Option<SocketAddr> {
 impl Switch {
     pub fn new(config: SwitchConfig, ledger: Arc<Ledger>, seed: u64) -> Self {
         Switch {
+            admission: admission::Admission::new(
+                config.trusted_sources.clone(),
+                config.invite_rate,
+            ),
             config,
             caps: Capabilities::default(),
             ledger,
@@ -433,6 +446,20 @@ impl Switch {
         source: SocketAddr,
         path: Path,
     ) {
+        match self.admission.check(now, source.ip()) {
+            admission::Verdict::Admit => {}
+            admission::Verdict::Untrusted => {
+                self.stats.untrusted += 1;
+                self.answer_alone(now, &request, key, path, 403, &[]);
+                return;
+            }
+            admission::Verdict::TooFast => {
+                self.stats.too_fast += 1;
+                let retry = [("Retry-After", self.config.retry_after_s.to_string())];
+                self.answer_alone(now, &request, key, path, 503, &retry);
+                return;
+            }
+        }
         if self.calls.len() >= self.config.max_calls {
             self.stats.overloaded += 1;
             let retry = [("Retry-After", self.config.retry_after_s.to_string())];

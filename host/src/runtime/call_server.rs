@@ -74,6 +74,8 @@ pub async fn serve_calls(
         )?,
     };
     let mut reported = (usize::MAX, usize::MAX);
+    // INVITEs refused so far (untrusted source, past its rate), as counted.
+    let mut refused = (0u64, 0u64);
     let mut stopping: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
@@ -159,6 +161,19 @@ pub async fn serve_calls(
             &mut side,
         )
         .await;
+        let stats = switch.stats();
+        for (reason, count, was) in [
+            ("untrusted", stats.untrusted, &mut refused.0),
+            ("rate", stats.too_fast, &mut refused.1),
+        ] {
+            for _ in *was..count {
+                services.metrics.inc(
+                    "plugboard_sip_refused_total",
+                    vec![("reason", reason.to_owned())],
+                );
+            }
+            *was = count;
+        }
         let active = switch.active_calls();
         let with_worker = side.policies.calls();
         if (active, with_worker) != reported {

@@ -254,6 +254,8 @@ pub async fn serve(
             max_calls: config.max_calls,
             retry_after_s: 5,
             quality_headers: config.sip_quality_headers,
+            trusted_sources: config.sip_trusted_sources.clone(),
+            invite_rate: crate::b2bua::admission::InviteRate::per_second(config.sip_invite_rate),
         };
         let mut stopped = sip_stopped.clone();
         let services = services.clone();
