@@ -117,6 +117,7 @@ pub const RULES: &[Rule] = &[
     rule("trace.policies[].fuel_used", Yes, Yes),
     rule("trace.policies[].elapsed_us", Yes, Yes),
     opaque("trace.policies[].logs", Yes, Yes),
+    rule("trace.policies[].logs_dropped", Yes, Yes),
     rule("trace.policies[].tenant_id", Yes, Yes),
     rule("trace.bids", Yes, Yes),
     rule("trace.bids[]", Yes, Own),
@@ -419,6 +420,7 @@ mod tests {
                 message: "m".into(),
                 fields: Vec::new(),
             }],
+            logs_dropped: 1,
             tenant_id: "m".into(),
         }];
         record.trace.target_events = vec![crate::store::TargetEventTrace {

@@ -26,6 +26,10 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(get_marketplace))
 }
 
+/// Bytes of records one page of `GET /v1/calls` holds at most (it ends
+/// early, with `next_cursor`, when the next record would pass it).
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct CallQuery {
@@ -99,11 +103,12 @@ async fn list_calls(
         since_ms: query.since.map(|s| s.saturating_mul(1000)),
         until_ms: query.until.map(|u| u.saturating_mul(1000)),
     };
-    let page = state.store.calls(
+    let page = state.store.calls_within(
         &filter,
         |c| view::may_see_call(&viewer(&caller), c),
         query.cursor.as_deref(),
         limit,
+        MAX_PAGE_BYTES,
     )?;
     Ok(Json(CallList {
         calls: shown(&state, &caller, &page.calls)?,

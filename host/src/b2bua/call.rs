@@ -1270,6 +1270,7 @@ impl Call {
         }
         let mut policies = scoring.policies.clone();
         policies.extend(self.tree.policies.iter().cloned());
+        bound_logs(&mut policies);
         let record = CallRecord {
             id: self.setup.id.clone(),
             campaign_id: scoring.campaign.id.clone(),
@@ -1344,6 +1345,37 @@ impl Call {
             billable: false,
             payout_micros: 0,
             trace: DecisionTrace::default(),
+        }
+    }
+}
+
+/// Bytes of policy logs one call record keeps, all its invocations
+/// together: each invocation is bounded, and so is their sum, so that a
+/// record's size does not grow with the number of bidders' modules.
+pub const MAX_RECORD_LOG_BYTES: usize = 64 << 10;
+
+/// Keeps the first invocations' logs up to [`MAX_RECORD_LOG_BYTES`]; later
+/// ones keep their outcome and cost, and count their lines as dropped.
+fn bound_logs(policies: &mut [PolicyTrace]) {
+    let mut kept = 0usize;
+    for trace in policies {
+        let bytes: usize = trace
+            .logs
+            .iter()
+            .map(|l| {
+                l.message.len()
+                    + l.fields
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        if kept + bytes > MAX_RECORD_LOG_BYTES {
+            let lines = u32::try_from(trace.logs.len()).unwrap_or(u32::MAX);
+            trace.logs_dropped = trace.logs_dropped.saturating_add(lines);
+            trace.logs.clear();
+        } else {
+            kept += bytes;
         }
     }
 }
@@ -1424,4 +1456,39 @@ fn copy_body(source: &Message, target: &mut Message) {
         name: "Content-Length".to_owned(),
         value: target.body.len().to_string(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{GuestLog, LogLevel};
+
+    #[test]
+    fn a_records_policy_logs_are_bounded_in_all_and_the_rest_counted() {
+        let heavy = |id: &str| PolicyTrace {
+            policy_id: id.to_owned(),
+            version: String::new(),
+            role: "active".to_owned(),
+            outcome: "ok".to_owned(),
+            error: None,
+            fuel_used: 1,
+            elapsed_us: 1,
+            logs: vec![
+                GuestLog {
+                    level: LogLevel::Info,
+                    message: "x".repeat(1024),
+                    fields: Vec::new(),
+                };
+                8
+            ],
+            logs_dropped: 0,
+            tenant_id: String::new(),
+        };
+        let mut traces: Vec<PolicyTrace> = (0..20).map(|i| heavy(&format!("p{i}"))).collect();
+        bound_logs(&mut traces);
+        let kept: usize = traces.iter().map(|t| t.logs.len() * 1024).sum();
+        assert_eq!(kept, MAX_RECORD_LOG_BYTES);
+        assert_eq!(traces.len(), 20, "every invocation stays, with its outcome");
+        assert_eq!(traces[19].logs_dropped, 8);
+    }
 }

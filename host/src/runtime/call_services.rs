@@ -547,6 +547,7 @@ fn usable<'a>(
                 fuel_used: 0,
                 elapsed_us: 0,
                 logs: Vec::new(),
+                logs_dropped: 0,
                 tenant_id: owner.to_owned(),
             });
             None
@@ -660,6 +661,7 @@ fn policy_trace<T>(
         fuel_used: invocation.fuel_used,
         elapsed_us: u64::try_from(invocation.elapsed.as_micros()).unwrap_or(u64::MAX),
         logs: invocation.logs.clone(),
+        logs_dropped: invocation.logs_dropped,
         tenant_id: tenant_id.to_owned(),
     }
 }

@@ -71,6 +71,21 @@ impl Store {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<CallPage, StoreError> {
+        self.calls_within(filter, visible, cursor, limit, usize::MAX)
+    }
+
+    /// As [`Store::calls`], the page also ending once its records hold
+    /// `max_bytes` (as stored; at least one record): a listing's size is
+    /// bounded whatever the records hold.
+    pub fn calls_within(
+        &self,
+        filter: &CallFilter,
+        visible: impl Fn(&CallRecord) -> bool,
+        cursor: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<CallPage, StoreError> {
+        let mut bytes_held = 0usize;
         let start = match (cursor, filter.since_ms) {
             (Some(cursor), _) => format!("{cursor}\u{0}"),
             (None, Some(since)) => format!("{:016x}", since.max(0)),
@@ -97,10 +112,11 @@ impl Store {
             if !matches {
                 continue;
             }
-            if calls.len() == limit {
+            if calls.len() == limit || (!calls.is_empty() && bytes_held + bytes.len() > max_bytes) {
                 more = true;
                 break;
             }
+            bytes_held += bytes.len();
             last_key = Some(String::from_utf8_lossy(&key).into_owned());
             calls.push(record);
         }

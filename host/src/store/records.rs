@@ -317,6 +317,9 @@ pub struct PolicyTrace {
     pub elapsed_us: u64,
     #[schema(value_type = Vec<Object>)]
     pub logs: Vec<crate::policy::model::GuestLog>,
+    /// Log lines not kept: past the invocation's bound, or the record's.
+    #[serde(default)]
+    pub logs_dropped: u32,
     /// The tenant the invocation ran for: the campaign's marketer for its
     /// scorer and selector, the bidder for its strategy module. Only that
     /// tenant (and the operator) sees the invocation.
