@@ -136,6 +136,9 @@ pub(crate) struct MemoryCapExceeded {
 /// Caps linear memory and records its high-water mark.
 pub(crate) struct MemoryLimiter {
     cap: usize,
+    /// Bytes of every memory of the instance together: the cap is the
+    /// invocation's, however many memories its component has.
+    total: usize,
     peak: usize,
     exceeded: bool,
 }
@@ -143,20 +146,22 @@ pub(crate) struct MemoryLimiter {
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.cap {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        if total > self.cap {
             self.exceeded = true;
             // A trap rather than a failed `memory.grow`: a Rust guest would abort
             // anyway, and this way the outcome says why.
             return Err(wasmtime::Error::new(MemoryCapExceeded {
-                desired,
+                desired: total,
                 cap: self.cap,
             }));
         }
-        self.peak = self.peak.max(desired);
+        self.total = total;
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 
@@ -205,6 +210,7 @@ pub(crate) fn new_store(engine: &PolicyEngine, ctx: &InvocationContext) -> Store
     let state = InvocationState {
         limiter: MemoryLimiter {
             cap: limits.memory_bytes,
+            total: 0,
             peak: 0,
             exceeded: false,
         },
@@ -272,4 +278,34 @@ fn truncate(mut text: String, max: usize) -> String {
         text.truncate(end);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_cap_counts_every_memory_of_the_instance_together() {
+        let mib = 1 << 20;
+        let mut limiter = MemoryLimiter {
+            cap: 32 * mib,
+            total: 0,
+            peak: 0,
+            exceeded: false,
+        };
+        assert!(
+            limiter.memory_growing(0, 20 * mib, None).is_ok(),
+            "first memory"
+        );
+        assert!(
+            limiter.memory_growing(20 * mib, 24 * mib, None).is_ok(),
+            "it grows"
+        );
+        assert!(
+            limiter.memory_growing(0, 20 * mib, None).is_err(),
+            "a second memory past the cap in all"
+        );
+        assert!(limiter.exceeded);
+        assert_eq!(limiter.peak, 24 * mib);
+    }
 }
