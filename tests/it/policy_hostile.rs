@@ -130,17 +130,7 @@ fn logs_are_bounded_in_bytes_whatever_their_lines_hold() {
     let engine = engine();
     let invocation = hostile(&engine).score(&context(), &sample_call("log-heavy"));
     assert_eq!(invocation.outcome.map(|q| q.score), Ok(2));
-    let kept: usize = invocation
-        .logs
-        .iter()
-        .map(|l| {
-            l.message.len()
-                + l.fields
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len())
-                    .sum::<usize>()
-        })
-        .sum();
+    let kept: usize = invocation.logs.iter().map(|l| l.bytes()).sum();
     assert!(kept <= 8 << 10, "{kept} bytes of logs kept");
     assert!(invocation.logs_dropped > 0, "the rest is counted");
     let json = serde_json::to_string(&invocation.logs).expect("json");

@@ -66,6 +66,18 @@ pub fn check(kind: Kind, held: usize, adding: usize) -> Result<(), QuotaExceeded
     Ok(())
 }
 
+/// Whether `owner_tenant_id` may own one more object of `kind`, given
+/// every object of that kind and who owns each.
+pub fn check_one_more<T>(
+    kind: Kind,
+    all: &[T],
+    owner: impl Fn(&T) -> &String,
+    owner_tenant_id: &str,
+) -> Result<(), QuotaExceeded> {
+    let held = all.iter().filter(|o| owner(o) == owner_tenant_id).count();
+    check(kind, held, 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

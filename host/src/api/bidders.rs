@@ -82,13 +82,12 @@ async fn create_bidder(
     Body(spec): Body<BidderSpec>,
 ) -> ApiResult<(StatusCode, Json<Bidder>)> {
     check_bidder(&state, &caller.tenant_id, &spec)?;
-    let held = state
-        .store
-        .bidders()?
-        .iter()
-        .filter(|b| b.tenant_id == caller.tenant_id)
-        .count();
-    quota::check(Kind::Bidders, held, 1)?;
+    quota::check_one_more(
+        Kind::Bidders,
+        &state.store.bidders()?,
+        |o| &o.tenant_id,
+        &caller.tenant_id,
+    )?;
     let bidder = Bidder {
         id: new_id("bdr")?,
         tenant_id: caller.tenant_id.clone(),
@@ -207,13 +206,12 @@ async fn create_target(
 ) -> ApiResult<(StatusCode, Json<Target>)> {
     let bidder = visible_bidder(&state, &caller, &id)?;
     let target = target_from(spec, new_id("tgt")?, &bidder)?;
-    let held = state
-        .store
-        .targets()?
-        .iter()
-        .filter(|t| t.tenant_id == bidder.tenant_id)
-        .count();
-    quota::check(Kind::Targets, held, 1)?;
+    quota::check_one_more(
+        Kind::Targets,
+        &state.store.targets()?,
+        |o| &o.tenant_id,
+        &bidder.tenant_id,
+    )?;
     // So that its first call finds the name resolved (calls never wait for it).
     state.names.resolve(&target.uri).await;
     state.store.put_target(&target)?;
@@ -470,13 +468,12 @@ async fn create_bid(
     Body(spec): Body<BidSpec>,
 ) -> ApiResult<(StatusCode, Json<Bid>)> {
     let bid = bid_from(&state, &caller, spec, new_id("bid")?)?;
-    let held = state
-        .store
-        .bids()?
-        .iter()
-        .filter(|b| b.tenant_id == bid.tenant_id)
-        .count();
-    quota::check(Kind::Bids, held, 1)?;
+    quota::check_one_more(
+        Kind::Bids,
+        &state.store.bids()?,
+        |o| &o.tenant_id,
+        &bid.tenant_id,
+    )?;
     state.store.put_bid(&bid)?;
     Ok((StatusCode::CREATED, Json(bid)))
 }

@@ -172,13 +172,12 @@ async fn create_campaign(
     caller: Caller,
     Body(new): Body<NewCampaign>,
 ) -> ApiResult<(StatusCode, Json<Campaign>)> {
-    let held = state
-        .store
-        .campaigns()?
-        .iter()
-        .filter(|c| c.tenant_id == caller.tenant_id)
-        .count();
-    quota::check(Kind::Campaigns, held, 1)?;
+    quota::check_one_more(
+        Kind::Campaigns,
+        &state.store.campaigns()?,
+        |o| &o.tenant_id,
+        &caller.tenant_id,
+    )?;
     let campaign = Campaign {
         id: new_id("cmp")?,
         tenant_id: caller.tenant_id.clone(),

@@ -166,13 +166,12 @@ async fn upload_policy(
         ));
     }
     let bytes = upload_bytes(body)?;
-    let held = state
-        .store
-        .policies()?
-        .iter()
-        .filter(|p| p.tenant_id == caller.tenant_id)
-        .count();
-    quota::check(Kind::Policies, held, 1)?;
+    quota::check_one_more(
+        Kind::Policies,
+        &state.store.policies()?,
+        |o| &o.tenant_id,
+        &caller.tenant_id,
+    )?;
     let name = query.name.unwrap_or_else(|| query.world.to_string());
     if name.trim().is_empty() || name.len() > 200 {
         return Err(ApiError::unprocessable(

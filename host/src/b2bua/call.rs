@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::auction::Ledger;
 use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
 use crate::dialog::{Dialog, DialogState};
-use crate::policy::model::{CallFacts, CallerHistory};
+use crate::policy::model::{CallFacts, CallerHistory, GuestLog};
 use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};
 use crate::store::{
     Bid, BidTrace, CallOutcome, CallRecord, Campaign, DecisionTrace, LegTrace, PolicyTrace, Target,
@@ -1359,17 +1359,7 @@ pub const MAX_RECORD_LOG_BYTES: usize = 64 << 10;
 fn bound_logs(policies: &mut [PolicyTrace]) {
     let mut kept = 0usize;
     for trace in policies {
-        let bytes: usize = trace
-            .logs
-            .iter()
-            .map(|l| {
-                l.message.len()
-                    + l.fields
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len())
-                        .sum::<usize>()
-            })
-            .sum();
+        let bytes: usize = trace.logs.iter().map(GuestLog::bytes).sum();
         if kept + bytes > MAX_RECORD_LOG_BYTES {
             let lines = u32::try_from(trace.logs.len()).unwrap_or(u32::MAX);
             trace.logs_dropped = trace.logs_dropped.saturating_add(lines);
@@ -1461,7 +1451,7 @@ fn copy_body(source: &Message, target: &mut Message) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::{GuestLog, LogLevel};
+    use crate::policy::model::LogLevel;
 
     #[test]
     fn a_records_policy_logs_are_bounded_in_all_and_the_rest_counted() {

@@ -27,14 +27,7 @@ impl log::Host for InvocationState {
             .take(MAX_LOG_FIELDS)
             .map(|(k, v)| (guest_text(k, 64), guest_text(v, MAX_LOG_TEXT)))
             .collect();
-        let message = guest_text(message, MAX_LOG_TEXT);
-        let bytes = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        if self.log_bytes + bytes > MAX_LOG_BYTES {
-            self.logs_dropped = self.logs_dropped.saturating_add(1);
-            return Ok(());
-        }
-        self.log_bytes += bytes;
-        self.logs.push(GuestLog {
+        let line = GuestLog {
             level: match level {
                 log::Level::Trace => LogLevel::Trace,
                 log::Level::Debug => LogLevel::Debug,
@@ -42,9 +35,15 @@ impl log::Host for InvocationState {
                 log::Level::Warn => LogLevel::Warn,
                 log::Level::Error => LogLevel::Error,
             },
-            message,
+            message: guest_text(message, MAX_LOG_TEXT),
             fields,
-        });
+        };
+        if self.log_bytes + line.bytes() > MAX_LOG_BYTES {
+            self.logs_dropped = self.logs_dropped.saturating_add(1);
+            return Ok(());
+        }
+        self.log_bytes += line.bytes();
+        self.logs.push(line);
         Ok(())
     }
 }

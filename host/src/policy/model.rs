@@ -193,3 +193,16 @@ pub struct GuestLog {
     pub message: String,
     pub fields: Vec<(String, String)>,
 }
+
+impl GuestLog {
+    /// Bytes of its text: the message, field names and values. What the
+    /// log bounds count.
+    pub fn bytes(&self) -> usize {
+        self.message.len()
+            + self
+                .fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+}
