@@ -11,6 +11,7 @@
 //! - [`auction`]: which bids may take a call and their ring order, sans-IO;
 //! - [`access`]: what each tenant may act on and what each role sees of a
 //!   call, pure;
+//! - [`rate`]: the token bucket behind per-source and per-key rates, sans-IO;
 //! - [`store`]: sled behind typed per-entity functions;
 //! - [`cli`]: the `plugboard` command line;
 //! - [`clock`]: the one reader of the OS clock.
@@ -30,6 +31,7 @@ pub mod marketplace;
 pub mod metrics;
 pub mod number;
 pub mod policy;
+pub mod rate;
 pub mod runtime;
 pub mod sip;
 pub mod store;

@@ -54,18 +54,18 @@ impl Actor<'_> {
 }
 
 /// Whether an object of `owner_tenant_id` (a campaign, a bidder) may run
-/// `policy` where a `world` policy is needed: the owner's own policies and
-/// shared ones. Asked of the object's owner, not of who edits it, so that an
-/// operator editing a tenant's campaign cannot attach what the call would
-/// refuse to run.
+/// `policy` (none: it does not exist) where a `world` policy is needed: the
+/// owner's own policies and shared ones. Asked of the object's owner, not
+/// of who edits it, so that an operator editing a tenant's campaign cannot
+/// attach what the call would refuse to run.
 pub fn policy_usable_by(
     owner_tenant_id: &str,
-    policy: &Policy,
+    policy: Option<&Policy>,
     world: World,
 ) -> Result<(), PolicyRefusal> {
-    if !(policy.shared || policy.tenant_id == owner_tenant_id) {
-        return Err(PolicyRefusal::NotUsable);
-    }
+    let policy = policy
+        .filter(|p| p.shared || p.tenant_id == owner_tenant_id)
+        .ok_or(PolicyRefusal::NotUsable)?;
     if policy.world != world {
         return Err(PolicyRefusal::WrongWorld {
             needed: world,
@@ -106,14 +106,14 @@ mod tests {
         let own = policy("m1", World::Scorer, false);
         let foreign = policy("m2", World::Scorer, false);
         let shared = policy("op", World::Scorer, true);
-        assert_eq!(policy_usable_by("m1", &own, World::Scorer), Ok(()));
-        assert_eq!(policy_usable_by("m1", &shared, World::Scorer), Ok(()));
+        assert_eq!(policy_usable_by("m1", Some(&own), World::Scorer), Ok(()));
+        assert_eq!(policy_usable_by("m1", Some(&shared), World::Scorer), Ok(()));
         assert_eq!(
-            policy_usable_by("m1", &foreign, World::Scorer),
+            policy_usable_by("m1", Some(&foreign), World::Scorer),
             Err(PolicyRefusal::NotUsable)
         );
         assert_eq!(
-            policy_usable_by("m1", &own, World::Selector),
+            policy_usable_by("m1", Some(&own), World::Selector),
             Err(PolicyRefusal::WrongWorld {
                 needed: World::Selector,
                 actual: World::Scorer
@@ -128,7 +128,7 @@ mod tests {
             "operators read every policy"
         );
         assert!(
-            policy_usable_by("op", &foreign, World::Scorer).is_err(),
+            policy_usable_by("op", Some(&foreign), World::Scorer).is_err(),
             "but a campaign of the operator's runs only its own"
         );
     }

@@ -120,16 +120,15 @@ pub(super) fn check_policy(
     id: &str,
     world: World,
 ) -> ApiResult<()> {
-    let verdict = match state.store.policy(id)? {
-        Some(policy) => access::policy_usable_by(owner_tenant_id, &policy, world),
-        None => Err(PolicyRefusal::NotUsable),
-    };
-    verdict.map_err(|refusal| match refusal {
-        PolicyRefusal::NotUsable => {
-            ApiError::unprocessable("policy.not_found", format!("no policy {id} you may use"))
-        }
-        PolicyRefusal::WrongWorld { .. } => {
-            ApiError::unprocessable("policy.wrong_world", format!("policy {id}: {refusal}"))
+    let policy = state.store.policy(id)?;
+    access::policy_usable_by(owner_tenant_id, policy.as_ref(), world).map_err(|refusal| {
+        match refusal {
+            PolicyRefusal::NotUsable => {
+                ApiError::unprocessable("policy.not_found", format!("no policy {id} you may use"))
+            }
+            PolicyRefusal::WrongWorld { .. } => {
+                ApiError::unprocessable("policy.wrong_world", format!("policy {id}: {refusal}"))
+            }
         }
     })
 }

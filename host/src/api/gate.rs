@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::authenticate;
+use crate::rate::{Bucket, Rate};
 use crate::store::Role;
 
 /// Longest request target (path and query) accepted, bytes; nginx's default
@@ -110,23 +111,21 @@ pub struct Gate {
 /// A token bucket per API key: one tenant's script cannot take the API's
 /// time from the others.
 #[derive(Debug, Default)]
-pub struct Rates(std::sync::Mutex<HashMap<String, (f64, std::time::Instant)>>);
+pub struct Rates(std::sync::Mutex<HashMap<String, Bucket>>);
+
+const API_RATE: Rate = Rate {
+    per_second: REQUESTS_PER_SECOND,
+    burst: REQUEST_BURST,
+};
 
 impl Rates {
     /// Takes one request from `key`'s bucket at `now`; false when empty.
     pub fn take(&self, key: &str, now: std::time::Instant) -> bool {
         let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (tokens, at) = buckets
+        buckets
             .entry(key.to_owned())
-            .or_insert((REQUEST_BURST, now));
-        let refill = now.saturating_duration_since(*at).as_secs_f64() * REQUESTS_PER_SECOND;
-        *tokens = (*tokens + refill).min(REQUEST_BURST);
-        *at = now;
-        if *tokens < 1.0 {
-            return false;
-        }
-        *tokens -= 1.0;
-        true
+            .or_insert_with(|| Bucket::full(&API_RATE, now))
+            .take(&API_RATE, now)
     }
 }
 

@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
+use crate::rate::Bucket;
+
 /// An address range, `203.0.113.0/24` or `2001:db8::/32` (a bare address is
 /// a range of one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -82,21 +84,7 @@ impl Cidr {
 }
 
 /// INVITEs one source may send per second, sustained, and in a burst.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct InviteRate {
-    pub per_second: f64,
-    pub burst: f64,
-}
-
-impl InviteRate {
-    /// `per_second` sustained, bursts of twice as many.
-    pub fn per_second(per_second: u32) -> Self {
-        InviteRate {
-            per_second: f64::from(per_second),
-            burst: 2.0 * f64::from(per_second),
-        }
-    }
-}
+pub use crate::rate::Rate as InviteRate;
 
 /// Sources tracked at most; past it, the oldest buckets are forgotten.
 const MAX_SOURCES: usize = 65_536;
@@ -115,7 +103,7 @@ pub enum Verdict {
 pub struct Admission {
     trusted: Vec<Cidr>,
     rate: InviteRate,
-    buckets: HashMap<IpAddr, (f64, Instant)>,
+    buckets: HashMap<IpAddr, Bucket>,
 }
 
 impl Admission {
@@ -137,21 +125,22 @@ impl Admission {
             let oldest = self
                 .buckets
                 .iter()
-                .min_by_key(|(_, (_, at))| *at)
+                .min_by_key(|(_, bucket)| bucket.last_taken())
                 .map(|(ip, _)| *ip);
             if let Some(ip) = oldest {
                 self.buckets.remove(&ip);
             }
         }
-        let (tokens, at) = self.buckets.entry(source).or_insert((self.rate.burst, now));
-        let refill = now.saturating_duration_since(*at).as_secs_f64() * self.rate.per_second;
-        *tokens = (*tokens + refill).min(self.rate.burst);
-        *at = now;
-        if *tokens < 1.0 {
-            return Verdict::TooFast;
+        let rate = self.rate;
+        let bucket = self
+            .buckets
+            .entry(source)
+            .or_insert_with(|| Bucket::full(&rate, now));
+        if bucket.take(&rate, now) {
+            Verdict::Admit
+        } else {
+            Verdict::TooFast
         }
-        *tokens -= 1.0;
-        Verdict::Admit
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::RealTimeAnswer;
-use crate::access::{self, PolicyRefusal};
+use crate::access;
 use crate::auction::real_time::{Answer, Failure};
 use crate::auction::{self, DropReason, Ledger, Offer, Source};
 use crate::b2bua::{
@@ -376,7 +376,7 @@ impl CallServices {
         };
         let mut outcome = auction::run(bids, &market.targets, &self.ledger, &offer, campaign);
         let mut policies = gathering.policies;
-        self.select(request, &mut outcome, &mut policies);
+        self.select(&market, request, &mut outcome, &mut policies);
         auction::enforce_floor(&mut outcome, campaign.floor_price_micros);
         for entry in &outcome.ranked {
             traces.push(bid_trace(&entry.bid, entry.source, "lost", None));
@@ -420,6 +420,7 @@ impl CallServices {
     /// answers out of contract, the built-in ranking stands.
     fn select(
         &self,
+        market: &Market,
         request: &AuctionRequest,
         outcome: &mut auction::Outcome,
         traces: &mut Vec<PolicyTrace>,
@@ -433,7 +434,7 @@ impl CallServices {
             .campaign
             .selector_policy_id
             .as_deref()
-            .and_then(|id| usable(&self.market(), id, owner, World::Selector, traces))
+            .and_then(|id| usable(market, id, owner, World::Selector, traces))
         else {
             return;
         };
@@ -531,11 +532,7 @@ fn usable<'a>(
     world: World,
     traces: &mut Vec<PolicyTrace>,
 ) -> Option<&'a str> {
-    let verdict = match market.policies.get(policy_id) {
-        Some(policy) => access::policy_usable_by(owner, policy, world),
-        None => Err(PolicyRefusal::NotUsable),
-    };
-    match verdict {
+    match access::policy_usable_by(owner, market.policies.get(policy_id), world) {
         Ok(()) => Some(policy_id),
         Err(refusal) => {
             traces.push(PolicyTrace {
