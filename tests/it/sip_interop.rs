@@ -7,6 +7,7 @@ use std::process::Command;
 use host::runtime::{TransactionUser, serve_udp};
 use host::sip::{Header, Message, Method, response_to};
 use host::transaction::Timers;
+use tests::call_lab::free_port;
 use tokio::net::UdpSocket;
 
 const SDP_ANSWER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
@@ -174,12 +175,6 @@ Content-Length: 0
     assert_eq!((stats.requests, stats.refused), (1, 1), "{stats:?}");
 }
 
-/// A free UDP port on loopback (bound then released for SIPp to take).
-fn free_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("address").port()
-}
-
 const SDP_OFFER: &str = "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/AVP 0\r\n";
 
 fn attempt(target: std::net::SocketAddr) -> host::runtime::CallAttempt {
@@ -304,11 +299,10 @@ async fn endpoint_with_tcp(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<host::runtime::EndpointStats>>,
 ) {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
-    let port = udp.local_addr().expect("address").port();
-    let tcp = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    let (udp, tcp) = host::runtime::bind_udp_and_tcp(([127, 0, 0, 1], 0).into())
         .await
-        .expect("bind TCP on the same port");
+        .expect("bind UDP and TCP");
+    let port = udp.local_addr().expect("address").port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let sockets = host::runtime::SipSockets {
         udp,

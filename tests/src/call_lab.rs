@@ -103,11 +103,10 @@ impl CallLab {
             }
             None => (api.state.names.clone(), None),
         };
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        let (udp, tcp) = host::runtime::bind_udp_and_tcp(([127, 0, 0, 1], 0).into())
             .await
-            .expect("bind");
+            .expect("bind UDP and TCP");
         let sip = udp.local_addr().expect("address");
-        let tcp = tokio::net::TcpListener::bind(sip).await.expect("bind tcp");
         let services = Arc::new(CallServices {
             store: api.state.store.clone(),
             names,

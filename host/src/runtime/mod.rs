@@ -17,7 +17,7 @@ pub use call_services::{CallServices, Destination, Gathering};
 pub use http::serve_http;
 pub use names::{Lookup, Names, Resolver, system_lookup};
 pub use real_time_bids::{RealTimeAnswer, RealTimeBids};
-pub use serve::{Host, ServeError, bootstrap, keep_new_files_private, serve};
+pub use serve::{Host, ServeError, bind_udp_and_tcp, bootstrap, keep_new_files_private, serve};
 pub use sip_endpoint::{
     DatagramLoss, EndpointStats, SipSockets, TransactionUser, serve_sip, serve_udp,
 };

@@ -320,13 +320,12 @@ pub async fn serve(
 
 /// UDP and TCP on one address; with port 0, both on the port UDP was given.
 async fn bind_sip(address: SocketAddr) -> Result<super::SipSockets, ServeError> {
-    let listen = |cause| ServeError::Listen {
-        addr: address,
-        cause,
-    };
-    let udp = tokio::net::UdpSocket::bind(address).await.map_err(listen)?;
-    let bound = udp.local_addr().map_err(listen)?;
-    let tcp = TcpListener::bind(bound).await.map_err(listen)?;
+    let (udp, tcp) = bind_udp_and_tcp(address)
+        .await
+        .map_err(|cause| ServeError::Listen {
+            addr: address,
+            cause,
+        })?;
     Ok(super::SipSockets {
         udp,
         tcp: Some(tcp),
@@ -349,4 +348,27 @@ pub fn bootstrap(data_dir: &Path) -> Result<String, ServeError> {
         .map_err(|e| ServeError::Bootstrap(e.message))?;
     store.flush()?;
     Ok(key)
+}
+
+/// Binds UDP and TCP on one port, as SIP expects. With port 0 the OS picks
+/// a port free for UDP, which may be busy for TCP (another socket's
+/// ephemeral port): then another port is tried, a bounded number of times.
+pub async fn bind_udp_and_tcp(
+    address: SocketAddr,
+) -> std::io::Result<(tokio::net::UdpSocket, TcpListener)> {
+    const ATTEMPTS: usize = 32;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = tokio::net::UdpSocket::bind(address).await?;
+        let bound = udp.local_addr()?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(error)
+                if address.port() == 0
+                    && error.kind() == std::io::ErrorKind::AddrInUse
+                    && attempt < ATTEMPTS => {}
+            Err(error) => return Err(error),
+        }
+    }
 }
