@@ -12,6 +12,8 @@
 //! - [`access`]: what each tenant may act on and what each role sees of a
 //!   call, pure;
 //! - [`rate`]: the token bucket behind per-source and per-key rates, sans-IO;
+//! - [`fair`]: per-tenant queues taking turns, behind the policy workers and
+//!   the compile queue, sans-IO;
 //! - [`store`]: sled behind typed per-entity functions;
 //! - [`cli`]: the `plugboard` command line;
 //! - [`clock`]: the one reader of the OS clock.
@@ -25,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod dialog;
 pub mod dni;
+pub mod fair;
 pub mod geography;
 pub mod lifecycle;
 pub mod marketplace;

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use expect_test::{Expect, expect};
+use host::policy::model::{BidCandidate, Quality, TargetStats};
 use host::policy::{CompiledPolicy, Limits, LoadError, PolicyEngine, PolicyFailure};
-use tests::{World, context, engine, engine_with, example_policy, sample_call, test_guest};
+use tests::{World, context, engine, engine_with, example_policy, load, sample_call, test_guest};
 
 fn hostile(engine: &PolicyEngine) -> CompiledPolicy {
     CompiledPolicy::load(
@@ -123,6 +124,38 @@ fn a_guests_error_text_is_cut_and_cleaned_where_it_enters() {
         text.len()
     );
     assert!(!text.contains('\0'), "control characters are replaced");
+}
+
+#[test]
+fn an_answer_past_the_copy_bound_is_refused_before_it_is_copied() {
+    let engine = engine();
+    let failure = misbehave(&engine, "alias-tags");
+    let PolicyFailure::BadOutput(text) = failure else {
+        panic!("expected a bad output, got {failure:?}");
+    };
+    assert!(text.contains("256 KiB"), "{text}");
+
+    let selector = load(&engine, World::Selector, &test_guest("test-selector.wasm"));
+    let mut call = sample_call("any");
+    call.called = "+18005550103".to_owned();
+    let quality = Quality {
+        score: 50,
+        tags: vec![],
+    };
+    let bids = [BidCandidate {
+        id: "bid".to_owned(),
+        bidder_id: "bidder".to_owned(),
+        target_id: "target".to_owned(),
+        amount_micros: 1,
+        min_quality: 0,
+        min_duration_seconds: 0,
+        target_stats: TargetStats::default(),
+    }];
+    let invocation = selector.select(&context(), &call, &quality, &bids);
+    let Err(PolicyFailure::BadOutput(text)) = invocation.outcome else {
+        panic!("expected a bad output, got {:?}", invocation.outcome);
+    };
+    assert!(text.contains("256 KiB"), "{text}");
 }
 
 #[test]

@@ -25,6 +25,13 @@ pub(crate) const MAX_LOG_FIELDS: usize = 8;
 pub(crate) const MAX_LOG_BYTES: usize = 8 << 10;
 /// Bytes kept of a guest's own error text (`err` of the scorer world).
 pub const MAX_ERROR_TEXT: usize = 512;
+/// Bytes the host copies out of a guest for one host call (a log line, a
+/// kv write) or for its answer. wasmtime counts them as it lifts, before
+/// any copy is made, so that aliased strings (127 tags pointing at one
+/// MiB) or a list of millions cost a refusal, not seconds of copying and
+/// gigabytes of host memory. The largest legitimate transfer is a kv value
+/// (64 KiB).
+pub const MAX_COPIED_BYTES: usize = 256 << 10;
 
 /// What the host hands a policy for one invocation besides its arguments.
 #[derive(Clone)]
@@ -226,6 +233,7 @@ pub(crate) fn new_store(engine: &PolicyEngine, ctx: &InvocationContext) -> Store
     let mut store = Store::new(engine.wasmtime(), state);
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(engine.deadline_ticks());
+    store.set_hostcall_fuel(MAX_COPIED_BYTES);
     store
 }
 
@@ -236,6 +244,12 @@ fn classify(error: &wasmtime::Error, state: &InvocationState) -> PolicyFailure {
     if error.is::<HostDeadlineExceeded>() {
         return PolicyFailure::Timeout;
     }
+    if copied_too_much(error) {
+        return PolicyFailure::BadOutput(format!(
+            "the policy handed the host more than {} KiB at once",
+            MAX_COPIED_BYTES >> 10
+        ));
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => PolicyFailure::OutOfFuel,
         Some(Trap::Interrupt) => PolicyFailure::Timeout,
@@ -243,6 +257,14 @@ fn classify(error: &wasmtime::Error, state: &InvocationState) -> PolicyFailure {
         None if is_instantiation_error(error) => PolicyFailure::Unavailable(first_line(error)),
         None => PolicyFailure::Trap(first_line(error)),
     }
+}
+
+/// wasmtime's error for a copy past [`MAX_COPIED_BYTES`] is a private type;
+/// its message (wasmtime is pinned) is what tells it apart.
+fn copied_too_much(error: &wasmtime::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| cause.to_string().contains("fuel allocated for hostcalls"))
 }
 
 fn is_instantiation_error(error: &wasmtime::Error) -> bool {

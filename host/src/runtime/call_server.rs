@@ -1,8 +1,8 @@
 //! The SIP side of `plugboard serve`: UDP and TCP sockets around the
-//! [`Switch`], its timers, and the work calls ask for — calls whose auction
-//! is static bids alone scored and auctioned on the loop, the others handed
-//! to the policy worker's thread, each answer fed back as the call's next
-//! input; records handed to a recorder task that stores them in batches.
+//! [`Switch`], its timers, and the work calls ask for — calls that invoke no
+//! policy scored and auctioned on the loop, the others handed to the policy
+//! workers, each answer fed back as the call's next input; records handed
+//! to a recorder task that stores them in batches.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,7 +13,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::call_services::CallServices;
-use super::policy_worker::PolicyWorker;
+use super::policy_worker::{PolicyWorkers, WorkerCount};
 use super::sip_endpoint::{TcpConnections, lost, send_to};
 use super::{DatagramLoss, SipSockets};
 use crate::b2bua::{Finished, Input, Path, Route, Scored, Switch, SwitchConfig, SwitchStats, Work};
@@ -22,7 +22,7 @@ use crate::sip::{MAX_MESSAGE_BYTES, inspect, inspect_parsed};
 
 /// Datagrams read in one turn of the loop before timers and work get theirs.
 const UDP_BATCH: usize = 64;
-/// Decisions of the policy worker taken in one turn of the loop.
+/// Decisions of the policy workers taken in one turn of the loop.
 const DECIDED_BATCH: usize = 64;
 /// Call records stored in one transaction at most.
 const RECORD_BATCH: usize = 512;
@@ -67,7 +67,8 @@ pub async fn serve_calls(
     let (to_loop, mut decided) = mpsc::unbounded_channel();
     let mut side = Side {
         recorder: to_recorder,
-        policies: PolicyWorker::start(
+        policies: PolicyWorkers::start(
+            WorkerCount::of_this_machine(),
             services.clone(),
             to_loop,
             tokio::runtime::Handle::current(),
@@ -198,10 +199,10 @@ pub async fn serve_calls(
 }
 
 /// What the loop hands work to, beside itself: the recorder, and the
-/// policy worker.
+/// policy workers.
 struct Side {
     recorder: mpsc::UnboundedSender<Box<Finished>>,
-    policies: PolicyWorker,
+    policies: PolicyWorkers,
 }
 
 /// Sends what the switch has to send, and does or hands on the work it asks
@@ -230,13 +231,13 @@ async fn pump(
         let Some(work) = switch.poll_work() else {
             return;
         };
-        // Calls whose auction is static bids alone are routed here, as
-        // proxy-wasm filters run on their worker: tens of microseconds,
-        // bounded by the policy's fuel and deadline, less than a hop to
-        // another thread and back.
+        // Calls that invoke no policy are routed here: a store read and the
+        // auction's arithmetic, less than a hop to a worker and back. Any
+        // policy, however short its deadline, runs on the workers, where it
+        // holds up only its own tenant's calls.
         match work {
             Work::Score { call, request } => match services.destination(&request) {
-                Some(to) if services.auction_invokes_policies(&to.campaign) => {
+                Some(to) if services.invokes_policies(&to.campaign) => {
                     side.policies.route(call, request, to);
                 }
                 destination => {

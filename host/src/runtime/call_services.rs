@@ -218,6 +218,12 @@ impl CallServices {
         traces
     }
 
+    /// Whether routing a call to the campaign runs any policy: its scorer,
+    /// or an auction that does.
+    pub fn invokes_policies(&self, campaign: &Campaign) -> bool {
+        campaign.scorer_policy_id.is_some() || self.auction_invokes_policies(campaign)
+    }
+
     /// Whether the campaign's auction asks policies or real-time bidders
     /// (its selector, its bidders' strategy modules or endpoints), or only
     /// ranks static bids.

@@ -1,24 +1,26 @@
-//! The thread beside the SIP loop that routes the calls whose auction
-//! invokes policies: bidder strategy modules, the selector, real-time
-//! bidders. With ten modules and a selector that work is over half of a
-//! call's CPU; done on the loop it capped calls per second at what one core
-//! could do, while the loop's own work (parsing, transactions, sending)
-//! waited behind it. On a thread of its own the two run on both cores.
-//! Calls whose auction is static bids alone are scored and auctioned on the
-//! loop: for them the hop to this thread and back costs more than the work
-//! (`docs/benchmarks.md`).
+//! The threads beside the SIP loop that run every call's policies: the
+//! campaign's scorer, bidder strategy modules, the selector, and the
+//! real-time bidders' auctions. A policy may use its whole deadline, and a
+//! tenant may send many calls: on the loop either would hold every other
+//! tenant's SIP handling behind it. Here each tenant's calls queue apart and
+//! take turns ([`crate::fair`]), and one tenant runs on at most all workers
+//! but one, so a tenant whose policies are slow waits behind itself while
+//! the other tenants' calls go on. With ten modules and a selector policy
+//! work is over half of a call's CPU; off the loop it also runs on every
+//! core. Calls that invoke no policy (no scorer, static bids alone) are
+//! routed on the loop: for them the hop here and back costs more than the
+//! work (`docs/benchmarks.md`).
 //!
-//! Such a call crosses once each way: the worker scores it, hands the score
+//! Such a call crosses once each way: a worker scores it, hands the score
 //! back at once (the call moves on to routing, and may ring back early),
 //! runs its auction without waiting to be asked, and hands back the ring
 //! tree. The loop then drops the auction request the call makes on its
 //! score, since the answer is on its way. An auction with real-time bidders
-//! asks them on a task of the loop's runtime and comes back here to be
-//! concluded.
+//! asks them on a task of the loop's runtime and comes back here, in its
+//! tenant's turn, to be concluded.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,6 +30,7 @@ use tokio::sync::mpsc;
 use super::call_services::{CallServices, Destination, Gathering};
 use super::real_time_bids::{RealTimeAnswer, RealTimeBids};
 use crate::b2bua::{AuctionRequest, Input, ScoreRequest, Scored};
+use crate::fair::{FairQueue, Shares};
 
 /// A call's next input, decided off the loop.
 pub(crate) type Decided = (u64, Input);
@@ -49,51 +52,146 @@ enum Job {
         gathering: Box<Gathering>,
         answers: Vec<RealTimeAnswer>,
     },
-    /// The loop is done. Not the channel's end: real-time asks in flight
-    /// hold senders of their own.
-    Stop,
 }
 
-/// The loop's end of the worker: hands it calls, and knows which calls it
-/// holds. Dropping it ends the thread once the jobs queued are done.
-pub(crate) struct PolicyWorker {
-    jobs: std_mpsc::Sender<Job>,
-    thread: Option<JoinHandle<()>>,
-    /// Calls whose ring tree the worker has still to hand back.
+/// How many workers a host runs, and how many of them one tenant may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerCount {
+    pub workers: usize,
+    pub per_tenant: usize,
+}
+
+impl WorkerCount {
+    /// One worker per core and one more, at least three; a tenant holds a
+    /// quarter of them fewer (at least one fewer), so another tenant's call
+    /// finds a worker free however slow the first tenant's policies are.
+    pub fn for_cores(cores: usize) -> Self {
+        let workers = (cores + 1).max(3);
+        WorkerCount {
+            workers,
+            per_tenant: workers - (workers / 4).max(1),
+        }
+    }
+
+    pub fn of_this_machine() -> Self {
+        Self::for_cores(std::thread::available_parallelism().map_or(2, usize::from))
+    }
+}
+
+/// The queue the workers share, and the loop and real-time tasks fill.
+struct Shared {
+    pending: Mutex<Pending>,
+    ready: Condvar,
+}
+
+struct Pending {
+    jobs: FairQueue<Job>,
+    /// The loop is gone: workers end once nothing they can take is left.
+    stopping: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, tenant: &str, job: Job) -> bool {
+        let mut pending = self.lock();
+        if pending.stopping {
+            return false;
+        }
+        // Waiting is unbounded per tenant: the switch bounds calls in all,
+        // and a call has one job queued at a time.
+        let queued = pending.jobs.push(tenant, job).is_ok();
+        drop(pending);
+        self.ready.notify_one();
+        queued
+    }
+
+    /// The next job in turn, waiting for one; none once stopping and empty.
+    fn next(&self) -> Option<(String, Job)> {
+        let mut pending = self.lock();
+        loop {
+            if let Some(taken) = pending.jobs.take() {
+                return Some(taken);
+            }
+            if pending.stopping && pending.jobs.waiting() == 0 {
+                return None;
+            }
+            pending = self.ready.wait(pending).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn finish(&self, tenant: &str) {
+        self.lock().jobs.finish(tenant);
+        // A job held back by its tenant's share may be free to run now.
+        self.ready.notify_one();
+    }
+
+    fn stop(&self) {
+        self.lock().stopping = true;
+        self.ready.notify_all();
+    }
+}
+
+/// The loop's end of the workers: hands them calls, and knows which calls
+/// they hold. Dropping it ends the threads once the jobs queued are done.
+pub(crate) struct PolicyWorkers {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    /// Calls whose ring tree the workers have still to hand back.
     routing: HashSet<u64>,
 }
 
-impl PolicyWorker {
-    /// Starts the thread; its answers go to `decided`, real-time asks run on
-    /// `runtime` (the loop's).
+impl PolicyWorkers {
+    /// Starts the threads; their answers go to `decided`, real-time asks run
+    /// on `runtime` (the loop's).
     pub(crate) fn start(
+        count: WorkerCount,
         services: Arc<CallServices>,
         decided: mpsc::UnboundedSender<Decided>,
         runtime: Handle,
     ) -> std::io::Result<Self> {
-        let (jobs, queue) = std_mpsc::channel();
-        let worker = Worker {
-            services,
-            decided,
-            runtime,
-            real_time: RealTimeBids::new(),
-            jobs: jobs.clone(),
-        };
-        let thread = std::thread::Builder::new()
-            .name("call-policies".into())
-            .spawn(move || worker.run(&queue))?;
-        Ok(PolicyWorker {
-            jobs,
-            thread: Some(thread),
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                jobs: FairQueue::new(Shares {
+                    running: count.per_tenant,
+                    waiting: usize::MAX,
+                }),
+                stopping: false,
+            }),
+            ready: Condvar::new(),
+        });
+        let mut workers = PolicyWorkers {
+            shared: shared.clone(),
+            threads: Vec::new(),
             routing: HashSet::new(),
-        })
+        };
+        // One client, so that its connections to bidders are shared.
+        let real_time = RealTimeBids::new();
+        for index in 0..count.workers {
+            let worker = Worker {
+                services: services.clone(),
+                decided: decided.clone(),
+                runtime: runtime.clone(),
+                real_time: real_time.clone(),
+                shared: shared.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("call-policies-{index}"))
+                .spawn(move || worker.run())?;
+            workers.threads.push(thread);
+        }
+        Ok(workers)
     }
 
-    /// Scores `call` and runs its auction on the worker.
+    /// Scores `call` and runs its auction on a worker.
     pub(crate) fn route(&mut self, call: u64, request: ScoreRequest, destination: Destination) {
+        let tenant = destination.campaign.tenant_id.clone();
         let destination = Box::new(destination);
         self.submit(
             call,
+            &tenant,
             Job::Route {
                 call,
                 request,
@@ -102,19 +200,20 @@ impl PolicyWorker {
         );
     }
 
-    /// Runs the auction `call` asks for on the worker.
+    /// Runs the auction `call` asks for on a worker.
     pub(crate) fn auction(&mut self, call: u64, request: AuctionRequest) {
-        self.submit(call, Job::Auction { call, request });
+        let tenant = request.scoring.campaign.tenant_id.clone();
+        self.submit(call, &tenant, Job::Auction { call, request });
     }
 
-    /// Whether the worker has `call`: its auction request, once scored, is
-    /// then answered already.
+    /// Whether the workers have `call`: its auction request, once scored,
+    /// is then answered already.
     pub(crate) fn is_routing(&self, call: u64) -> bool {
         self.routing.contains(&call)
     }
 
     /// Notes what came back for `call`: a ring tree, or a score that ends
-    /// the call's routing, ends the worker's part.
+    /// the call's routing, ends the workers' part.
     pub(crate) fn returned(&mut self, call: u64, input: &Input) {
         if matches!(
             input,
@@ -124,24 +223,22 @@ impl PolicyWorker {
         }
     }
 
-    /// Calls the worker is scoring or auctioning.
+    /// Calls the workers are scoring or auctioning.
     pub(crate) fn calls(&self) -> usize {
         self.routing.len()
     }
 
-    fn submit(&mut self, call: u64, job: Job) {
-        // Fails only once the thread is gone (it panicked): the call then
-        // waits for its caller's timers, and the panic is in the log.
-        if self.jobs.send(job).is_ok() {
+    fn submit(&mut self, call: u64, tenant: &str, job: Job) {
+        if self.shared.push(tenant, job) {
             self.routing.insert(call);
         }
     }
 }
 
-impl Drop for PolicyWorker {
+impl Drop for PolicyWorkers {
     fn drop(&mut self) {
-        let _ = self.jobs.send(Job::Stop);
-        if let Some(thread) = self.thread.take() {
+        self.shared.stop();
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -153,14 +250,14 @@ struct Worker {
     runtime: Handle,
     real_time: RealTimeBids,
     /// For real-time asks to come back with their answers.
-    jobs: std_mpsc::Sender<Job>,
+    shared: Arc<Shared>,
 }
 
 impl Worker {
-    /// Does the jobs in order. Each handler says whether the loop is still
+    /// Does jobs in their turn. Each handler says whether the loop is still
     /// there to take its answer; once it is not, the thread ends.
-    fn run(self, queue: &std_mpsc::Receiver<Job>) {
-        while let Ok(job) = queue.recv() {
+    fn run(self) {
+        while let Some((tenant, job)) = self.shared.next() {
             let answered = match job {
                 Job::Route {
                     call,
@@ -174,8 +271,8 @@ impl Worker {
                     gathering,
                     answers,
                 } => self.conclude(call, &request, *gathering, answers),
-                Job::Stop => return,
             };
+            self.shared.finish(&tenant);
             if !answered {
                 return;
             }
@@ -222,19 +319,45 @@ impl Worker {
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(u64::from(request.scoring.campaign.auction_timeout_ms));
         let real_time = self.real_time.clone();
-        let back = self.jobs.clone();
+        let back = self.shared.clone();
         self.runtime.spawn(async move {
             let bidders = gathering.real_time.clone();
             let floor = request.scoring.campaign.floor_price_micros;
             let answers = real_time
                 .ask(bidders, &gathering.offer, floor, deadline)
                 .await;
-            let _ = back.send(Job::Conclude {
-                call,
-                request,
-                gathering: Box::new(gathering),
-                answers,
-            });
+            let tenant = request.scoring.campaign.tenant_id.clone();
+            back.push(
+                &tenant,
+                Job::Conclude {
+                    call,
+                    request,
+                    gathering: Box::new(gathering),
+                    answers,
+                },
+            );
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerCount;
+
+    #[test]
+    fn one_tenant_never_holds_every_worker() {
+        for cores in 1..=128 {
+            let count = WorkerCount::for_cores(cores);
+            assert!(count.workers > cores, "{count:?}");
+            assert!(count.per_tenant >= 1, "{count:?}");
+            assert!(count.per_tenant < count.workers, "{count:?}");
+        }
+        assert_eq!(
+            WorkerCount::for_cores(2),
+            WorkerCount {
+                workers: 3,
+                per_tenant: 2
+            }
+        );
     }
 }

@@ -31,7 +31,11 @@ impl Scorer for HostileScorer {
             }
             // Strings far past the host's bounds, made of what JSON writes
             // six bytes for.
-            "error-nul" => Err("\0".repeat(1 << 20)),
+            "error-nul" => Err("\0".repeat(200 << 10)),
+            "alias-tags" => Ok(Quality {
+                score: 3,
+                tags: aliased(1 << 20, 127),
+            }),
             "log-heavy" => {
                 let text = "\0".repeat(1 << 10);
                 let fields: Vec<(&str, &str)> = (0..16).map(|_| ("k\0", text.as_str())).collect();
@@ -51,6 +55,20 @@ impl Scorer for HostileScorer {
             _ => Ok(Quality::new(42).tag("constant")),
         }
     }
+}
+
+/// `count` strings that are one string of `bytes`: 1 MiB of guest memory
+/// that the host would copy `count` times.
+#[allow(unsafe_code)]
+fn aliased(bytes: usize, count: usize) -> Vec<String> {
+    let shared: &'static mut str = Box::leak("t".repeat(bytes).into_boxed_str());
+    let pointer = shared.as_mut_ptr();
+    (0..count)
+        // SAFETY: none, on purpose: the strings share one buffer, which the
+        // guest frees more than once after the host has read them. That
+        // harms only this instance, which the host throws away.
+        .map(|_| unsafe { String::from_raw_parts(pointer, bytes, bytes) })
+        .collect()
 }
 
 fn spin() -> ! {

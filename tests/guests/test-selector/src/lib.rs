@@ -1,7 +1,8 @@
 //! A selector that misbehaves as the called number's last digit asks, so
 //! that one build tests reordering and each kind of garbage:
 //! `0` cheapest bid first (a real reordering), `1` an index out of range,
-//! `2` an index twice; anything else the host's order.
+//! `2` an index twice, `3` a million indices (4 MiB); anything else
+//! the host's order.
 
 use guest_sdk::{Bid, Call, CallerHistory, Quality, Selector};
 
@@ -23,6 +24,7 @@ impl Selector for TestSelector {
             }
             Some('1') => vec![count + 7],
             Some('2') => vec![0, 0],
+            Some('3') => vec![0; 1 << 20],
             _ => (0..count).collect(),
         }
     }
