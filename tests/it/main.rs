@@ -42,5 +42,7 @@ mod store_model;
 mod tenant_actions;
 /// What one tenant's objects and policies may cost the others: each bounded.
 mod tenant_bounds;
+/// One tenant's slow or hostile work delays only that tenant's calls.
+mod tenant_fairness;
 /// What each role sees of a real call, as a matrix over five tenants.
 mod tenant_views;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use host::auction::Ledger;
 use host::b2bua::{SwitchConfig, SwitchStats};
+use host::policy::Limits;
 use host::runtime::{CallServices, DatagramLoss, Lookup, Names, Resolver, SipSockets, serve_calls};
 use host::store::{CallFilter, CallRecord};
 use host::transaction::Timers;
@@ -80,13 +81,18 @@ impl CallLab {
 
     /// As [`CallLab::with`], the call server dropping datagrams on purpose.
     pub async fn with_loss(timers: Timers, max_calls: usize, loss: Option<DatagramLoss>) -> Self {
-        Self::build(timers, max_calls, loss, None).await
+        Self::build(timers, max_calls, loss, None, TestApi::LIMITS).await
     }
 
     /// RFC 3261's timers, the call server resolving target names with
     /// `lookup` instead of the system's resolver.
     pub async fn with_lookup(lookup: Lookup) -> Self {
-        Self::build(Timers::default(), 1000, None, Some(lookup)).await
+        Self::build(Timers::default(), 1000, None, Some(lookup), TestApi::LIMITS).await
+    }
+
+    /// RFC 3261's timers, policies held to `limits`.
+    pub async fn with_limits(limits: Limits) -> Self {
+        Self::build(Timers::default(), 1000, None, None, limits).await
     }
 
     async fn build(
@@ -94,8 +100,9 @@ impl CallLab {
         max_calls: usize,
         loss: Option<DatagramLoss>,
         lookup: Option<Lookup>,
+        limits: Limits,
     ) -> Self {
-        let api = TestApi::new().await;
+        let api = TestApi::with_limits(limits).await;
         let (names, resolver) = match lookup {
             Some(lookup) => {
                 let (names, resolver) = Names::start(lookup);
@@ -536,6 +543,39 @@ pub struct Carrier {
 }
 
 impl Carrier {
+    /// For each call SIPp placed, from its INVITE to its first final
+    /// answer, in order of the INVITEs.
+    pub fn setup_times(&self) -> Vec<Duration> {
+        let call_id = |m: &Seen| m.header("Call-ID").map(str::to_owned);
+        let mut times = Vec::new();
+        let mut placed = std::collections::HashSet::new();
+        for invite in self
+            .messages
+            .iter()
+            .filter(|m| m.sent && m.is_request("INVITE"))
+        {
+            let id = call_id(invite);
+            if !placed.insert(id.clone()) {
+                continue; // a retransmission
+            }
+            let answer = self.messages.iter().find(|m| {
+                !m.sent
+                    && call_id(m) == id
+                    && m.header("CSeq").is_some_and(|c| c.ends_with("INVITE"))
+                    && m.first_line()
+                        .split_whitespace()
+                        .nth(1)
+                        .is_some_and(|code| code >= "200")
+            });
+            let (Some(sent), Some(answered)) = (invite.at, answer.and_then(|a| a.at)) else {
+                continue;
+            };
+            let span = answered.duration_since(sent);
+            times.push(Duration::try_from(span).unwrap_or_default());
+        }
+        times
+    }
+
     /// One line per message: `-> ` sent, `<- ` received; requests by method,
     /// responses by status line.
     pub fn flow(&self) -> String {
@@ -565,6 +605,8 @@ impl Carrier {
 pub struct Seen {
     pub sent: bool,
     pub text: String,
+    /// When SIPp logged it (its local clock).
+    pub at: Option<jiff::civil::DateTime>,
 }
 
 impl Seen {
@@ -612,7 +654,7 @@ fn messages(log: &std::path::Path) -> Vec<Seen> {
     let mut out = Vec::new();
     for block in text.split("----------------------------------------------- ") {
         let mut lines = block.lines();
-        let _timestamp = lines.next();
+        let at = lines.next().and_then(|stamp| stamp.trim().parse().ok());
         let Some(kind) = lines.next() else { continue };
         let sent = kind.contains("message sent");
         if !sent && !kind.contains("message received") {
@@ -626,6 +668,7 @@ fn messages(log: &std::path::Path) -> Vec<Seen> {
         out.push(Seen {
             sent,
             text: message,
+            at,
         });
     }
     out

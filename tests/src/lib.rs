@@ -154,8 +154,21 @@ pub struct TestApi {
 impl TestApi {
     /// A fresh host with one operator.
     pub async fn new() -> Self {
+        Self::with_limits(Self::LIMITS).await
+    }
+
+    /// Policy budgets of a test host: the default ones, but a deadline
+    /// that a loaded test machine does not meet by accident.
+    pub const LIMITS: Limits = Limits {
+        deadline: std::time::Duration::from_secs(1),
+        ..Limits::DEFAULT
+    };
+
+    /// A fresh host with one operator, its policies held to `limits`.
+    pub async fn with_limits(limits: Limits) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
-        let mut api = Self::at(temp.path()).await;
+        let mut api = Self::open_with(temp.path(), String::new(), limits).await;
+        api.add_operator();
         api._temp = Some(temp);
         api
     }
@@ -163,27 +176,32 @@ impl TestApi {
     /// A fresh host with one operator, on `dir`, which the caller keeps.
     pub async fn at(dir: &std::path::Path) -> Self {
         let mut api = Self::open(dir, String::new()).await;
+        api.add_operator();
+        api
+    }
+
+    fn add_operator(&mut self) {
         let (_, key) = host::api::create_tenant_with_key(
-            &api.state.store,
+            &self.state.store,
             "operator",
             host::store::Role::Operator,
         )
         .expect("operator");
-        api.operator_key = key;
-        api
+        self.operator_key = key;
     }
 
     /// A host on an existing data directory (as after a restart).
     pub async fn open(dir: &std::path::Path, operator_key: String) -> Self {
+        Self::open_with(dir, operator_key, Self::LIMITS).await
+    }
+
+    async fn open_with(dir: &std::path::Path, operator_key: String, limits: Limits) -> Self {
         let config = host::config::Config {
             sip_listen: vec![([127, 0, 0, 1], 0).into()],
             http_listen: ([127, 0, 0, 1], 0).into(),
             data_dir: dir.to_owned(),
             example_policies: None,
-            policy_limits: Limits {
-                deadline: std::time::Duration::from_secs(1),
-                ..Limits::default()
-            },
+            policy_limits: limits,
             max_calls: host::config::DEFAULT_MAX_CALLS,
             sip_advertise: None,
             sip_quality_headers: true,

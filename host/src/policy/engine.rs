@@ -26,14 +26,18 @@ pub struct Limits {
     pub component_bytes: usize,
 }
 
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        fuel: 10_000_000,
+        deadline: Duration::from_millis(10),
+        memory_bytes: 32 << 20,
+        component_bytes: 10 << 20,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            fuel: 10_000_000,
-            deadline: Duration::from_millis(10),
-            memory_bytes: 32 << 20,
-            component_bytes: 10 << 20,
-        }
+        Limits::DEFAULT
     }
 }
 

@@ -1,0 +1,159 @@
+//! One tenant's slow or hostile work delays only that tenant's calls: the
+//! other tenants' calls, measured in the same run, keep their answer times.
+
+use std::time::Duration;
+
+use host::policy::Limits;
+use host::store::CallOutcome;
+use serde_json::json;
+use tests::call_lab::{CallLab, Carrier};
+use tests::{TestApi, str_field, test_guest};
+
+const HOSTILE_NUMBER: &str = "+18005550711";
+const SCORED_NUMBER: &str = "+18005550722";
+
+/// A campaign of the tenant `tenant_id` whose id (`mode`) tells the hostile
+/// test scorer how to misbehave, scored by `scorer`.
+fn hostile_campaign(lab: &CallLab, tenant_id: &str, mode: &str, number: &str, scorer: &str) {
+    let store = &lab.api.state.store;
+    let mut campaign = store
+        .campaign(&lab.campaign_id)
+        .expect("read")
+        .expect("the lab's campaign");
+    campaign.id = mode.to_owned();
+    campaign.name = mode.to_owned();
+    campaign.tenant_id = tenant_id.to_owned();
+    campaign.numbers = vec![number.to_owned()];
+    campaign.scorer_policy_id = Some(scorer.to_owned());
+    store.put_campaign(&campaign).expect("campaign");
+}
+
+/// Waits until the policy workers hold at least `calls` calls.
+async fn workers_hold(lab: &CallLab, calls: u64) {
+    for _ in 0..1000 {
+        let metrics = lab.api.metrics().await;
+        let held = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("plugboard_policy_worker_calls "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if held >= calls {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the workers never held {calls} calls");
+}
+
+fn slowest(carriers: &[&Carrier]) -> Duration {
+    carriers
+        .iter()
+        .flat_map(|c| c.setup_times())
+        .max()
+        .expect("calls were placed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scorer_at_its_deadline_holds_up_only_its_own_tenants_calls() {
+    // Unlimited fuel: each hostile call spins for the whole deadline.
+    let deadline = Duration::from_secs(1);
+    let lab = CallLab::with_limits(Limits {
+        fuel: u64::MAX / 2,
+        deadline,
+        ..TestApi::LIMITS
+    })
+    .await;
+    let (hostile_id, hostile_key) = lab.api.tenant("hostile", "marketer").await;
+    let (spinner, _) = lab
+        .deploy_new(
+            &hostile_key,
+            "scorer",
+            test_guest("hostile-scorer.wasm"),
+            "fallback",
+        )
+        .await;
+    hostile_campaign(&lab, &hostile_id, "spin", HOSTILE_NUMBER, &spinner);
+
+    // The other tenant: the lab's campaign (no policy: routed on the loop)
+    // and a campaign with a well-behaved scorer (routed on the workers).
+    let (scorer, _) = lab
+        .deploy_new(
+            &lab.marketer_key,
+            "scorer",
+            test_guest("hostile-scorer.wasm"),
+            "fallback",
+        )
+        .await;
+    let scored = lab
+        .api
+        .campaign(
+            &lab.marketer_key,
+            json!({"name": "scored", "numbers": [SCORED_NUMBER], "scorer_policy_id": scorer}),
+        )
+        .await;
+    let buyer = lab.buyer("buyer_answers", 4).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+    lab.bid_on(&str_field(&scored, "id"), &target, 5_000_000, 0, 0)
+        .await;
+
+    let calm = (
+        lab.carrier("caller_hangs_up", 1, &["-d", "50"]).await,
+        lab.carrier_to(SCORED_NUMBER, "caller_hangs_up", 1, &["-d", "50"])
+            .await,
+    );
+    calm.0.assert_ok();
+    calm.1.assert_ok();
+
+    // Eight hostile calls at once, each holding a worker for the deadline.
+    let hostile = async {
+        lab.carrier_to(
+            HOSTILE_NUMBER,
+            "caller_refused",
+            8,
+            &["-r", "100", "-l", "8"],
+        )
+        .await
+    };
+    let victim = async {
+        workers_hold(&lab, 4).await;
+        let static_bids = lab.carrier("caller_hangs_up", 1, &["-d", "50"]).await;
+        let scored = lab
+            .carrier_to(SCORED_NUMBER, "caller_hangs_up", 1, &["-d", "50"])
+            .await;
+        (static_bids, scored)
+    };
+    let (hostile, attacked) = tokio::join!(hostile, victim);
+    hostile.assert_ok();
+    attacked.0.assert_ok();
+    attacked.1.assert_ok();
+    buyer.finish().await.assert_ok();
+
+    let hostile_fastest = hostile
+        .setup_times()
+        .into_iter()
+        .min()
+        .expect("hostile calls");
+    assert!(hostile_fastest >= deadline, "{hostile_fastest:?}");
+    let calm_slowest = slowest(&[&calm.0, &calm.1]);
+    let attacked_slowest = slowest(&[&attacked.0, &attacked.1]);
+    // Before, each call waited for the hostile scorers ahead of it: at
+    // least one deadline.
+    assert!(
+        attacked_slowest * 4 < hostile_fastest,
+        "under attack {attacked_slowest:?}, calm {calm_slowest:?}, a hostile call {hostile_fastest:?}"
+    );
+
+    let records = lab.wait_for_records(12).await;
+    let hostile_outcomes: Vec<(CallOutcome, &str)> = records
+        .iter()
+        .filter(|r| r.tenant_id == hostile_id)
+        .map(|r| (r.outcome, r.trace.policies[0].outcome.as_str()))
+        .collect();
+    assert_eq!(
+        hostile_outcomes,
+        vec![(CallOutcome::NoAnswer, "timeout"); 8],
+        "each hostile call ran to its deadline and was still answered"
+    );
+    lab.stop().await;
+}
