@@ -364,6 +364,30 @@ fn components_past_the_structural_bounds_are_refused_before_compiling() {
             "{what}: {refused}"
         );
     }
+    // One memory, instantiated three times: three memories of the pool.
+    let mut one_memory = wasm_encoder::Module::new();
+    let mut memory = MemorySection::new();
+    memory.memory(MemoryType {
+        minimum: 1,
+        maximum: Some(1),
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    one_memory.section(&memory);
+    let mut instances = wasm_encoder::InstanceSection::new();
+    for _ in 0..3 {
+        instances.instantiate(0, Vec::<(&str, wasm_encoder::ModuleArg)>::new());
+    }
+    let mut thrice = wasm_encoder::Component::new();
+    thrice.section(&wasm_encoder::ModuleSection(&one_memory));
+    thrice.section(&instances);
+    let refused = CompiledPolicy::load(&engine, World::Scorer, &thrice.finish(), None)
+        .expect_err("past its share of the instance pool");
+    assert!(
+        refused.to_string().contains("3 Wasm linear memories"),
+        "{refused}"
+    );
     // Within the bounds, the same shapes reach the compiler (which refuses
     // them for not being a scorer, not for their size).
     let small = CompiledPolicy::load(

@@ -10,6 +10,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings;
+use super::validate;
 use super::invoke::InvocationState;
 use super::model::World;
 
@@ -47,6 +48,15 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Policy instances alive at once across the host; a call beyond it fails that
 /// invocation (and the failure mode applies) rather than queueing.
 const MAX_CONCURRENT_INSTANCES: u32 = 256;
+
+/// What one instance may take of the pool: a Rust policy instantiates three
+/// or four core modules, with one memory and a table or two. The pool holds
+/// [`MAX_CONCURRENT_INSTANCES`] of the largest, and far fewer run at once
+/// (one per policy worker, sample run and upload check), so no tenant's
+/// components can leave another's without a slot.
+const PER_COMPONENT_CORE_INSTANCES: u32 = validate::bounds::MODULES as u32;
+const PER_COMPONENT_MEMORIES: u32 = validate::bounds::MEMORIES as u32;
+const PER_COMPONENT_TABLES: u32 = validate::bounds::TABLES as u32;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot configure the WebAssembly engine: {0}")]
@@ -155,9 +165,16 @@ fn engine_config(limits: &Limits, allocation: InstanceAllocation) -> Config {
     // matter of reusing a warm slot instead of mmap/munmap each time.
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(MAX_CONCURRENT_INSTANCES);
-    pool.total_core_instances(MAX_CONCURRENT_INSTANCES * 4);
-    pool.total_memories(MAX_CONCURRENT_INSTANCES * 2);
-    pool.total_tables(MAX_CONCURRENT_INSTANCES * 4);
+    pool.total_core_instances(MAX_CONCURRENT_INSTANCES * PER_COMPONENT_CORE_INSTANCES);
+    pool.total_memories(MAX_CONCURRENT_INSTANCES * PER_COMPONENT_MEMORIES);
+    pool.total_tables(MAX_CONCURRENT_INSTANCES * PER_COMPONENT_TABLES);
+    // What one instance may take of the pool, counted by wasmtime over every
+    // instantiation the component makes (a module instantiated twice counts
+    // twice) when it is compiled, so that past it an upload is refused and
+    // no instance ever holds more than its share.
+    pool.max_core_instances_per_component(PER_COMPONENT_CORE_INSTANCES);
+    pool.max_memories_per_component(PER_COMPONENT_MEMORIES);
+    pool.max_tables_per_component(PER_COMPONENT_TABLES);
     // One page above the cap, so the cap is always met by the limiter (which
     // reports it as such) and never first by the pool.
     pool.max_memory_size(slot_bytes);
