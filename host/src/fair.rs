@@ -112,6 +112,118 @@ impl<T> FairQueue<T> {
     }
 }
 
+/// An async gate over a [`FairQueue`]: `capacity` passes at once across
+/// tenants, handed out in the tenants' turns. The compile queue and the
+/// API's sample runs wait at one.
+pub struct FairGate {
+    state: std::sync::Mutex<GateState>,
+}
+
+struct GateState {
+    queue: FairQueue<tokio::sync::oneshot::Sender<()>>,
+    free: usize,
+    /// Waiters of all tenants together, past which any is refused.
+    max_waiting: usize,
+}
+
+/// Why [`FairGate::enter`] refused: the tenant's queue, or everyone's, is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many waiting")]
+pub struct GateFull;
+
+/// Held while the work it admits runs; dropping it lets the next in.
+pub struct Pass<'a> {
+    gate: &'a FairGate,
+    tenant: String,
+}
+
+impl FairGate {
+    pub fn new(capacity: usize, shares: Shares, max_waiting: usize) -> Self {
+        FairGate {
+            state: std::sync::Mutex::new(GateState {
+                queue: FairQueue::new(shares),
+                free: capacity.max(1),
+                max_waiting,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for `tenant`'s turn; refused at once when its queue is full.
+    pub async fn enter(&self, tenant: &str) -> Result<Pass<'_>, GateFull> {
+        let (admit, admitted) = tokio::sync::oneshot::channel();
+        {
+            let mut state = self.lock();
+            if state.queue.waiting() >= state.max_waiting {
+                return Err(GateFull);
+            }
+            state.queue.push(tenant, admit).map_err(|_| GateFull)?;
+            state.admit_next();
+        }
+        let mut waiting = Waiting {
+            gate: self,
+            tenant,
+            admitted,
+        };
+        match (&mut waiting.admitted).await {
+            Ok(()) => Ok(Pass {
+                gate: self,
+                tenant: tenant.to_owned(),
+            }),
+            // Never sent: only when the gate itself goes away.
+            Err(_) => Err(GateFull),
+        }
+    }
+
+    fn release(&self, tenant: &str) {
+        let mut state = self.lock();
+        state.queue.finish(tenant);
+        state.free += 1;
+        state.admit_next();
+    }
+}
+
+/// A waiter; dropped (its request gone) after being admitted but before it
+/// saw so, it gives the place back.
+struct Waiting<'a, 't> {
+    gate: &'a FairGate,
+    tenant: &'t str,
+    admitted: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Drop for Waiting<'_, '_> {
+    fn drop(&mut self) {
+        if self.admitted.try_recv().is_ok() {
+            self.gate.release(self.tenant);
+        }
+    }
+}
+
+impl GateState {
+    fn admit_next(&mut self) {
+        while self.free > 0 {
+            let Some((tenant, admit)) = self.queue.take() else {
+                return;
+            };
+            if admit.send(()).is_ok() {
+                self.free -= 1;
+            } else {
+                // Its waiter is gone (the request was dropped).
+                self.queue.finish(&tenant);
+            }
+        }
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        self.gate.release(&self.tenant);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +279,72 @@ mod tests {
         q.push("b", 4).expect("b has its own share");
         let _ = q.take();
         q.push("a", 5).expect("a's turn freed a place");
+    }
+
+    fn gate() -> FairGate {
+        FairGate::new(
+            1,
+            Shares {
+                running: 1,
+                waiting: 2,
+            },
+            4,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_gate_admits_tenants_in_turns_and_refuses_a_full_queue() {
+        let gate = gate();
+        let first = gate.enter("flood").await.expect("free");
+        let order = std::sync::Mutex::new(Vec::new());
+        let wait = |tenant: &'static str| {
+            let (gate, order) = (&gate, &order);
+            async move {
+                let pass = gate.enter(tenant).await;
+                order.lock().expect("lock").push(tenant);
+                drop(pass);
+            }
+        };
+        let (a, b, c) = (wait("flood"), wait("flood"), wait("quiet"));
+        tokio::pin!(a, b, c);
+        // Queue them (each polled once) in this order: flood, flood, quiet.
+        for future in [a.as_mut(), b.as_mut(), c.as_mut()] {
+            assert!(futures_poll_once(future).await.is_pending());
+        }
+        assert_eq!(
+            gate.enter("flood").await.err(),
+            Some(GateFull),
+            "flood's queue is full"
+        );
+        drop(first);
+        tokio::join!(a, b, c);
+        assert_eq!(*order.lock().expect("lock"), ["flood", "quiet", "flood"]);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_leaves_its_place() {
+        let gate = gate();
+        let first = gate.enter("a").await.expect("free");
+        {
+            let gone = gate.enter("b");
+            tokio::pin!(gone);
+            assert!(futures_poll_once(gone.as_mut()).await.is_pending());
+        }
+        drop(first);
+        let again = gate.enter("c").await.expect("the place came back");
+        drop(again);
+        assert_eq!(gate.lock().free, 1);
+    }
+
+    /// Polls `future` once.
+    async fn futures_poll_once<F: std::future::Future + ?Sized>(
+        future: std::pin::Pin<&mut F>,
+    ) -> std::task::Poll<F::Output> {
+        let mut future = Some(future);
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(future.take().expect("once").as_mut().poll(cx))
+        })
+        .await
     }
 
     #[test]

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::clock;
+use crate::fair::{FairGate, Shares};
 use crate::policy::model::World;
 use crate::policy::{
     ArtifactCache, CompiledPolicy, Deployment, DeploymentError, FailureMode, LoadError, MemoryKv,
-    PolicyEngine, PolicyKv, PolicyRegistry, run_sample,
+    MissingInput, PolicyEngine, PolicyKv, PolicyRegistry, SampleInput, SampleReport, run_sample,
 };
 use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, Store, StoreError};
 
@@ -31,6 +32,8 @@ pub enum LifecycleError {
     Worker(String),
     #[error("the compiler is busy with other uploads; try again in a few seconds")]
     Busy,
+    #[error("too many dry runs and test vectors are waiting; try again in a few seconds")]
+    SamplesBusy,
     #[error("version {version} fails its test vector `{name}`: expected {expected}, got {got}")]
     TestVector {
         version: String,
@@ -60,14 +63,24 @@ pub struct PolicyLifecycle {
     /// upload's verdict.
     compiled: Mutex<HashMap<(World, String), Arc<CompiledPolicy>>>,
     /// Compiles run one at a time: each takes a core for up to seconds, and
-    /// the calls need the others.
-    compiler: tokio::sync::Semaphore,
-    /// Uploads waiting for the compiler; past [`COMPILES_WAITING`], refused.
-    waiting: std::sync::atomic::AtomicUsize,
+    /// the calls need the others. Tenants take turns, each with at most
+    /// two uploads waiting, so a tenant uploading in a
+    /// loop delays others by one compile at most.
+    compiles: FairGate,
+    /// Dry runs and test vectors: policy instances beside the calls', a
+    /// few at once, one per tenant.
+    samples: FairGate,
 }
 
-/// Uploads that may wait for the compiler at once.
-const COMPILES_WAITING: usize = 8;
+/// Uploads, or sample runs, one tenant may have running and waiting.
+const ONE_PER_TENANT: Shares = Shares {
+    running: 1,
+    waiting: 2,
+};
+/// Uploads, or sample runs, of all tenants that may wait at once.
+const WAITING_IN_ALL: usize = 16;
+/// Sample runs at once, across tenants.
+const SAMPLES_AT_ONCE: usize = 2;
 
 impl PolicyLifecycle {
     pub fn new(
@@ -82,8 +95,8 @@ impl PolicyLifecycle {
             artifacts,
             registry,
             compiled: Mutex::new(HashMap::new()),
-            compiler: tokio::sync::Semaphore::new(1),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
+            compiles: FairGate::new(1, ONE_PER_TENANT, WAITING_IN_ALL),
+            samples: FairGate::new(SAMPLES_AT_ONCE, ONE_PER_TENANT, WAITING_IN_ALL),
         }
     }
 
@@ -95,9 +108,11 @@ impl PolicyLifecycle {
         &self.engine
     }
 
-    /// Validates and compiles `bytes` off the async runtime's threads.
+    /// Validates and compiles `bytes` off the async runtime's threads, in
+    /// `tenant`'s turn.
     pub async fn compile(
         &self,
+        tenant: &str,
         world: World,
         bytes: Arc<Vec<u8>>,
     ) -> Result<Arc<CompiledPolicy>, LifecycleError> {
@@ -105,14 +120,15 @@ impl PolicyLifecycle {
         if let Some(done) = self.cached(world, &sha) {
             return Ok(done);
         }
-        use std::sync::atomic::Ordering;
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= COMPILES_WAITING {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(LifecycleError::Busy);
+        let _turn = self
+            .compiles
+            .enter(tenant)
+            .await
+            .map_err(|_| LifecycleError::Busy)?;
+        // Another upload of the same bytes may have compiled them meanwhile.
+        if let Some(done) = self.cached(world, &sha) {
+            return Ok(done);
         }
-        let permit = self.compiler.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let _permit = permit.map_err(|e| LifecycleError::Worker(e.to_string()))?;
         let (engine, artifacts) = (self.engine.clone(), self.artifacts.clone());
         let compiled = tokio::task::spawn_blocking(move || {
             CompiledPolicy::load(&engine, world, &bytes, Some(&artifacts))
@@ -120,6 +136,26 @@ impl PolicyLifecycle {
         .await
         .map_err(|e| LifecycleError::Worker(e.to_string()))??;
         Ok(self.remember(compiled))
+    }
+
+    /// Runs `compiled` on `input` with a throwaway key-value store, in
+    /// `tenant`'s turn among the sample runs.
+    pub async fn dry_run(
+        &self,
+        tenant: &str,
+        compiled: Arc<CompiledPolicy>,
+        input: SampleInput,
+    ) -> Result<Result<SampleReport, MissingInput>, LifecycleError> {
+        let _turn = self
+            .samples
+            .enter(tenant)
+            .await
+            .map_err(|_| LifecycleError::SamplesBusy)?;
+        tokio::task::spawn_blocking(move || {
+            run_sample(&compiled, &input, Arc::new(MemoryKv::new()), "dry-run")
+        })
+        .await
+        .map_err(|e| LifecycleError::Worker(e.to_string()))
     }
 
     fn cached(&self, world: World, sha: &str) -> Option<Arc<CompiledPolicy>> {
@@ -148,7 +184,9 @@ impl PolicyLifecycle {
         bytes: Vec<u8>,
     ) -> Result<PolicyVersion, LifecycleError> {
         let bytes = Arc::new(bytes);
-        let compiled = self.compile(policy.world, bytes.clone()).await?;
+        let compiled = self
+            .compile(&policy.tenant_id, policy.world, bytes.clone())
+            .await?;
         let version = PolicyVersion {
             policy_id: policy.id.clone(),
             version: compiled.sha256()[..16].to_owned(),
@@ -182,7 +220,8 @@ impl PolicyLifecycle {
             .store
             .blob(&record.sha256)?
             .ok_or_else(|| LifecycleError::UnknownVersion(version.to_owned()))?;
-        self.compile(policy.world, Arc::new(bytes)).await
+        self.compile(&policy.tenant_id, policy.world, Arc::new(bytes))
+            .await
     }
 
     /// Applies `spec` to the registry, then records it; the previous active
@@ -275,6 +314,11 @@ impl PolicyLifecycle {
         }
         let compiled = self.version(policy, version).await?;
         let vectors = record.test_vectors;
+        let _turn = self
+            .samples
+            .enter(&policy.tenant_id)
+            .await
+            .map_err(|_| LifecycleError::SamplesBusy)?;
         let outcomes = tokio::task::spawn_blocking(move || {
             vectors
                 .into_iter()

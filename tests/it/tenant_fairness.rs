@@ -157,3 +157,88 @@ async fn a_scorer_at_its_deadline_holds_up_only_its_own_tenants_calls() {
     );
     lab.stop().await;
 }
+
+/// `bytes` with a custom section naming `n`: another version of the same
+/// component, compiled anew.
+fn variant(bytes: &[u8], n: usize) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let name = format!("variant-{n}");
+    // A custom section: id 0, size, then the name's length and the name.
+    let size = u8::try_from(name.len() + 1).expect("short");
+    out.extend([0, size, u8::try_from(name.len()).expect("short")]);
+    out.extend(name.as_bytes());
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_uploading_in_a_loop_waits_behind_itself_and_never_blocks_another() {
+    let api = TestApi::new().await;
+    let (flood_id, flood) = api.tenant("flood", "marketer").await;
+    let (_, quiet) = api.tenant("quiet", "marketer").await;
+    let component = test_guest("hostile-scorer.wasm");
+    let upload = |key: &str, bytes: Vec<u8>| {
+        let key = key.to_owned();
+        let api = &api;
+        async move {
+            api.raw(
+                "POST",
+                "/v1/policies?world=scorer",
+                Some(&key),
+                Some(bytes),
+                "application/wasm",
+            )
+            .await
+        }
+    };
+    let floods = (0..6).map(|n| upload(&flood, variant(&component, n)));
+    let (flooded, (quiet_status, quiet_body)) = tokio::join!(
+        futures_join_all(floods),
+        upload(&quiet, variant(&component, 100)),
+    );
+    assert_eq!(quiet_status, 201, "{quiet_body}");
+    let accepted = flooded.iter().filter(|(status, _)| *status == 201).count();
+    // One compiling and two waiting; the rest refused at once.
+    assert_eq!(accepted, 3, "{flooded:?}");
+    for (status, body) in flooded.iter().filter(|(status, _)| *status != 201) {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "policy.compile_busy", "{body}");
+    }
+    let stored = api
+        .state
+        .store
+        .policies()
+        .expect("policies")
+        .into_iter()
+        .filter(|p| p.tenant_id == flood_id)
+        .count();
+    assert_eq!(stored, accepted, "a refused upload stores nothing");
+}
+
+/// Runs the futures together, their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut outputs: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in set.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("ready")).collect()
+}

@@ -148,16 +148,12 @@ pub async fn admit(State(gate): State<Gate>, mut request: Request, next: Next) -
         Err(error) => return error.into_response(),
     };
     if !gate.rates.take(&caller.key_id, crate::clock::now()) {
-        let mut refused = ApiError::new(
+        return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate.limited",
             format!("more than {REQUESTS_PER_SECOND} requests a second with this key"),
         )
         .into_response();
-        refused
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return refused;
     }
     if !roles.contains(&caller.role) {
         return ApiError::new(

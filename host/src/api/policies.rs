@@ -1,8 +1,6 @@
 //! Policies: upload (the body is the component), versions, deployment
 //! (active, canary, shadow, failure mode), rollback and dry-run.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -20,7 +18,7 @@ use crate::access::quota::{self, Kind};
 use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
 use crate::policy::model::World;
-use crate::policy::{FailureMode, LoadError, MemoryKv, SampleInput, SampleReport, run_sample};
+use crate::policy::{FailureMode, LoadError, SampleInput, SampleReport};
 use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, TestVector};
 
 /// Routes; `upload_limit` is the component size limit (uploads get one more
@@ -56,6 +54,11 @@ fn lifecycle_error(e: LifecycleError) -> ApiError {
         LifecycleError::Busy => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "policy.compile_busy",
+            e.to_string(),
+        ),
+        LifecycleError::SamplesBusy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "policy.busy",
             e.to_string(),
         ),
         LifecycleError::TestVector { .. } => {
@@ -410,17 +413,12 @@ async fn dry_run(
         .version(&policy, &version)
         .await
         .map_err(lifecycle_error)?;
-    let report = tokio::task::spawn_blocking(move || {
-        run_sample(
-            &compiled,
-            &request.input,
-            Arc::new(MemoryKv::new()),
-            "dry-run",
-        )
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(|e| ApiError::unprocessable("request.invalid_field", e.to_string()))?;
+    let report = state
+        .policies
+        .dry_run(&caller.tenant_id, compiled, request.input)
+        .await
+        .map_err(lifecycle_error)?
+        .map_err(|e| ApiError::unprocessable("request.invalid_field", e.to_string()))?;
     let outcome = report
         .failure
         .as_ref()

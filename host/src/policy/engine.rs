@@ -10,9 +10,9 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings;
-use super::validate;
 use super::invoke::InvocationState;
 use super::model::World;
+use super::validate;
 
 /// Budgets applied to every invocation, and to every upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
