@@ -9,7 +9,7 @@ use host::runtime::Lookup;
 use host::store::CallOutcome;
 use serde_json::json;
 use tests::call_lab::CallLab;
-use tests::str_field;
+use tests::{TestApi, str_field};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_keeps_a_hundred_bids_the_ring_trees_first_and_counts_the_rest() {
@@ -285,4 +285,52 @@ async fn a_key_past_its_request_rate_is_refused_while_other_keys_are_served() {
     assert_eq!(body["error"]["code"], "rate.limited");
     let (status, _) = api.call("GET", "/v1/campaigns", Some(&quiet), None).await;
     assert_eq!(status, 200, "another tenant's key has its own rate");
+}
+
+#[tokio::test]
+async fn a_tenants_policies_share_one_bound_on_key_value_bytes() {
+    use host::access::quota::KV_BYTES_PER_TENANT;
+    use host::policy::{KvRefusal, MAX_VALUE_BYTES, PolicyKv};
+    use host::store::Store;
+    let api = TestApi::new().await;
+    let store = &api.state.store;
+    let value = vec![7u8; MAX_VALUE_BYTES];
+    // Two policies of one tenant, a shadow among them, fill its bound.
+    let spaces = [
+        Store::kv_namespace("pol-a", "greedy"),
+        Store::kv_namespace("pol-b", "greedy"),
+        format!("{}#shadow", Store::kv_namespace("pol-b", "greedy")),
+    ];
+    let mut written = 0u64;
+    let mut refused = None;
+    for n in 0.. {
+        let space = &spaces[n % spaces.len()];
+        match store.set(space, &format!("k{n}"), &value) {
+            Ok(()) => written += 1,
+            Err(refusal) => {
+                refused = Some((refusal, space.clone()));
+                break;
+            }
+        }
+    }
+    let (refusal, space) = refused.expect("refused at last");
+    assert_eq!(refusal, KvRefusal::QuotaExceeded);
+    let entry = |key: &str| (key.len() + MAX_VALUE_BYTES) as u64;
+    assert_eq!(written, KV_BYTES_PER_TENANT / entry("k100"));
+    assert!(store.kv_usage("greedy").expect("usage") <= KV_BYTES_PER_TENANT);
+    assert_eq!(
+        store.get(&space, &format!("k{written}")),
+        None,
+        "nothing written"
+    );
+    // Another tenant, even under the same policy, has its own bound.
+    store
+        .set(&Store::kv_namespace("pol-a", "other"), "k", &value)
+        .expect("another tenant writes");
+    // Rewriting a key in place, or deleting, is never refused.
+    store.set(&spaces[0], "k0", &[1]).expect("shrinks");
+    store.delete(&spaces[1], "k1");
+    store
+        .set(&spaces[2], "fresh", &value)
+        .expect("room again after shrinking");
 }

@@ -49,6 +49,10 @@ impl Kind {
     }
 }
 
+/// Bytes (keys and values) all of a tenant's policies may keep in their
+/// key-value stores; past it `kv.set` answers `quota-exceeded`.
+pub const KV_BYTES_PER_TENANT: u64 = 32 << 20;
+
 /// A creation past a quota.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("quota reached: at most {limit} {}", kind.name())]

@@ -145,7 +145,7 @@ impl CallServices {
             let ctx = InvocationContext {
                 history: scoring.history,
                 kv: self.store.clone() as Arc<dyn PolicyKv>,
-                kv_namespace: kv_namespace(&policy_id, &scoring.campaign.tenant_id),
+                kv_namespace: Store::kv_namespace(&policy_id, &scoring.campaign.tenant_id),
             };
             let run = deployment.score(&ctx, &scoring.call);
             scoring.policies = self.traces(&policy_id, &owner, &run);
@@ -297,7 +297,7 @@ impl CallServices {
             // The bidder world has no caller-history import.
             history: CallerHistory::default(),
             kv: self.store.clone() as Arc<dyn PolicyKv>,
-            kv_namespace: kv_namespace(policy_id, &bidder.tenant_id),
+            kv_namespace: Store::kv_namespace(policy_id, &bidder.tenant_id),
         };
         let run = deployment.bid(&ctx, offer);
         traces.extend(self.traces(policy_id, &bidder.tenant_id, &run));
@@ -470,7 +470,7 @@ impl CallServices {
         let ctx = InvocationContext {
             history: scoring.history,
             kv: self.store.clone() as Arc<dyn PolicyKv>,
-            kv_namespace: kv_namespace(policy_id, &scoring.campaign.tenant_id),
+            kv_namespace: Store::kv_namespace(policy_id, &scoring.campaign.tenant_id),
         };
         let quality = Quality {
             score: scoring.quality,
@@ -604,9 +604,6 @@ fn bid_of_call(bidder: &Bidder, kind: &str, campaign_id: &str, at_unix_seconds: 
 /// A policy's key-value space for one tenant: a shared policy (the bundled
 /// examples) used by several tenants keeps each one's state apart: a
 /// policy's store is shared with no other policy and no other tenant.
-fn kv_namespace(policy_id: &str, tenant_id: &str) -> String {
-    format!("{policy_id}/{tenant_id}")
-}
 
 /// The offer bidders see: the call without its caller's number, and only the
 /// attribution keys the marketer shares.

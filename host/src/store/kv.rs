@@ -31,13 +31,81 @@ impl Store {
             .count())
     }
 
-    pub fn kv_put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.policy_kv.insert(Self::kv_key(namespace, key), value)?;
-        Ok(())
+    /// The namespace of `policy_id`'s store for `tenant_id`.
+    pub fn kv_namespace(policy_id: &str, tenant_id: &str) -> String {
+        format!("{policy_id}/{tenant_id}")
+    }
+
+    /// The tenant a namespace of [`Store::kv_namespace`] is for (a shadow
+    /// version's namespace carries a `#` suffix).
+    fn kv_tenant(namespace: &str) -> &str {
+        let tenant = namespace.split_once('/').map_or(namespace, |(_, t)| t);
+        tenant.split_once('#').map_or(tenant, |(t, _)| t)
+    }
+
+    /// Bytes (keys and values) the tenant's policies hold in their stores.
+    pub fn kv_usage(&self, tenant_id: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .kv_usage
+            .get(tenant_id.as_bytes())?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_le_bytes))
+    }
+
+    /// Writes `value`; `Ok(false)`, writing nothing, when the tenant's
+    /// policies would hold more than `quota` bytes.
+    pub fn kv_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        quota: u64,
+    ) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.kv_writes.lock().unwrap_or_else(|p| p.into_inner());
+        let full = Self::kv_key(namespace, key);
+        let tenant = Self::kv_tenant(namespace);
+        let entry = |value: usize| (key.len() + value) as u64;
+        let before = self.policy_kv.get(&full)?.map_or(0, |v| entry(v.len()));
+        let current = self.kv_usage(tenant)?;
+        let usage = current.saturating_sub(before) + entry(value.len());
+        // A write that shrinks what the tenant holds is always let through.
+        if usage > quota && usage > current {
+            return Ok(false);
+        }
+        self.write_kv(&full, Some(value), tenant, usage)?;
+        Ok(true)
     }
 
     pub fn kv_remove(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
-        self.policy_kv.remove(Self::kv_key(namespace, key))?;
+        let _one_at_a_time = self.kv_writes.lock().unwrap_or_else(|p| p.into_inner());
+        let full = Self::kv_key(namespace, key);
+        let Some(before) = self.policy_kv.get(&full)? else {
+            return Ok(());
+        };
+        let tenant = Self::kv_tenant(namespace);
+        let usage = self
+            .kv_usage(tenant)?
+            .saturating_sub((key.len() + before.len()) as u64);
+        self.write_kv(&full, None, tenant, usage)
+    }
+
+    /// The entry and its tenant's new usage, together.
+    fn write_kv(
+        &self,
+        full: &[u8],
+        value: Option<&[u8]>,
+        tenant: &str,
+        usage: u64,
+    ) -> Result<(), StoreError> {
+        use sled::transaction::Transactional;
+        (&self.policy_kv, &self.kv_usage).transaction(|(entries, usages)| {
+            match value {
+                Some(value) => entries.insert(full, value)?,
+                None => entries.remove(full)?,
+            };
+            usages.insert(tenant.as_bytes(), &usage.to_le_bytes())?;
+            Ok(())
+        })?;
         Ok(())
     }
 }
@@ -71,7 +139,11 @@ impl crate::policy::PolicyKv for Store {
         {
             return Err(KvRefusal::QuotaExceeded);
         }
-        self.kv_put(namespace, key, value).map_err(other)
+        let quota = crate::access::quota::KV_BYTES_PER_TENANT;
+        match self.kv_put(namespace, key, value, quota).map_err(other)? {
+            true => Ok(()),
+            false => Err(KvRefusal::QuotaExceeded),
+        }
     }
 
     fn delete(&self, namespace: &str, key: &str) {

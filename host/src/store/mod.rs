@@ -8,7 +8,8 @@
 //! (component bytes by SHA-256), `deployments`, `calls` (by arrival time,
 //! `<received_at_ms as 16 hex>/<id>`), `call_index` (id → calls key) and
 //! `caller_history` (E.164 → `CallerStats`), `policy_kv` (the policies'
-//! key-value stores, `<namespace>\0<key>` → bytes).
+//! key-value stores, `<namespace>\0<key>` → bytes) and `kv_usage` (tenant →
+//! bytes of its policies' key-value stores, u64 little-endian).
 
 mod bidding;
 pub use bidding::Market;
@@ -137,6 +138,10 @@ pub struct Store {
     calls: Keyspace,
     call_index: sled::Tree,
     policy_kv: sled::Tree,
+    kv_usage: sled::Tree,
+    /// Key-value writes, one at a time, so that each tenant's usage is
+    /// read and written back whole.
+    kv_writes: std::sync::Mutex<()>,
     caller_history: Keyspace,
     /// Bumped after each write of a bidder, target or bid.
     market_generation: std::sync::atomic::AtomicU64,
@@ -223,6 +228,8 @@ impl Store {
             calls: Keyspace::open(&db, "calls")?,
             call_index: db.open_tree("call_index")?,
             policy_kv: db.open_tree("policy_kv")?,
+            kv_usage: db.open_tree("kv_usage")?,
+            kv_writes: std::sync::Mutex::new(()),
             caller_history: Keyspace::open(&db, "caller_history")?,
             market_generation: std::sync::atomic::AtomicU64::new(0),
             market: std::sync::Mutex::new(None),
