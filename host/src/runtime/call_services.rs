@@ -601,10 +601,6 @@ fn bid_of_call(bidder: &Bidder, kind: &str, campaign_id: &str, at_unix_seconds: 
     }
 }
 
-/// A policy's key-value space for one tenant: a shared policy (the bundled
-/// examples) used by several tenants keeps each one's state apart: a
-/// policy's store is shared with no other policy and no other tenant.
-
 /// The offer bidders see: the call without its caller's number, and only the
 /// attribution keys the marketer shares.
 fn redacted_offer(scoring: &Scoring) -> PolicyOffer {

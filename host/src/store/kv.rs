@@ -31,7 +31,9 @@ impl Store {
             .count())
     }
 
-    /// The namespace of `policy_id`'s store for `tenant_id`.
+    /// The namespace of `policy_id`'s store for `tenant_id`: a shared
+    /// policy (the bundled examples) used by several tenants keeps each
+    /// one's state apart, shared with no other policy and no other tenant.
     pub fn kv_namespace(policy_id: &str, tenant_id: &str) -> String {
         format!("{policy_id}/{tenant_id}")
     }
