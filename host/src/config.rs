@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::b2bua::admission::Cidr;
-use crate::policy::Limits;
+use crate::policy::{CompileBudget, Compiler, Limits};
 
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "plugboard-data";
@@ -36,6 +36,9 @@ pub struct Config {
     /// INVITEs per second one source address may send (bursts of twice as
     /// many); past it, `503` with `Retry-After`.
     pub sip_invite_rate: u32,
+    /// Where uploads compile: by default a child of this executable, under
+    /// a CPU time and memory budget.
+    pub policy_compiler: Compiler,
 }
 
 pub const DEFAULT_MAX_CALLS: usize = 10_000;
@@ -56,6 +59,8 @@ pub struct ConfigFile {
     pub sip_quality_headers: Option<bool>,
     pub sip_trusted_sources: Option<Vec<Cidr>>,
     pub sip_invite_rate: Option<u32>,
+    pub policy_compile_cpu_seconds: Option<u64>,
+    pub policy_compile_memory_mib: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +103,7 @@ impl Config {
         } else {
             sip_listen
         };
+        let policy_compiler = this_executable_compiles(&file);
         Config {
             sip_listen,
             http_listen: http_listen
@@ -115,7 +121,25 @@ impl Config {
             sip_quality_headers: file.sip_quality_headers.unwrap_or(true),
             sip_trusted_sources: file.sip_trusted_sources.clone().unwrap_or_default(),
             sip_invite_rate: file.sip_invite_rate.unwrap_or(DEFAULT_INVITE_RATE),
+            policy_compiler,
         }
+    }
+}
+
+/// Uploads compile in a child of this very executable (`plugboard policy
+/// compile`), within the file's budget or the default one.
+fn this_executable_compiles(file: &ConfigFile) -> Compiler {
+    let defaults = CompileBudget::default();
+    Compiler::Process {
+        program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("plugboard")),
+        budget: CompileBudget {
+            cpu_seconds: file
+                .policy_compile_cpu_seconds
+                .unwrap_or(defaults.cpu_seconds),
+            memory_bytes: file
+                .policy_compile_memory_mib
+                .map_or(defaults.memory_bytes, |mib| mib << 20),
+        },
     }
 }
 

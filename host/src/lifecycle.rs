@@ -9,8 +9,9 @@ use crate::clock;
 use crate::fair::{FairGate, Shares};
 use crate::policy::model::World;
 use crate::policy::{
-    ArtifactCache, CompiledPolicy, Deployment, DeploymentError, FailureMode, LoadError, MemoryKv,
-    MissingInput, PolicyEngine, PolicyKv, PolicyRegistry, SampleInput, SampleReport, run_sample,
+    ArtifactCache, CompiledPolicy, Compiler, Deployment, DeploymentError, FailureMode, LoadError,
+    MemoryKv, MissingInput, PolicyEngine, PolicyKv, PolicyRegistry, SampleInput, SampleReport,
+    compile_and_load, run_sample,
 };
 use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, Store, StoreError};
 
@@ -67,6 +68,8 @@ pub struct PolicyLifecycle {
     /// two uploads waiting, so a tenant uploading in a
     /// loop delays others by one compile at most.
     compiles: FairGate,
+    /// Where uploads compile: a child process under a budget, on a server.
+    compiler: Compiler,
     /// Dry runs and test vectors: policy instances beside the calls', a
     /// few at once, one per tenant.
     samples: FairGate,
@@ -88,8 +91,10 @@ impl PolicyLifecycle {
         engine: PolicyEngine,
         artifacts: ArtifactCache,
         registry: Arc<PolicyRegistry>,
+        compiler: Compiler,
     ) -> Self {
         PolicyLifecycle {
+            compiler,
             store,
             engine,
             artifacts,
@@ -130,8 +135,9 @@ impl PolicyLifecycle {
             return Ok(done);
         }
         let (engine, artifacts) = (self.engine.clone(), self.artifacts.clone());
+        let compiler = self.compiler.clone();
         let compiled = tokio::task::spawn_blocking(move || {
-            CompiledPolicy::load(&engine, world, &bytes, Some(&artifacts))
+            compile_and_load(&compiler, &engine, &artifacts, world, &bytes)
         })
         .await
         .map_err(|e| LifecycleError::Worker(e.to_string()))??;

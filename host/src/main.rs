@@ -26,8 +26,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    if matches!(args.command, Command::Serve(_) | Command::Admin(_)) {
+    if matches!(
+        args.command,
+        Command::Serve(_) | Command::Admin(_) | Command::Policy(PolicyCommand::Compile(_))
+    ) {
         host::runtime::keep_new_files_private();
+    }
+    if let Command::Policy(PolicyCommand::Compile(compile)) = &args.command {
+        return cli::compile(compile);
     }
     let outcome = match &args.command {
         Command::Serve(serve) => run_server(serve).map(|()| String::new()),
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
             cli::check(check).map_err(anyhow::Error::from)
         }
         Command::Policy(PolicyCommand::Run(run)) => cli::run(run).map_err(anyhow::Error::from),
+        Command::Policy(PolicyCommand::Compile(_)) => unreachable!("answered above"),
     };
     match outcome {
         Ok(report) => {

@@ -399,3 +399,71 @@ fn components_past_the_structural_bounds_are_refused_before_compiling() {
     .expect_err("not a scorer");
     assert!(!matches!(small, LoadError::TooComplex { .. }), "{small}");
 }
+
+/// A module of `functions` functions of `(i32) -> i32`, each `ops` additions
+/// long: within every structural bound, costly only to compile (1,000 by
+/// 1,000, 8 MB, took 82 s of CPU here).
+fn slow_to_compile(functions: u32, ops: usize) -> wasm_encoder::Module {
+    use wasm_encoder::{CodeSection, Function, FunctionSection, Instruction, TypeSection, ValType};
+    let mut types = TypeSection::new();
+    types.ty().function([ValType::I32], [ValType::I32]);
+    let mut declared = FunctionSection::new();
+    let mut code = CodeSection::new();
+    for _ in 0..functions {
+        declared.function(0);
+        let mut body = Function::new([]);
+        for n in 0..ops {
+            body.instruction(&Instruction::LocalGet(0));
+            body.instruction(&Instruction::I32Const(n as i32));
+            body.instruction(&Instruction::I32Add);
+            body.instruction(&Instruction::LocalSet(0));
+        }
+        body.instruction(&Instruction::LocalGet(0));
+        body.instruction(&Instruction::End);
+        code.function(&body);
+    }
+    let mut module = wasm_encoder::Module::new();
+    module.section(&types).section(&declared).section(&code);
+    module
+}
+
+#[test]
+fn a_compile_past_its_cpu_or_memory_budget_is_refused_and_the_host_goes_on() {
+    use host::policy::{ArtifactCache, CompileBudget, Compiler, compile_and_load};
+    let engine = engine();
+    let cache_dir = tempfile::tempdir().expect("temp dir");
+    let cache = ArtifactCache::new(cache_dir.path());
+    let within = |cpu_seconds: u64, memory_mib: u64| Compiler::Process {
+        program: tests::plugboard_bin(),
+        budget: CompileBudget {
+            cpu_seconds,
+            memory_bytes: memory_mib << 20,
+        },
+    };
+    let slow = component_around(&slow_to_compile(1_000, 1_000));
+    assert!(slow.len() < 10 << 20, "{} bytes", slow.len());
+    let refused = compile_and_load(&within(1, 4096), &engine, &cache, World::Scorer, &slow)
+        .expect_err("past one second of CPU");
+    assert!(
+        matches!(&refused, LoadError::CompileBudget(why) if why.contains("1 s of CPU")),
+        "{refused}"
+    );
+    let scorer = test_guest("hostile-scorer.wasm");
+    let refused = compile_and_load(&within(30, 16), &engine, &cache, World::Scorer, &scorer)
+        .expect_err("past 16 MiB");
+    assert!(
+        matches!(&refused, LoadError::CompileBudget(why) if why.contains("16 MiB of memory")),
+        "{refused}"
+    );
+    // Within the default budget the same component compiles, in the child,
+    // and loads from the artifact it left.
+    let default = Compiler::Process {
+        program: tests::plugboard_bin(),
+        budget: CompileBudget::default(),
+    };
+    let loaded = compile_and_load(&default, &engine, &cache, World::Scorer, &scorer)
+        .expect("within the budget");
+    assert!(loaded.loaded_from_cache(), "compiled by the child");
+    let invocation = loaded.score(&context(), &sample_call("well-behaved"));
+    assert_eq!(invocation.outcome.map(|q| q.score), Ok(42));
+}

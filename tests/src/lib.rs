@@ -207,6 +207,11 @@ impl TestApi {
             sip_quality_headers: true,
             sip_trusted_sources: Vec::new(),
             sip_invite_rate: host::config::DEFAULT_INVITE_RATE,
+            // As a server compiles: in a child of the real binary.
+            policy_compiler: host::policy::Compiler::Process {
+                program: plugboard_bin(),
+                budget: host::policy::CompileBudget::default(),
+            },
         };
         let started = host::runtime::Host::start(&config)
             .await

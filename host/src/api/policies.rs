@@ -82,6 +82,8 @@ fn load_error(e: &LoadError) -> ApiError {
         LoadError::ForbiddenImport { .. } => "policy.forbidden_import",
         LoadError::WrongWorld { .. } => "policy.wrong_world",
         LoadError::TooComplex { .. } => "policy.too_complex",
+        LoadError::CompileBudget(_) => "policy.compile_budget",
+        LoadError::Compiler(message) => return ApiError::internal(message),
     };
     ApiError::unprocessable(code, e.to_string())
 }

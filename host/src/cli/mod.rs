@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use policy::{check, run};
+pub use policy::{check, compile, run};
 
 use crate::policy::model::World;
 
@@ -71,6 +71,26 @@ pub enum PolicyCommand {
     Check(CheckArgs),
     /// Run a policy on a sample input and print its result, cost and logs.
     Run(RunArgs),
+    /// The server's compile process: compiles the component on stdin
+    /// within a budget into `--out`.
+    #[command(hide = true)]
+    Compile(CompileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Where to write the compiled artifact.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The server's memory cap per invocation, in MiB (it shapes the code).
+    #[arg(long)]
+    pub memory_mib: usize,
+    /// CPU seconds the compile may take.
+    #[arg(long)]
+    pub budget_cpu_seconds: u64,
+    /// Bytes of address space the compile may take.
+    #[arg(long)]
+    pub budget_memory_bytes: u64,
 }
 
 #[derive(Debug, Args)]

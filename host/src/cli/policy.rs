@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CheckArgs, CliError, RunArgs};
+use super::{CheckArgs, CliError, CompileArgs, RunArgs};
 use crate::clock;
 use crate::policy::{
-    CompiledPolicy, Limits, MemoryKv, PolicyEngine, SampleInput, SampleReport, run_sample,
+    COMPILE_INVALID, CompileBudget, CompiledPolicy, Limits, LoadError, MemoryKv, PolicyEngine,
+    SampleInput, SampleReport, compile_as_child, run_sample,
 };
 
 /// Validates a component as an upload would; returns the report line.
@@ -112,4 +113,32 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
         path: path.to_owned(),
         cause,
     })
+}
+
+/// The server's compile process: the component on stdin, the artifact to
+/// `--out`; a refused component exits with [`COMPILE_INVALID`] and its
+/// reason on stderr.
+pub fn compile(args: &CompileArgs) -> std::process::ExitCode {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    let limit = Limits::DEFAULT.component_bytes as u64 + 1;
+    if let Err(error) = std::io::stdin().take(limit).read_to_end(&mut bytes) {
+        eprintln!("cannot read the component: {error}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let budget = CompileBudget {
+        cpu_seconds: args.budget_cpu_seconds,
+        memory_bytes: args.budget_memory_bytes,
+    };
+    match compile_as_child(budget, args.memory_mib << 20, &bytes, &args.out) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(LoadError::Invalid(reason)) => {
+            eprintln!("{reason}");
+            std::process::ExitCode::from(COMPILE_INVALID as u8)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

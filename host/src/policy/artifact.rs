@@ -23,7 +23,8 @@ impl ArtifactCache {
         &self.dir
     }
 
-    fn path(&self, engine: &Engine, sha256: &str) -> PathBuf {
+    /// Where the compiled form of `sha256` is kept for `engine`.
+    pub(crate) fn path(&self, engine: &Engine, sha256: &str) -> PathBuf {
         self.dir
             .join(engine_fingerprint(engine))
             .join(format!("{sha256}.cwasm"))
@@ -64,7 +65,7 @@ impl ArtifactCache {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("artifact path has no folder"))?;

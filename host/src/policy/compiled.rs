@@ -59,6 +59,27 @@ impl CompiledPolicy {
         bytes: &[u8],
         cache: Option<&ArtifactCache>,
     ) -> Result<Self, LoadError> {
+        Self::load_with(engine, world, bytes, cache, true)
+    }
+
+    /// As [`CompiledPolicy::load`], from the compiled form a compile
+    /// process left in `cache`; never compiling here.
+    pub(crate) fn load_compiled(
+        engine: &PolicyEngine,
+        world: World,
+        bytes: &[u8],
+        cache: &ArtifactCache,
+    ) -> Result<Self, LoadError> {
+        Self::load_with(engine, world, bytes, Some(cache), false)
+    }
+
+    fn load_with(
+        engine: &PolicyEngine,
+        world: World,
+        bytes: &[u8],
+        cache: Option<&ArtifactCache>,
+        may_compile: bool,
+    ) -> Result<Self, LoadError> {
         validate::check_bytes(bytes, engine.limits().component_bytes)?;
         let sha256 = content_address(bytes);
         let wasmtime = engine.wasmtime();
@@ -66,8 +87,13 @@ impl CompiledPolicy {
         let from_cache = cached.is_some();
         let component = match cached {
             Some(component) => component,
-            None => {
+            None if may_compile => {
                 Component::new(wasmtime, bytes).map_err(|e| LoadError::Invalid(root_cause(&e)))?
+            }
+            None => {
+                return Err(LoadError::Compiler(
+                    "the compile process left no readable artifact".to_owned(),
+                ));
             }
         };
         validate::check_exports(wasmtime, &component, world)?;
@@ -206,7 +232,7 @@ impl CompiledPolicy {
 }
 
 /// The innermost message of an error chain, which names the actual problem.
-fn root_cause(error: &wasmtime::Error) -> String {
+pub(crate) fn root_cause(error: &wasmtime::Error) -> String {
     let mut message = error.to_string();
     let mut source: Option<&dyn std::error::Error> = error.source();
     while let Some(inner) = source {

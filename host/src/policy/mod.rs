@@ -7,6 +7,7 @@
 
 mod artifact;
 mod bindings;
+mod compile_process;
 mod compiled;
 mod convert;
 mod engine;
@@ -19,6 +20,9 @@ mod sample;
 mod validate;
 
 pub use artifact::ArtifactCache;
+pub use compile_process::{
+    CompileBudget, Compiler, INVALID as COMPILE_INVALID, compile_and_load, compile_as_child,
+};
 pub use compiled::{CompiledPolicy, WarmScorer, content_address};
 pub use engine::{EPOCH_TICK, EngineError, InstanceAllocation, Limits, PolicyEngine};
 pub use invoke::{Invocation, InvocationContext, MAX_ERROR_TEXT, PolicyFailure};

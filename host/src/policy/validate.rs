@@ -28,6 +28,12 @@ pub enum LoadError {
     ForbiddenImport { import: String, world: World },
     #[error("the component does not implement the {expected} world: {detail}")]
     WrongWorld { expected: World, detail: String },
+    /// Compiling took more CPU time or memory than one upload may.
+    #[error("{0}: the component is too costly to compile")]
+    CompileBudget(String),
+    /// The compiler could not run (not the component's fault).
+    #[error("the compiler failed: {0}")]
+    Compiler(String),
     /// Past a structural bound that keeps compiling and instantiating cheap.
     #[error("the component has {found} {what}, at most {limit} are allowed")]
     TooComplex {

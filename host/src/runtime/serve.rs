@@ -90,6 +90,7 @@ impl Host {
             engine,
             artifacts,
             Arc::new(PolicyRegistry::new()),
+            config.policy_compiler.clone(),
         ));
         let restored = policies.restore().await?;
         tracing::info!(restored, "policy deployments restored");
