@@ -172,6 +172,26 @@ mod tests {
     }
 
     #[test]
+    fn uploads_compile_in_a_child_of_this_executable_within_the_files_budget() {
+        let file: ConfigFile =
+            toml::from_str("policy_compile_cpu_seconds = 3\npolicy_compile_memory_mib = 512")
+                .unwrap();
+        let Compiler::Process { program, budget } =
+            Config::resolve(file, vec![], None, None, None).policy_compiler
+        else {
+            panic!("a server compiles in a child");
+        };
+        assert_eq!(program, std::env::current_exe().unwrap());
+        assert_eq!(
+            budget,
+            CompileBudget {
+                cpu_seconds: 3,
+                memory_bytes: 512 << 20
+            }
+        );
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_refused() {
         assert!(toml::from_str::<ConfigFile>("htp_listen = \"x\"").is_err());
     }
