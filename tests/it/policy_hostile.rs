@@ -7,6 +7,7 @@ use std::time::Duration;
 use expect_test::{Expect, expect};
 use host::policy::model::{BidCandidate, Quality, TargetStats};
 use host::policy::{CompiledPolicy, Limits, LoadError, PolicyEngine, PolicyFailure};
+use tests::hostile::{component_around, slow_to_compile};
 use tests::{World, context, engine, engine_with, example_policy, load, sample_call, test_guest};
 
 fn hostile(engine: &PolicyEngine) -> CompiledPolicy {
@@ -303,14 +304,6 @@ fn a_component_importing_the_filesystem_is_refused_naming_the_import() {
     assert!(error.to_string().contains(import.as_str()));
 }
 
-/// A component holding `module` (not instantiated: the bounds are checked
-/// on the bytes, before anything compiles them).
-fn component_around(module: &wasm_encoder::Module) -> Vec<u8> {
-    let mut component = wasm_encoder::Component::new();
-    component.section(&wasm_encoder::ModuleSection(module));
-    component.finish()
-}
-
 /// A module with one function of type `() -> ()` made of `locals` and `nops`.
 fn one_function(locals: u32, nops: usize) -> wasm_encoder::Module {
     use wasm_encoder::{CodeSection, Function, FunctionSection, Instruction, TypeSection, ValType};
@@ -398,33 +391,6 @@ fn components_past_the_structural_bounds_are_refused_before_compiling() {
     )
     .expect_err("not a scorer");
     assert!(!matches!(small, LoadError::TooComplex { .. }), "{small}");
-}
-
-/// A module of `functions` functions of `(i32) -> i32`, each `ops` additions
-/// long: within every structural bound, costly only to compile (1,000 by
-/// 1,000, 8 MB, took 82 s of CPU here).
-fn slow_to_compile(functions: u32, ops: usize) -> wasm_encoder::Module {
-    use wasm_encoder::{CodeSection, Function, FunctionSection, Instruction, TypeSection, ValType};
-    let mut types = TypeSection::new();
-    types.ty().function([ValType::I32], [ValType::I32]);
-    let mut declared = FunctionSection::new();
-    let mut code = CodeSection::new();
-    for _ in 0..functions {
-        declared.function(0);
-        let mut body = Function::new([]);
-        for n in 0..ops {
-            body.instruction(&Instruction::LocalGet(0));
-            body.instruction(&Instruction::I32Const(n as i32));
-            body.instruction(&Instruction::I32Add);
-            body.instruction(&Instruction::LocalSet(0));
-        }
-        body.instruction(&Instruction::LocalGet(0));
-        body.instruction(&Instruction::End);
-        code.function(&body);
-    }
-    let mut module = wasm_encoder::Module::new();
-    module.section(&types).section(&declared).section(&code);
-    module
 }
 
 #[test]

@@ -42,7 +42,8 @@ async fn workers_hold(lab: &CallLab, calls: u64) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the workers never held {calls} calls");
+    let metrics = lab.api.metrics().await;
+    panic!("the workers never held {calls} calls: {metrics}");
 }
 
 fn slowest(carriers: &[&Carrier]) -> Duration {
@@ -57,11 +58,14 @@ fn slowest(carriers: &[&Carrier]) -> Duration {
 async fn a_scorer_at_its_deadline_holds_up_only_its_own_tenants_calls() {
     // Unlimited fuel: each hostile call spins for the whole deadline.
     let deadline = Duration::from_secs(1);
-    let lab = CallLab::with_limits(Limits {
-        fuel: u64::MAX / 2,
-        deadline,
-        ..TestApi::LIMITS
-    })
+    let lab = CallLab::with_limits(
+        Limits {
+            fuel: u64::MAX / 2,
+            deadline,
+            ..TestApi::LIMITS
+        },
+        None,
+    )
     .await;
     let (hostile_id, hostile_key) = lab.api.tenant("hostile", "marketer").await;
     let (spinner, _) = lab
@@ -105,13 +109,13 @@ async fn a_scorer_at_its_deadline_holds_up_only_its_own_tenants_calls() {
     calm.0.assert_ok();
     calm.1.assert_ok();
 
-    // Eight hostile calls at once, each holding a worker for the deadline.
+    // Four hostile calls at once, each holding a worker for the deadline.
     let hostile = async {
         lab.carrier_to(
             HOSTILE_NUMBER,
             "caller_refused",
-            8,
-            &["-r", "100", "-l", "8"],
+            4,
+            &["-r", "100", "-l", "4"],
         )
         .await
     };
@@ -144,7 +148,7 @@ async fn a_scorer_at_its_deadline_holds_up_only_its_own_tenants_calls() {
         "under attack {attacked_slowest:?}, calm {calm_slowest:?}, a hostile call {hostile_fastest:?}"
     );
 
-    let records = lab.wait_for_records(12).await;
+    let records = lab.wait_for_records(8).await;
     let hostile_outcomes: Vec<(CallOutcome, &str)> = records
         .iter()
         .filter(|r| r.tenant_id == hostile_id)
@@ -152,7 +156,7 @@ async fn a_scorer_at_its_deadline_holds_up_only_its_own_tenants_calls() {
         .collect();
     assert_eq!(
         hostile_outcomes,
-        vec![(CallOutcome::NoAnswer, "timeout"); 8],
+        vec![(CallOutcome::NoAnswer, "timeout"); 4],
         "each hostile call ran to its deadline and was still answered"
     );
     lab.stop().await;
@@ -241,4 +245,216 @@ async fn futures_join_all<F: std::future::Future>(
     })
     .await;
     outputs.into_iter().map(|o| o.expect("ready")).collect()
+}
+
+/// A resolver that never answers, for any name.
+fn never_answers() -> host::runtime::Lookup {
+    std::sync::Arc::new(|_name: String| Box::pin(std::future::pending()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_doing_every_hostile_thing_at_once_costs_the_others_nothing() {
+    let deadline = Duration::from_secs(1);
+    let lab = CallLab::with_limits(
+        Limits {
+            fuel: u64::MAX / 2,
+            deadline,
+            ..TestApi::LIMITS
+        },
+        Some(never_answers()),
+    )
+    .await;
+    let (hostile_id, hostile_key) = lab.api.tenant("hostile", "marketer").await;
+    let (scorer_of_hostile, _) = lab
+        .deploy_new(
+            &hostile_key,
+            "scorer",
+            test_guest("hostile-scorer.wasm"),
+            "fallback",
+        )
+        .await;
+    // Each campaign's id is how its scorer misbehaves; every one falls
+    // back to a target whose name never resolves.
+    let modes = [
+        ("spin", "+18005550811", 4),
+        ("alias-tags", "+18005550812", 2),
+        ("log-heavy", "+18005550813", 2),
+        ("error-nul", "+18005550814", 2),
+        ("count", "+18005550815", 2),
+    ];
+    for (mode, number, _) in modes {
+        hostile_campaign(&lab, &hostile_id, mode, number, &scorer_of_hostile);
+        let store = &lab.api.state.store;
+        let mut campaign = store.campaign(mode).expect("read").expect("made");
+        campaign.fallback_target = Some("sip:sink@never.resolves.test".to_owned());
+        store.put_campaign(&campaign).expect("campaign");
+    }
+
+    let (scorer, _) = lab
+        .deploy_new(
+            &lab.marketer_key,
+            "scorer",
+            test_guest("hostile-scorer.wasm"),
+            "fallback",
+        )
+        .await;
+    let scored = lab
+        .api
+        .campaign(
+            &lab.marketer_key,
+            json!({"name": "scored", "numbers": [SCORED_NUMBER], "scorer_policy_id": scorer}),
+        )
+        .await;
+    let buyer = lab.buyer("buyer_answers", 4).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+    lab.bid_on(&str_field(&scored, "id"), &target, 5_000_000, 0, 0)
+        .await;
+    let victim_calls = || async {
+        let static_bids = lab.carrier("caller_hangs_up", 1, &["-d", "50"]).await;
+        let scored = lab
+            .carrier_to(SCORED_NUMBER, "caller_hangs_up", 1, &["-d", "50"])
+            .await;
+        (static_bids, scored)
+    };
+    let calm = victim_calls().await;
+
+    let policies = async {
+        let calls = modes.map(|(_, number, calls)| {
+            let calls_arg = calls.to_string();
+            let lab = &lab;
+            async move {
+                lab.carrier_to(
+                    number,
+                    "caller_refused",
+                    calls,
+                    &["-r", "100", "-l", &calls_arg],
+                )
+                .await
+            }
+        });
+        let [a, b, c, d, e] = calls;
+        let (a, b, c, d, e) = tokio::join!(a, b, c, d, e);
+        [a, b, c, d, e]
+    };
+    let slow_upload = async {
+        let bytes =
+            tests::hostile::component_around(&tests::hostile::slow_to_compile(1_000, 1_000));
+        lab.api
+            .raw(
+                "POST",
+                "/v1/policies?world=scorer",
+                Some(&hostile_key),
+                Some(bytes),
+                "application/wasm",
+            )
+            .await
+    };
+    let sip_flood = async {
+        lab.carrier_to(
+            "+18005550999",
+            "caller_refused",
+            500,
+            &["-r", "1000", "-l", "500"],
+        )
+        .await
+    };
+    let api_flood = async {
+        let mut limited = 0;
+        for sent in 0..2_500 {
+            let (status, _) = lab
+                .api
+                .call("GET", "/v1/campaigns", Some(&hostile_key), None)
+                .await;
+            limited += usize::from(status == 429);
+            // The router answers without waiting: let the others run.
+            if sent % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        limited
+    };
+    let idle_connections = async {
+        let mut held = Vec::new();
+        for _ in 0..300 {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.bind(([127, 0, 0, 2], 0).into()).expect("bind");
+            if let Ok(stream) = socket.connect(lab.sip).await {
+                held.push(stream);
+            }
+        }
+        held
+    };
+    let victim = async {
+        workers_hold(&lab, 4).await;
+        victim_calls().await
+    };
+    let (policies, upload, sip_flood, limited, held, attacked) = tokio::join!(
+        policies,
+        slow_upload,
+        sip_flood,
+        api_flood,
+        idle_connections,
+        victim
+    );
+    for carrier in policies.iter().chain([&sip_flood]) {
+        carrier.assert_ok();
+    }
+    calm.0.assert_ok();
+    calm.1.assert_ok();
+    attacked.0.assert_ok();
+    attacked.1.assert_ok();
+    buyer.finish().await.assert_ok();
+
+    let spin_fastest = policies[0].setup_times().into_iter().min().expect("calls");
+    assert!(spin_fastest >= deadline, "{spin_fastest:?}");
+    let calm_slowest = slowest(&[&calm.0, &calm.1]);
+    let attacked_slowest = slowest(&[&attacked.0, &attacked.1]);
+    assert!(
+        attacked_slowest * 4 < spin_fastest,
+        "under attack {attacked_slowest:?}, calm {calm_slowest:?}, a hostile call {spin_fastest:?}"
+    );
+
+    assert_eq!(upload.0, 422, "{}", upload.1);
+    assert_eq!(upload.1["error"]["code"], "policy.compile_budget");
+    assert!(limited > 0, "the API flood met its key's rate");
+    let (status, _) = lab
+        .api
+        .call("GET", "/v1/campaigns", Some(&lab.marketer_key), None)
+        .await;
+    assert_eq!(status, 200, "another key is served");
+    assert!(held.len() >= 256, "{} connections", held.len());
+
+    let victim_calls = 4;
+    let hostile_calls: usize = modes.iter().map(|(_, _, n)| *n as usize).sum();
+    let records = lab.wait_for_records(victim_calls + hostile_calls).await;
+    for (mode, _, calls) in modes {
+        let outcomes: Vec<(CallOutcome, &str, &str)> = records
+            .iter()
+            .filter(|r| r.campaign_id == mode)
+            .map(|r| {
+                let policy = r.trace.policies[0].outcome.as_str();
+                let leg = r.trace.legs.last().map_or("none", |l| l.result.as_str());
+                (r.outcome, policy, leg)
+            })
+            .collect();
+        let policy = match mode {
+            "spin" => "timeout",
+            "alias-tags" => "bad_output",
+            "error-nul" => "guest_error",
+            _ => "ok",
+        };
+        assert_eq!(
+            outcomes,
+            vec![(CallOutcome::NoAnswer, policy, "unresolvable"); calls as usize],
+            "{mode}"
+        );
+    }
+    let answered = records
+        .iter()
+        .filter(|r| r.tenant_id != hostile_id && r.outcome == CallOutcome::Answered)
+        .count();
+    assert_eq!(answered, victim_calls);
+    drop(held);
+    lab.stop().await;
 }

@@ -90,9 +90,10 @@ impl CallLab {
         Self::build(Timers::default(), 1000, None, Some(lookup), TestApi::LIMITS).await
     }
 
-    /// RFC 3261's timers, policies held to `limits`.
-    pub async fn with_limits(limits: Limits) -> Self {
-        Self::build(Timers::default(), 1000, None, None, limits).await
+    /// RFC 3261's timers, policies held to `limits`, target names resolved
+    /// with `lookup` if given.
+    pub async fn with_limits(limits: Limits, lookup: Option<Lookup>) -> Self {
+        Self::build(Timers::default(), 1000, None, lookup, limits).await
     }
 
     async fn build(

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 pub mod bid_endpoint;
 pub mod call_lab;
+pub mod hostile;
 
 use host::policy::model::{CallFacts, CallTime, Geography, Header};
 use host::policy::{CompiledPolicy, Invocation, InvocationContext, Limits, MemoryKv, PolicyEngine};
@@ -207,10 +208,15 @@ impl TestApi {
             sip_quality_headers: true,
             sip_trusted_sources: Vec::new(),
             sip_invite_rate: host::config::DEFAULT_INVITE_RATE,
-            // As a server compiles: in a child of the real binary.
+            // As a server compiles: in a child of the real binary, with
+            // a tighter CPU budget (CPU time, not wall time: a loaded
+            // machine does not make it run out).
             policy_compiler: host::policy::Compiler::Process {
                 program: plugboard_bin(),
-                budget: host::policy::CompileBudget::default(),
+                budget: host::policy::CompileBudget {
+                    cpu_seconds: 3,
+                    ..host::policy::CompileBudget::default()
+                },
             },
         };
         let started = host::runtime::Host::start(&config)

@@ -168,6 +168,8 @@ pub fn compile_as_child(
     let unlimited =
         |e: rustix::io::Errno| LoadError::Compiler(format!("cannot set the compile budget: {e}"));
     setrlimit(Resource::Cpu, limit(budget.cpu_seconds)).map_err(unlimited)?;
+    // Below everything of the server's: compiling is background work.
+    let _ = rustix::process::nice(19);
     let limits = Limits {
         memory_bytes,
         ..Limits::DEFAULT

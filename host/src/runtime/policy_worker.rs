@@ -3,9 +3,9 @@
 //! real-time bidders' auctions. A policy may use its whole deadline, and a
 //! tenant may send many calls: on the loop either would hold every other
 //! tenant's SIP handling behind it. Here each tenant's calls queue apart and
-//! take turns ([`crate::fair`]), and one tenant runs on at most all workers
-//! but one, so a tenant whose policies are slow waits behind itself while
-//! the other tenants' calls go on. With ten modules and a selector policy
+//! take turns ([`crate::fair`]), and one tenant runs on at most half the
+//! cores' worth of workers, so a tenant whose policies are slow waits behind
+//! itself while the other tenants' calls go on. With ten modules and a selector policy
 //! work is over half of a call's CPU; off the loop it also runs on every
 //! core. Calls that invoke no policy (no scorer, static bids alone) are
 //! routed on the loop: for them the hop here and back costs more than the
@@ -54,6 +54,9 @@ enum Job {
     },
 }
 
+/// How much lower than the SIP loop the workers are scheduled.
+const WORKER_NICENESS: i32 = 10;
+
 /// How many workers a host runs, and how many of them one tenant may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerCount {
@@ -62,14 +65,15 @@ pub struct WorkerCount {
 }
 
 impl WorkerCount {
-    /// One worker per core and one more, at least three; a tenant holds a
-    /// quarter of them fewer (at least one fewer), so another tenant's call
-    /// finds a worker free however slow the first tenant's policies are.
+    /// One worker per core and one more, at least three; a tenant holds
+    /// as many as half the cores (at least one), so another tenant's call
+    /// finds a worker free, and a core to run on, however slow the first
+    /// tenant's policies are.
     pub fn for_cores(cores: usize) -> Self {
         let workers = (cores + 1).max(3);
         WorkerCount {
             workers,
-            per_tenant: workers - (workers / 4).max(1),
+            per_tenant: (cores / 2).max(1),
         }
     }
 
@@ -257,6 +261,12 @@ impl Worker {
     /// Does jobs in their turn. Each handler says whether the loop is still
     /// there to take its answer; once it is not, the thread ends.
     fn run(self) {
+        // Below the SIP loop: a message costs the loop microseconds, and
+        // policies spending their whole deadline on every core must not
+        // starve it (on Linux a thread has a nice value of its own).
+        if let Err(error) = rustix::process::nice(WORKER_NICENESS) {
+            tracing::warn!(%error, "policy worker keeps the loop's priority");
+        }
         while let Some((tenant, job)) = self.shared.next() {
             let answered = match job {
                 Job::Route {
@@ -356,8 +366,9 @@ mod tests {
             WorkerCount::for_cores(2),
             WorkerCount {
                 workers: 3,
-                per_tenant: 2
+                per_tenant: 1
             }
         );
+        assert_eq!(WorkerCount::for_cores(16).per_tenant, 8);
     }
 }
