@@ -12,8 +12,12 @@
 # from its /metrics histogram; time spent in the socket's queue is not in it).
 #
 # Needs sipp, kamailio, curl, jq (apt-get install -y sip-tester kamailio jq).
+# Then, under attack: another tenant's scorer spins to its deadline on every
+# one of HOSTILE_RATE calls a second (default 100) while the carrier calls
+# again at half the highest rate, and once at the highest rate.
 # Usage: docs/bench/calls.sh   (RATES="500 1000 …", STEP_S=5, KAMAILIO_CHILDREN=1,
-# SKIP_KAMAILIO=1, POLICIES=scorer and KEEP=1 — keep the logs — change what it does)
+# SKIP_KAMAILIO=1, POLICIES=scorer, HOSTILE_RATE=0 — no attack — and KEEP=1
+# — keep the logs — change what it does)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -28,6 +32,9 @@ SIPP_COMMON=(-i 127.0.0.1 -nostdin -buff_size 16777216 -max_recv_loops 5000 -max
 
 cargo build --quiet --release -p host --bin plugboard
 cargo xtask policies > /dev/null 2>&1
+cargo xtask guests > /dev/null 2>&1
+HOSTILE_RATE=${HOSTILE_RATE:-100}
+HOSTILE_PORT=15063
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -53,12 +60,13 @@ until curl -sf http://127.0.0.1:$HTTP_PORT/healthz > /dev/null; do
   sleep 0.1
 done
 post() { curl -sf -X "$1" "$API$2" -H "Authorization: Bearer $3" -H 'Content-Type: application/json' -d "$4"; }
-# Uploads target/policies/<file> as a <world> policy of key <key> and makes it
-# active; prints its id.
+# Uploads <file> (in target/policies unless a path) as a <world> policy of
+# key <key> and makes it active; prints its id.
 deploy() {
-  local upload
+  local upload file=$3
+  [[ $file == */* ]] || file=target/policies/$file
   upload=$(curl -sf -X POST "$API/policies?world=$1" -H "Authorization: Bearer $2" \
-    --data-binary @"target/policies/$3")
+    --data-binary @"$file")
   post PUT "/policies/$(echo "$upload" | jq -r .id)/deployment" "$2" \
     "{\"active\":\"$(echo "$upload" | jq -r .version)\"}" > /dev/null
   echo "$upload" | jq -r .id
@@ -87,6 +95,11 @@ if [ "$POLICIES" = all ]; then
   SELECTOR=$(deploy selector "$MK" answer-rate-selector.wasm)
   post PUT "/campaigns/$CID" "$MK" "{\"selector_policy_id\":\"$SELECTOR\"}" > /dev/null
 fi
+# The hostile tenant: its scorer spins to its deadline on every call to
+# its number (the test guest does so for +18005550666); no bids, so 480.
+HK=$(post POST /tenants "$OP" '{"name":"mallory","role":"marketer"}' | jq -r .api_key)
+SPINNER=$(deploy scorer "$HK" target/test-guests/hostile-scorer.wasm)
+post POST /campaigns "$HK" "{\"name\":\"spin\",\"numbers\":[\"+18005550666\"],\"scorer_policy_id\":\"$SPINNER\"}" > /dev/null
 [ -n "${SETUP_ONLY:-}" ] && { echo "plugboard pid $PB_PID"; sleep 100000; }
 
 # Kamailio with the same buyer.
@@ -168,6 +181,29 @@ curl -sf http://127.0.0.1:$HTTP_PORT/metrics > "$WORK/after.txt"
 PDD=$(quantiles "$WORK/before.txt" "$WORK/after.txt")
 KAM_ANSWER=skipped
 [ -z "${SKIP_KAMAILIO:-}" ] && KAM_ANSWER=$(answer_times 127.0.0.1:$KAM_PORT "$HALF")
+
+# The same at half the highest rate, and a step at the highest, while the
+# hostile tenant's calls arrive from another carrier.
+attack() {
+  sipp -sf "$ROOT/tests/data/sipp/caller_refused.xml" "${SIPP_COMMON[@]}" -p $HOSTILE_PORT \
+    -key caller +14155550199 -s +18005550666 -r "$HOSTILE_RATE" -m $((HOSTILE_RATE * (STEP_S + 3))) \
+    -timeout $((STEP_S + 40))s 127.0.0.1:$PB_PORT > "$WORK/hostile.out" 2>&1 &
+  ATTACKER=$!
+  sleep 1
+}
+ATTACKED_ANSWER=skipped ATTACKED_BEST=skipped
+if [ "$HOSTILE_RATE" -gt 0 ]; then
+  sleep 1
+  PB_CALM=$(answer_times 127.0.0.1:$PB_PORT "$HALF")
+  sleep 1
+  attack
+  ATTACKED_ANSWER=$(answer_times 127.0.0.1:$PB_PORT "$HALF")
+  wait $ATTACKER || true
+  sleep 1
+  attack
+  if step 127.0.0.1:$PB_PORT "$PB_BEST"; then ATTACKED_BEST=passed; else ATTACKED_BEST=failed; fi
+  wait $ATTACKER || true
+fi
 CPU=$(ps -o cputime= -p $PB_PID)
 echo
 echo "highest rate with zero failed calls (steps of ${STEP_S}s: $RATES)"
@@ -178,4 +214,8 @@ echo "INVITE → 200 OK at the carrier at $HALF calls/s (the buyer answers after
 echo "  plugboard  $PB_ANSWER"
 echo "  kamailio   $KAM_ANSWER"
 echo "post-dial delay Plugboard reports at $HALF calls/s: $PDD"
+echo "another tenant's scorer spinning to its deadline on $HOSTILE_RATE calls/s:"
+echo "  INVITE → 200 OK at $HALF calls/s, without: ${PB_CALM:-skipped}"
+echo "  INVITE → 200 OK at $HALF calls/s, with:    $ATTACKED_ANSWER"
+echo "  $PB_BEST calls/s with zero failed calls, with: $ATTACKED_BEST"
 echo "plugboard CPU time over the run: $CPU"

@@ -91,6 +91,15 @@ impl<T> FairQueue<T> {
         None
     }
 
+    /// Whether [`FairQueue::take`] would give a job now.
+    pub fn has_takeable(&self) -> bool {
+        self.turns.iter().any(|tenant| {
+            self.tenants
+                .get(tenant)
+                .is_some_and(|t| t.running < self.shares.running && !t.waiting.is_empty())
+        })
+    }
+
     /// `tenant`'s job taken before has ended.
     pub fn finish(&mut self, tenant: &str) {
         if let Some(entry) = self.tenants.get_mut(tenant) {
@@ -262,6 +271,7 @@ mod tests {
         assert_eq!(q.take(), Some(("slow".to_owned(), 0)));
         assert_eq!(q.take(), Some(("slow".to_owned(), 1)));
         assert_eq!(q.take(), None, "slow holds its share");
+        assert!(!q.has_takeable());
         q.push("other", 7).expect("room");
         assert_eq!(q.take(), Some(("other".to_owned(), 7)));
         q.finish("slow");

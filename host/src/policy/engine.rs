@@ -49,11 +49,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// invocation (and the failure mode applies) rather than queueing.
 const MAX_CONCURRENT_INSTANCES: u32 = 256;
 
-/// What one instance may take of the pool: a Rust policy instantiates three
-/// or four core modules, with one memory and a table or two. The pool holds
-/// [`MAX_CONCURRENT_INSTANCES`] of the largest, and far fewer run at once
-/// (one per policy worker, sample run and upload check), so no tenant's
-/// components can leave another's without a slot.
+/// What one instance may take of the pool, so that no tenant's components
+/// can leave another's without a slot.
 const PER_COMPONENT_CORE_INSTANCES: u32 = validate::bounds::MODULES as u32;
 const PER_COMPONENT_MEMORIES: u32 = validate::bounds::MEMORIES as u32;
 const PER_COMPONENT_TABLES: u32 = validate::bounds::TABLES as u32;
@@ -165,9 +162,15 @@ fn engine_config(limits: &Limits, allocation: InstanceAllocation) -> Config {
     // matter of reusing a warm slot instead of mmap/munmap each time.
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(MAX_CONCURRENT_INSTANCES);
-    pool.total_core_instances(MAX_CONCURRENT_INSTANCES * PER_COMPONENT_CORE_INSTANCES);
+    // Slots for a typical instance each (a Rust policy: four core
+    // instances, one memory, a table or two), not for the largest: more
+    // slots than are warm means cold ones, and page faults, on the call's
+    // path. At most a few instances run at once (one per policy worker,
+    // sample run and upload check), far below what this holds even of the
+    // largest (64).
+    pool.total_core_instances(MAX_CONCURRENT_INSTANCES * 4);
     pool.total_memories(MAX_CONCURRENT_INSTANCES * PER_COMPONENT_MEMORIES);
-    pool.total_tables(MAX_CONCURRENT_INSTANCES * PER_COMPONENT_TABLES);
+    pool.total_tables(MAX_CONCURRENT_INSTANCES * 4);
     // What one instance may take of the pool, counted by wasmtime over every
     // instantiation the component makes (a module instantiated twice counts
     // twice) when it is compiled, so that past it an upload is refused and

@@ -3,9 +3,10 @@
 //! real-time bidders' auctions. A policy may use its whole deadline, and a
 //! tenant may send many calls: on the loop either would hold every other
 //! tenant's SIP handling behind it. Here each tenant's calls queue apart and
-//! take turns ([`crate::fair`]), and one tenant runs on at most half the
-//! cores' worth of workers, so a tenant whose policies are slow waits behind
-//! itself while the other tenants' calls go on. With ten modules and a selector policy
+//! take turns ([`crate::fair`]), and one tenant runs on at most all workers
+//! but one (a quarter of them fewer on a large machine), so a tenant whose
+//! policies are slow waits behind itself while the other tenants' calls go
+//! on. With ten modules and a selector policy
 //! work is over half of a call's CPU; off the loop it also runs on every
 //! core. Calls that invoke no policy (no scorer, static bids alone) are
 //! routed on the loop: for them the hop here and back costs more than the
@@ -54,9 +55,6 @@ enum Job {
     },
 }
 
-/// How much lower than the SIP loop the workers are scheduled.
-const WORKER_NICENESS: i32 = 10;
-
 /// How many workers a host runs, and how many of them one tenant may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerCount {
@@ -65,15 +63,16 @@ pub struct WorkerCount {
 }
 
 impl WorkerCount {
-    /// One worker per core and one more, at least three; a tenant holds
-    /// as many as half the cores (at least one), so another tenant's call
-    /// finds a worker free, and a core to run on, however slow the first
-    /// tenant's policies are.
+    /// One worker per core and one more, at least three; a tenant holds a
+    /// quarter of them fewer (at least one fewer), so another tenant's call
+    /// finds a worker free however slow the first tenant's policies are.
+    /// (Half the cores each, on two cores one worker per tenant, halved the
+    /// calls per second one tenant gets: `docs/benchmarks.md`.)
     pub fn for_cores(cores: usize) -> Self {
         let workers = (cores + 1).max(3);
         WorkerCount {
             workers,
-            per_tenant: (cores / 2).max(1),
+            per_tenant: workers - (workers / 4).max(1),
         }
     }
 
@@ -90,6 +89,8 @@ struct Shared {
 
 struct Pending {
     jobs: FairQueue<Job>,
+    /// Workers waiting for a job.
+    idle: usize,
     /// The loop is gone: workers end once nothing they can take is left.
     stopping: bool,
 }
@@ -107,29 +108,48 @@ impl Shared {
         // Waiting is unbounded per tenant: the switch bounds calls in all,
         // and a call has one job queued at a time.
         let queued = pending.jobs.push(tenant, job).is_ok();
-        drop(pending);
-        self.ready.notify_one();
+        self.wake_if_needed(&pending);
         queued
     }
 
-    /// The next job in turn, waiting for one; none once stopping and empty.
-    fn next(&self) -> Option<(String, Job)> {
+    /// Ends the job of `finished` (if any), then the next job in turn,
+    /// waiting for one; none once stopping and empty. A worker that just
+    /// finished takes the next job itself: waking another thread for it
+    /// costs a scheduler round trip per job.
+    fn next(&self, finished: Option<&str>) -> Option<(String, Job)> {
         let mut pending = self.lock();
+        if let Some(tenant) = finished {
+            pending.jobs.finish(tenant);
+        }
         loop {
             if let Some(taken) = pending.jobs.take() {
+                // Others may be free to run now (this tenant's share freed).
+                self.wake_if_needed(&pending);
                 return Some(taken);
             }
             if pending.stopping && pending.jobs.waiting() == 0 {
                 return None;
             }
+            pending.idle += 1;
             pending = self.ready.wait(pending).unwrap_or_else(|p| p.into_inner());
+            pending.idle -= 1;
         }
     }
 
-    fn finish(&self, tenant: &str) {
-        self.lock().jobs.finish(tenant);
-        // A job held back by its tenant's share may be free to run now.
-        self.ready.notify_one();
+    /// Wakes a waiting worker only for a job one can take now: a job held
+    /// back by its tenant's share is taken by that tenant's next finishing
+    /// worker.
+    fn wake_if_needed(&self, pending: &Pending) {
+        if pending.idle > 0 && pending.jobs.has_takeable() {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Ends `tenant`'s job for a worker that takes no other.
+    fn next_done(&self, tenant: &str) {
+        let mut pending = self.lock();
+        pending.jobs.finish(tenant);
+        self.wake_if_needed(&pending);
     }
 
     fn stop(&self) {
@@ -162,6 +182,7 @@ impl PolicyWorkers {
                     running: count.per_tenant,
                     waiting: usize::MAX,
                 }),
+                idle: 0,
                 stopping: false,
             }),
             ready: Condvar::new(),
@@ -261,13 +282,8 @@ impl Worker {
     /// Does jobs in their turn. Each handler says whether the loop is still
     /// there to take its answer; once it is not, the thread ends.
     fn run(self) {
-        // Below the SIP loop: a message costs the loop microseconds, and
-        // policies spending their whole deadline on every core must not
-        // starve it (on Linux a thread has a nice value of its own).
-        if let Err(error) = rustix::process::nice(WORKER_NICENESS) {
-            tracing::warn!(%error, "policy worker keeps the loop's priority");
-        }
-        while let Some((tenant, job)) = self.shared.next() {
+        let mut finished: Option<String> = None;
+        while let Some((tenant, job)) = self.shared.next(finished.as_deref()) {
             let answered = match job {
                 Job::Route {
                     call,
@@ -282,10 +298,11 @@ impl Worker {
                     answers,
                 } => self.conclude(call, &request, *gathering, answers),
             };
-            self.shared.finish(&tenant);
             if !answered {
+                self.shared.next_done(&tenant);
                 return;
             }
+            finished = Some(tenant);
         }
     }
 
@@ -366,9 +383,9 @@ mod tests {
             WorkerCount::for_cores(2),
             WorkerCount {
                 workers: 3,
-                per_tenant: 1
+                per_tenant: 2
             }
         );
-        assert_eq!(WorkerCount::for_cores(16).per_tenant, 8);
+        assert_eq!(WorkerCount::for_cores(16).per_tenant, 13);
     }
 }

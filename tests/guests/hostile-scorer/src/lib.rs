@@ -1,6 +1,7 @@
 //! A scorer that misbehaves as its call's `campaign_id` asks, so that the host's
 //! sandbox can be tested against each kind of hostile guest with one build.
-//! Any other campaign gets a well-behaved constant score of 42.
+//! Any other campaign gets a well-behaved constant score of 42; a call to
+//! +18005550666 spins whatever its campaign.
 
 use std::hint::black_box;
 
@@ -8,8 +9,15 @@ use guest_sdk::{Call, CallerHistory, Quality, Scorer};
 
 pub struct HostileScorer;
 
+/// Called numbers that spin whatever the campaign, for set-ups that cannot
+/// choose campaign ids (the benchmark scripts).
+const SPIN_NUMBER: &str = "+18005550666";
+
 impl Scorer for HostileScorer {
     fn score(call: &Call, host: &impl CallerHistory) -> Result<Quality, String> {
+        if call.called == SPIN_NUMBER {
+            spin();
+        }
         match call.campaign_id.as_str() {
             "spin" => spin(),
             "spin-in-host" => loop {
