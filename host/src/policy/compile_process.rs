@@ -78,8 +78,10 @@ pub fn compile_in_child(
         // A child that died at once closes its end; its status says why.
         let _ = stdin.write_all(bytes);
     }
-    // The CPU limit ends a busy child; this ends one that would wait.
-    let wall = Duration::from_secs(budget.cpu_seconds.saturating_mul(3).saturating_add(10));
+    // The CPU limit ends a busy child; this ends one that would wait. It is
+    // generous: on a loaded machine a compile's wall time is many times its
+    // CPU time.
+    let wall = Duration::from_secs(budget.cpu_seconds.saturating_mul(10).saturating_add(60));
     let started = crate::clock::now();
     let status = loop {
         if let Some(status) = child.try_wait().map_err(failed)? {
@@ -168,8 +170,8 @@ pub fn compile_as_child(
     let unlimited =
         |e: rustix::io::Errno| LoadError::Compiler(format!("cannot set the compile budget: {e}"));
     setrlimit(Resource::Cpu, limit(budget.cpu_seconds)).map_err(unlimited)?;
-    // Below everything of the server's: compiling is background work.
-    let _ = rustix::process::nice(19);
+    // Below the server's calls: compiling is background work.
+    let _ = rustix::process::nice(10);
     let limits = Limits {
         memory_bytes,
         ..Limits::DEFAULT
