@@ -506,27 +506,13 @@ async fn a_bid_whose_quality_floor_the_call_misses_is_not_used() {
     lab.stop().await;
 }
 
-/// A campaign made straight in the store, so that its id can steer the
-/// hostile test scorer (which misbehaves by campaign id).
-fn hostile_campaign(lab: &CallLab, id: &str, number: &str, scorer: &str) {
-    let store = &lab.api.state.store;
-    let mut campaign = store
-        .campaign(&lab.campaign_id)
-        .expect("read")
-        .expect("the lab's campaign");
-    campaign.id = id.to_owned();
-    campaign.name = id.to_owned();
-    campaign.numbers = vec![number.to_owned()];
-    campaign.scorer_policy_id = Some(scorer.to_owned());
-    store.put_campaign(&campaign).expect("campaign");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scorer_that_loops_or_traps_never_loses_the_call() {
     let lab = CallLab::start().await;
     let (scorer, version) = use_scorer(&lab, test_guest("hostile-scorer.wasm"), "fallback").await;
-    hostile_campaign(&lab, "spin", "+18005550111", &scorer);
-    hostile_campaign(&lab, "panic", "+18005550122", &scorer);
+    for (mode, number) in [("spin", "+18005550111"), ("panic", "+18005550122")] {
+        lab.campaign_in_store(mode, number, |c| c.scorer_policy_id = Some(scorer.clone()));
+    }
     let buyer = lab.buyer("buyer_answers", 2).await;
     let target = lab.target(buyer.port, 20, 10).await;
     // Takes calls of the default quality (the `fallback` failure mode's).

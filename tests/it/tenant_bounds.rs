@@ -3,12 +3,9 @@
 //! name that never resolves fails that target alone (trust between tenants,
 //! part 2).
 
-use std::sync::Arc;
-
-use host::runtime::Lookup;
 use host::store::CallOutcome;
 use serde_json::json;
-use tests::call_lab::CallLab;
+use tests::call_lab::{CallLab, never_answers};
 use tests::{TestApi, str_field};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,11 +36,6 @@ async fn a_record_keeps_a_hundred_bids_the_ring_trees_first_and_counts_the_rest(
         "the ring tree's bid first"
     );
     lab.stop().await;
-}
-
-/// A resolver that never answers, for any name.
-fn never_answers() -> Lookup {
-    Arc::new(|_name: String| Box::pin(std::future::pending()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,26 +6,77 @@ use std::time::Duration;
 use host::policy::Limits;
 use host::store::CallOutcome;
 use serde_json::json;
-use tests::call_lab::{CallLab, Carrier};
+use tests::call_lab::{CallLab, Carrier, Sipp, never_answers};
 use tests::{TestApi, str_field, test_guest};
 
 const HOSTILE_NUMBER: &str = "+18005550711";
 const SCORED_NUMBER: &str = "+18005550722";
 
-/// A campaign of the tenant `tenant_id` whose id (`mode`) tells the hostile
-/// test scorer how to misbehave, scored by `scorer`.
-fn hostile_campaign(lab: &CallLab, tenant_id: &str, mode: &str, number: &str, scorer: &str) {
-    let store = &lab.api.state.store;
-    let mut campaign = store
-        .campaign(&lab.campaign_id)
-        .expect("read")
-        .expect("the lab's campaign");
-    campaign.id = mode.to_owned();
-    campaign.name = mode.to_owned();
-    campaign.tenant_id = tenant_id.to_owned();
-    campaign.numbers = vec![number.to_owned()];
-    campaign.scorer_policy_id = Some(scorer.to_owned());
-    store.put_campaign(&campaign).expect("campaign");
+/// The deadline of the labs' policies, which have fuel enough to spin
+/// through it.
+const DEADLINE: Duration = Duration::from_secs(1);
+
+/// A lab whose policies may spin for the whole [`DEADLINE`], and a hostile
+/// marketer with the hostile test scorer deployed: the lab, the tenant's id
+/// and key, and the scorer's id.
+async fn lab_with_hostile_tenant(
+    lookup: Option<host::runtime::Lookup>,
+) -> (CallLab, String, String, String) {
+    let lab = CallLab::with_limits(
+        Limits {
+            fuel: u64::MAX / 2,
+            deadline: DEADLINE,
+            ..TestApi::LIMITS
+        },
+        lookup,
+    )
+    .await;
+    let (hostile_id, hostile_key) = lab.api.tenant("hostile", "marketer").await;
+    let (scorer, _) = lab
+        .deploy_new(
+            &hostile_key,
+            "scorer",
+            test_guest("hostile-scorer.wasm"),
+            "fallback",
+        )
+        .await;
+    (lab, hostile_id, hostile_key, scorer)
+}
+
+/// The other tenant: the lab's campaign (no policy: routed on the loop) and
+/// a campaign with a well-behaved scorer (routed on the workers), both
+/// bidding to one buyer that answers four calls.
+async fn other_tenant(lab: &CallLab) -> Sipp {
+    let (scorer, _) = lab
+        .deploy_new(
+            &lab.marketer_key,
+            "scorer",
+            test_guest("hostile-scorer.wasm"),
+            "fallback",
+        )
+        .await;
+    let scored = lab
+        .api
+        .campaign(
+            &lab.marketer_key,
+            json!({"name": "scored", "numbers": [SCORED_NUMBER], "scorer_policy_id": scorer}),
+        )
+        .await;
+    let buyer = lab.buyer("buyer_answers", 4).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+    lab.bid_on(&str_field(&scored, "id"), &target, 5_000_000, 0, 0)
+        .await;
+    buyer
+}
+
+/// One call to each of the other tenant's campaigns, in turn.
+async fn other_tenants_calls(lab: &CallLab) -> (Carrier, Carrier) {
+    let static_bids = lab.carrier("caller_hangs_up", 1, &["-d", "50"]).await;
+    let scored = lab
+        .carrier_to(SCORED_NUMBER, "caller_hangs_up", 1, &["-d", "50"])
+        .await;
+    (static_bids, scored)
 }
 
 /// Waits until the policy workers hold at least `calls` calls.
@@ -56,56 +107,13 @@ fn slowest(carriers: &[&Carrier]) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scorer_at_its_deadline_holds_up_only_its_own_tenants_calls() {
-    // Unlimited fuel: each hostile call spins for the whole deadline.
-    let deadline = Duration::from_secs(1);
-    let lab = CallLab::with_limits(
-        Limits {
-            fuel: u64::MAX / 2,
-            deadline,
-            ..TestApi::LIMITS
-        },
-        None,
-    )
-    .await;
-    let (hostile_id, hostile_key) = lab.api.tenant("hostile", "marketer").await;
-    let (spinner, _) = lab
-        .deploy_new(
-            &hostile_key,
-            "scorer",
-            test_guest("hostile-scorer.wasm"),
-            "fallback",
-        )
-        .await;
-    hostile_campaign(&lab, &hostile_id, "spin", HOSTILE_NUMBER, &spinner);
-
-    // The other tenant: the lab's campaign (no policy: routed on the loop)
-    // and a campaign with a well-behaved scorer (routed on the workers).
-    let (scorer, _) = lab
-        .deploy_new(
-            &lab.marketer_key,
-            "scorer",
-            test_guest("hostile-scorer.wasm"),
-            "fallback",
-        )
-        .await;
-    let scored = lab
-        .api
-        .campaign(
-            &lab.marketer_key,
-            json!({"name": "scored", "numbers": [SCORED_NUMBER], "scorer_policy_id": scorer}),
-        )
-        .await;
-    let buyer = lab.buyer("buyer_answers", 4).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
-    lab.bid_on(&str_field(&scored, "id"), &target, 5_000_000, 0, 0)
-        .await;
-
-    let calm = (
-        lab.carrier("caller_hangs_up", 1, &["-d", "50"]).await,
-        lab.carrier_to(SCORED_NUMBER, "caller_hangs_up", 1, &["-d", "50"])
-            .await,
-    );
+    let (lab, hostile_id, _, spinner) = lab_with_hostile_tenant(None).await;
+    lab.campaign_in_store("spin", HOSTILE_NUMBER, |c| {
+        c.tenant_id = hostile_id.clone();
+        c.scorer_policy_id = Some(spinner.clone());
+    });
+    let buyer = other_tenant(&lab).await;
+    let calm = other_tenants_calls(&lab).await;
     calm.0.assert_ok();
     calm.1.assert_ok();
 
@@ -121,11 +129,7 @@ async fn a_scorer_at_its_deadline_holds_up_only_its_own_tenants_calls() {
     };
     let victim = async {
         workers_hold(&lab, 4).await;
-        let static_bids = lab.carrier("caller_hangs_up", 1, &["-d", "50"]).await;
-        let scored = lab
-            .carrier_to(SCORED_NUMBER, "caller_hangs_up", 1, &["-d", "50"])
-            .await;
-        (static_bids, scored)
+        other_tenants_calls(&lab).await
     };
     let (hostile, attacked) = tokio::join!(hostile, victim);
     hostile.assert_ok();
@@ -138,7 +142,7 @@ async fn a_scorer_at_its_deadline_holds_up_only_its_own_tenants_calls() {
         .into_iter()
         .min()
         .expect("hostile calls");
-    assert!(hostile_fastest >= deadline, "{hostile_fastest:?}");
+    assert!(hostile_fastest >= DEADLINE, "{hostile_fastest:?}");
     let calm_slowest = slowest(&[&calm.0, &calm.1]);
     let attacked_slowest = slowest(&[&attacked.0, &attacked.1]);
     // Before, each call waited for the hostile scorers ahead of it: at
@@ -247,32 +251,10 @@ async fn futures_join_all<F: std::future::Future>(
     outputs.into_iter().map(|o| o.expect("ready")).collect()
 }
 
-/// A resolver that never answers, for any name.
-fn never_answers() -> host::runtime::Lookup {
-    std::sync::Arc::new(|_name: String| Box::pin(std::future::pending()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_doing_every_hostile_thing_at_once_costs_the_others_nothing() {
-    let deadline = Duration::from_secs(1);
-    let lab = CallLab::with_limits(
-        Limits {
-            fuel: u64::MAX / 2,
-            deadline,
-            ..TestApi::LIMITS
-        },
-        Some(never_answers()),
-    )
-    .await;
-    let (hostile_id, hostile_key) = lab.api.tenant("hostile", "marketer").await;
-    let (scorer_of_hostile, _) = lab
-        .deploy_new(
-            &hostile_key,
-            "scorer",
-            test_guest("hostile-scorer.wasm"),
-            "fallback",
-        )
-        .await;
+    let (lab, hostile_id, hostile_key, scorer_of_hostile) =
+        lab_with_hostile_tenant(Some(never_answers())).await;
     // Each campaign's id is how its scorer misbehaves; every one falls
     // back to a target whose name never resolves.
     let modes = [
@@ -283,41 +265,14 @@ async fn a_tenant_doing_every_hostile_thing_at_once_costs_the_others_nothing() {
         ("count", "+18005550815", 2),
     ];
     for (mode, number, _) in modes {
-        hostile_campaign(&lab, &hostile_id, mode, number, &scorer_of_hostile);
-        let store = &lab.api.state.store;
-        let mut campaign = store.campaign(mode).expect("read").expect("made");
-        campaign.fallback_target = Some("sip:sink@never.resolves.test".to_owned());
-        store.put_campaign(&campaign).expect("campaign");
+        lab.campaign_in_store(mode, number, |c| {
+            c.tenant_id = hostile_id.clone();
+            c.scorer_policy_id = Some(scorer_of_hostile.clone());
+            c.fallback_target = Some("sip:sink@never.resolves.test".to_owned());
+        });
     }
-
-    let (scorer, _) = lab
-        .deploy_new(
-            &lab.marketer_key,
-            "scorer",
-            test_guest("hostile-scorer.wasm"),
-            "fallback",
-        )
-        .await;
-    let scored = lab
-        .api
-        .campaign(
-            &lab.marketer_key,
-            json!({"name": "scored", "numbers": [SCORED_NUMBER], "scorer_policy_id": scorer}),
-        )
-        .await;
-    let buyer = lab.buyer("buyer_answers", 4).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
-    lab.bid_on(&str_field(&scored, "id"), &target, 5_000_000, 0, 0)
-        .await;
-    let victim_calls = || async {
-        let static_bids = lab.carrier("caller_hangs_up", 1, &["-d", "50"]).await;
-        let scored = lab
-            .carrier_to(SCORED_NUMBER, "caller_hangs_up", 1, &["-d", "50"])
-            .await;
-        (static_bids, scored)
-    };
-    let calm = victim_calls().await;
+    let buyer = other_tenant(&lab).await;
+    let calm = other_tenants_calls(&lab).await;
 
     let policies = async {
         let calls = modes.map(|(_, number, calls)| {
@@ -378,7 +333,7 @@ async fn a_tenant_doing_every_hostile_thing_at_once_costs_the_others_nothing() {
         // The hostile calls arrive within 40 ms and spin for seconds; the
         // overlap is checked below from SIPp's own timestamps.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        victim_calls().await
+        other_tenants_calls(&lab).await
     };
     let (policies, upload, limited, held, attacked) =
         tokio::join!(policies, slow_upload, api_flood, idle_connections, victim);
@@ -392,7 +347,7 @@ async fn a_tenant_doing_every_hostile_thing_at_once_costs_the_others_nothing() {
     buyer.finish().await.assert_ok();
 
     let spin_fastest = policies[0].setup_times().into_iter().min().expect("calls");
-    assert!(spin_fastest >= deadline, "{spin_fastest:?}");
+    assert!(spin_fastest >= DEADLINE, "{spin_fastest:?}");
     let last_seen = |carrier: &Carrier| carrier.messages.iter().filter_map(|m| m.at).max();
     let first_sent = |carrier: &Carrier| carrier.messages.iter().filter_map(|m| m.at).min();
     assert!(

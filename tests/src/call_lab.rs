@@ -12,7 +12,7 @@ use host::auction::Ledger;
 use host::b2bua::{SwitchConfig, SwitchStats};
 use host::policy::Limits;
 use host::runtime::{CallServices, DatagramLoss, Lookup, Names, Resolver, SipSockets, serve_calls};
-use host::store::{CallFilter, CallRecord};
+use host::store::{CallFilter, CallRecord, Campaign};
 use host::transaction::Timers;
 use serde_json::json;
 use tokio::process::{Child, Command};
@@ -46,6 +46,11 @@ fn merged(mut base: serde_json::Value, over: &serde_json::Value) -> serde_json::
         base.extend(over.clone());
     }
     base
+}
+
+/// A resolver that never answers, for any name.
+pub fn never_answers() -> Lookup {
+    Arc::new(|_name: String| Box::pin(std::future::pending()))
 }
 
 /// A UDP port nobody uses now.
@@ -229,6 +234,22 @@ impl CallLab {
         let (status, created) = self.api.call("POST", path, Some(key), Some(body)).await;
         assert_eq!(status, 201, "{created}");
         str_field(&created, "id")
+    }
+
+    /// A campaign made straight in the store as a copy of the lab's with
+    /// `id`, its name, and `number`, then `change`d: its id can steer the
+    /// hostile test scorer (which misbehaves by campaign id).
+    pub fn campaign_in_store(&self, id: &str, number: &str, change: impl FnOnce(&mut Campaign)) {
+        let store = &self.api.state.store;
+        let mut campaign = store
+            .campaign(&self.campaign_id)
+            .expect("read")
+            .expect("the lab's campaign");
+        campaign.id = id.to_owned();
+        campaign.name = id.to_owned();
+        campaign.numbers = vec![number.to_owned()];
+        change(&mut campaign);
+        store.put_campaign(&campaign).expect("campaign");
     }
 
     /// A static bid on the lab's campaign (no minimum duration).
