@@ -36,6 +36,10 @@ pub struct Config {
     /// INVITEs per second one source address may send (bursts of twice as
     /// many); past it, `503` with `Retry-After`.
     pub sip_invite_rate: u32,
+    /// Percent of the node's CPU one tenant's policies may take while
+    /// other tenants have calls (1–100); past it its policies are not run
+    /// and its calls go on under their failure modes.
+    pub tenant_policy_cpu_percent: u8,
     /// Where uploads compile: by default a child of this executable, under
     /// a CPU time and memory budget.
     pub policy_compiler: Compiler,
@@ -61,6 +65,7 @@ pub struct ConfigFile {
     pub sip_invite_rate: Option<u32>,
     pub policy_compile_cpu_seconds: Option<u64>,
     pub policy_compile_memory_mib: Option<u64>,
+    pub tenant_policy_cpu_percent: Option<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +85,27 @@ impl ConfigFile {
             path: path.to_owned(),
             cause,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let file: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             reason: e.to_string(),
-        })
+        })?;
+        file.check().map_err(|reason| ConfigError::Parse {
+            path: path.to_owned(),
+            reason,
+        })?;
+        Ok(file)
+    }
+
+    /// Values the types allow but the server cannot use.
+    fn check(&self) -> Result<(), String> {
+        if let Some(percent) = self.tenant_policy_cpu_percent
+            && !(1..=100).contains(&percent)
+        {
+            return Err(format!(
+                "tenant_policy_cpu_percent is {percent}; it must be 1 to 100"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -121,6 +143,9 @@ impl Config {
             sip_quality_headers: file.sip_quality_headers.unwrap_or(true),
             sip_trusted_sources: file.sip_trusted_sources.clone().unwrap_or_default(),
             sip_invite_rate: file.sip_invite_rate.unwrap_or(DEFAULT_INVITE_RATE),
+            tenant_policy_cpu_percent: file
+                .tenant_policy_cpu_percent
+                .unwrap_or(crate::runtime::DEFAULT_TENANT_CPU_PERCENT),
             policy_compiler,
         }
     }
@@ -189,6 +214,17 @@ mod tests {
                 memory_bytes: 512 << 20
             }
         );
+    }
+
+    #[test]
+    fn a_tenants_cpu_share_is_a_percentage() {
+        let defaults = Config::resolve(ConfigFile::default(), vec![], None, None, None);
+        assert_eq!(defaults.tenant_policy_cpu_percent, 25);
+        for (text, valid) in [("10", true), ("100", true), ("0", false), ("101", false)] {
+            let file: ConfigFile =
+                toml::from_str(&format!("tenant_policy_cpu_percent = {text}")).unwrap();
+            assert_eq!(file.check().is_ok(), valid, "{text}");
+        }
     }
 
     #[test]

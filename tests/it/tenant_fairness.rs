@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use host::policy::Limits;
+use host::runtime::PolicyCpu;
 use host::store::CallOutcome;
 use serde_json::json;
-use tests::call_lab::{CallLab, Carrier, Sipp, never_answers};
+use tests::call_lab::{CallLab, Carrier, LabSetup, Sipp, never_answers};
 use tests::{TestApi, str_field, test_guest};
 
 const HOSTILE_NUMBER: &str = "+18005550711";
@@ -18,18 +19,21 @@ const DEADLINE: Duration = Duration::from_secs(1);
 
 /// A lab whose policies may spin for the whole [`DEADLINE`], and a hostile
 /// marketer with the hostile test scorer deployed: the lab, the tenant's id
-/// and key, and the scorer's id.
+/// and key, and the scorer's id. No tenant's CPU share runs out here, so
+/// that what is tested is the workers' queue; the share has tests of its own.
 async fn lab_with_hostile_tenant(
     lookup: Option<host::runtime::Lookup>,
 ) -> (CallLab, String, String, String) {
-    let lab = CallLab::with_limits(
-        Limits {
+    let lab = CallLab::build(LabSetup {
+        limits: Limits {
             fuel: u64::MAX / 2,
             deadline: DEADLINE,
             ..TestApi::LIMITS
         },
         lookup,
-    )
+        tenant_cpu: PolicyCpu::new(Duration::from_secs(3600)),
+        ..LabSetup::default()
+    })
     .await;
     let (hostile_id, hostile_key) = lab.api.tenant("hostile", "marketer").await;
     let (scorer, _) = lab
@@ -407,4 +411,175 @@ async fn a_tenant_doing_every_hostile_thing_at_once_costs_the_others_nothing() {
     assert_eq!(answered, victim_calls);
     drop(held);
     lab.stop().await;
+}
+
+/// A lab whose policies may spin for 50 ms, each tenant's share of CPU
+/// 20 ms a second.
+async fn lab_with_small_cpu_shares() -> CallLab {
+    CallLab::build(LabSetup {
+        limits: Limits {
+            fuel: u64::MAX / 2,
+            deadline: Duration::from_millis(50),
+            ..TestApi::LIMITS
+        },
+        tenant_cpu: PolicyCpu::new(Duration::from_millis(20)),
+        ..LabSetup::default()
+    })
+    .await
+}
+
+/// The outcomes of `policy_id`'s runs in `records`, and the tenants charged.
+fn policy_outcomes<'r>(
+    records: &'r [host::store::CallRecord],
+    policy_id: &str,
+) -> Vec<(&'r str, &'r str)> {
+    records
+        .iter()
+        .flat_map(|r| &r.trace.policies)
+        .filter(|p| p.policy_id == policy_id)
+        .map(|p| (p.outcome.as_str(), p.tenant_id.as_str()))
+        .collect()
+}
+
+fn count(outcomes: &[(&str, &str)], outcome: &str) -> usize {
+    outcomes.iter().filter(|(o, _)| *o == outcome).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_past_its_cpu_share_runs_no_policy_while_another_tenant_calls() {
+    let lab = lab_with_small_cpu_shares().await;
+    let (hostile_id, hostile_key) = lab.api.tenant("hostile", "marketer").await;
+    let (spinner, _) = lab
+        .deploy_new(
+            &hostile_key,
+            "scorer",
+            test_guest("hostile-scorer.wasm"),
+            "fallback",
+        )
+        .await;
+    lab.campaign_in_store("spin", HOSTILE_NUMBER, |c| {
+        c.tenant_id = hostile_id.clone();
+        c.scorer_policy_id = Some(spinner.clone());
+    });
+    // Alone on the node the tenant may take all of it: four spins of 50 ms
+    // one after the other, ten times its share of a second.
+    lab.carrier_to(HOSTILE_NUMBER, "caller_refused", 4, &["-l", "1"])
+        .await
+        .assert_ok();
+    let alone = lab.wait_for_records(4).await;
+    assert_eq!(
+        policy_outcomes(&alone, &spinner),
+        vec![("timeout", hostile_id.as_str()); 4]
+    );
+
+    // With another tenant calling, the spinner runs only on what it earns.
+    let buyer = lab.buyer("buyer_answers", 20).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+    let (hostile, other) = tokio::join!(
+        lab.carrier_to(
+            HOSTILE_NUMBER,
+            "caller_refused",
+            20,
+            &["-r", "10", "-l", "2"]
+        ),
+        lab.carrier("caller_hangs_up", 20, &["-r", "10", "-d", "50"]),
+    );
+    hostile.assert_ok();
+    other.assert_ok();
+    buyer.finish().await.assert_ok();
+    let records = lab.wait_for_records(44).await;
+    let spins = policy_outcomes(&records, &spinner);
+    assert_eq!(spins.len(), 24);
+    // 2 s of calls earn 40 ms of CPU: a spin or two (spins take less CPU
+    // than their 50 ms on a loaded machine), and one into debt.
+    assert!(
+        count(&spins, "cpu_share") >= 10,
+        "{} of 20 refused: {spins:?}",
+        count(&spins, "cpu_share")
+    );
+    assert_eq!(
+        count(&spins, "cpu_share") + count(&spins, "timeout"),
+        24,
+        "{spins:?}"
+    );
+    let hostile_calls = records.iter().filter(|r| r.tenant_id == hostile_id);
+    assert!(
+        hostile_calls
+            .clone()
+            .all(|r| r.outcome == CallOutcome::NoAnswer),
+        "a call whose policy was not run is still handled"
+    );
+    assert_eq!(hostile_calls.count(), 24);
+    let answered = records
+        .iter()
+        .filter(|r| r.tenant_id != hostile_id && r.outcome == CallOutcome::Answered)
+        .count();
+    assert_eq!(answered, 20);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bidders_module_is_charged_to_the_bidder_and_not_to_the_marketer_it_bids_for() {
+    let lab = lab_with_small_cpu_shares().await;
+    let (spinning_bidder, bidder_key) = lab.api.tenant("spinning", "bidder").await;
+    // The test bidder spins on campaign `spin-bids`.
+    let (module, _) = lab
+        .deploy_new(
+            &bidder_key,
+            "bidder",
+            test_guest("echo-bidder.wasm"),
+            "skip",
+        )
+        .await;
+    lab.new_bidder_as(&bidder_key, "spins", json!({"strategy_policy_id": module}))
+        .await;
+    let (scorer, _) = lab
+        .deploy_new(
+            &lab.marketer_key,
+            "scorer",
+            test_guest("hostile-scorer.wasm"),
+            "fallback",
+        )
+        .await;
+    lab.campaign_in_store("spin-bids", SCORED_NUMBER, |c| {
+        c.scorer_policy_id = Some(scorer.clone());
+    });
+    let buyer = lab.buyer("buyer_answers", 20).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid_on("spin-bids", &target, 5_000_000, 0, 0).await;
+
+    lab.carrier_to(
+        SCORED_NUMBER,
+        "caller_hangs_up",
+        20,
+        &["-r", "10", "-d", "50"],
+    )
+    .await
+    .assert_ok();
+    buyer.finish().await.assert_ok();
+    let records = lab.wait_for_records(20).await;
+    assert!(records.iter().all(|r| r.outcome == CallOutcome::Answered));
+    let bids = policy_outcomes(&records, &module);
+    assert!(
+        bids.iter().all(|(_, tenant)| *tenant == spinning_bidder),
+        "{bids:?}"
+    );
+    assert!(count(&bids, "cpu_share") >= 10, "{bids:?}");
+    assert_eq!(
+        count(&bids, "cpu_share") + count(&bids, "timeout"),
+        20,
+        "{bids:?}"
+    );
+    // The marketer's own scorer never paid for the bidder's spins.
+    assert_eq!(
+        policy_outcomes(&records, &scorer),
+        vec![("ok", lab_marketer(&records)); 20]
+    );
+    lab.stop().await;
+}
+
+/// The tenant of the lab's campaigns, as the records name it.
+fn lab_marketer(records: &[host::store::CallRecord]) -> &str {
+    records[0].tenant_id.as_str()
 }

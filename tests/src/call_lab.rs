@@ -11,7 +11,9 @@ use std::time::Duration;
 use host::auction::Ledger;
 use host::b2bua::{SwitchConfig, SwitchStats};
 use host::policy::Limits;
-use host::runtime::{CallServices, DatagramLoss, Lookup, Names, Resolver, SipSockets, serve_calls};
+use host::runtime::{
+    CallServices, DatagramLoss, Lookup, Names, PolicyCpu, Resolver, SipSockets, serve_calls,
+};
 use host::store::{CallFilter, CallRecord, Campaign};
 use host::transaction::Timers;
 use serde_json::json;
@@ -59,6 +61,31 @@ pub fn free_port() -> u16 {
     socket.local_addr().expect("address").port()
 }
 
+/// How a [`CallLab`] is set up; the default is RFC 3261's timers, room for
+/// 1,000 calls, the test limits on policies, the system's resolver and the
+/// server's default share of CPU per tenant.
+pub struct LabSetup {
+    pub timers: Timers,
+    pub max_calls: usize,
+    pub loss: Option<DatagramLoss>,
+    pub lookup: Option<Lookup>,
+    pub limits: Limits,
+    pub tenant_cpu: PolicyCpu,
+}
+
+impl Default for LabSetup {
+    fn default() -> Self {
+        LabSetup {
+            timers: Timers::default(),
+            max_calls: 1000,
+            loss: None,
+            lookup: None,
+            limits: TestApi::LIMITS,
+            tenant_cpu: PolicyCpu::for_this_machine(host::runtime::DEFAULT_TENANT_CPU_PERCENT),
+        }
+    }
+}
+
 pub struct CallLab {
     pub api: TestApi,
     pub sip: SocketAddr,
@@ -86,28 +113,34 @@ impl CallLab {
 
     /// As [`CallLab::with`], the call server dropping datagrams on purpose.
     pub async fn with_loss(timers: Timers, max_calls: usize, loss: Option<DatagramLoss>) -> Self {
-        Self::build(timers, max_calls, loss, None, TestApi::LIMITS).await
+        Self::build(LabSetup {
+            timers,
+            max_calls,
+            loss,
+            ..LabSetup::default()
+        })
+        .await
     }
 
     /// RFC 3261's timers, the call server resolving target names with
     /// `lookup` instead of the system's resolver.
     pub async fn with_lookup(lookup: Lookup) -> Self {
-        Self::build(Timers::default(), 1000, None, Some(lookup), TestApi::LIMITS).await
+        Self::build(LabSetup {
+            lookup: Some(lookup),
+            ..LabSetup::default()
+        })
+        .await
     }
 
-    /// RFC 3261's timers, policies held to `limits`, target names resolved
-    /// with `lookup` if given.
-    pub async fn with_limits(limits: Limits, lookup: Option<Lookup>) -> Self {
-        Self::build(Timers::default(), 1000, None, lookup, limits).await
-    }
-
-    async fn build(
-        timers: Timers,
-        max_calls: usize,
-        loss: Option<DatagramLoss>,
-        lookup: Option<Lookup>,
-        limits: Limits,
-    ) -> Self {
+    pub async fn build(setup: LabSetup) -> Self {
+        let LabSetup {
+            timers,
+            max_calls,
+            loss,
+            lookup,
+            limits,
+            tenant_cpu,
+        } = setup;
         let api = TestApi::with_limits(limits).await;
         let (names, resolver) = match lookup {
             Some(lookup) => {
@@ -126,6 +159,7 @@ impl CallLab {
             policies: api.state.policies.clone(),
             metrics: api.state.metrics.clone(),
             ledger: api.state.ledger.clone(),
+            cpu: Arc::new(tenant_cpu),
         });
         let ledger = api.state.ledger.clone();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);

@@ -69,6 +69,10 @@ pub enum PolicyFailure {
     /// The host could not instantiate the policy (e.g. too many instances at once).
     #[error("policy could not be instantiated: {0}")]
     Unavailable(String),
+    /// Not run: its tenant's policies had used their share of the node's
+    /// CPU while other tenants had calls.
+    #[error("policy not run: its tenant used its share of the node's CPU")]
+    CpuShare,
 }
 
 impl PolicyFailure {
@@ -82,6 +86,7 @@ impl PolicyFailure {
             PolicyFailure::BadOutput(_) => "bad_output",
             PolicyFailure::GuestError(_) => "guest_error",
             PolicyFailure::Unavailable(_) => "unavailable",
+            PolicyFailure::CpuShare => "cpu_share",
         }
     }
 }
@@ -97,6 +102,20 @@ pub struct Invocation<T> {
     pub logs: Vec<GuestLog>,
     /// Lines past [`MAX_LOG_LINES`] that were dropped.
     pub logs_dropped: u32,
+}
+
+impl<T> Invocation<T> {
+    /// An invocation the host did not start, failed for `failure`.
+    pub fn not_run(failure: PolicyFailure) -> Self {
+        Invocation {
+            outcome: Err(failure),
+            fuel_used: 0,
+            elapsed: Duration::ZERO,
+            memory_peak_bytes: 0,
+            logs: Vec::new(),
+            logs_dropped: 0,
+        }
+    }
 }
 
 /// The `T` of every `Store`: per-invocation limits and what the imports serve.

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use super::compiled::CompiledPolicy;
-use super::invoke::{Invocation, InvocationContext};
+use super::invoke::{Invocation, InvocationContext, PolicyFailure};
 use super::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
 
 /// What the host does when an invocation fails.
@@ -169,6 +169,18 @@ impl Deployment {
         self.run(&call.id, ctx, |policy, ctx| {
             policy.select(ctx, call, quality, bids)
         })
+    }
+
+    /// The run of a call the host did not invoke the policy for: the version
+    /// that would have served it, failed for `failure`, and no shadow.
+    pub fn not_run<T>(&self, call_id: &str, failure: PolicyFailure) -> Run<T> {
+        let (policy, canary) = self.pick(call_id);
+        Run {
+            version: policy.sha256().to_owned(),
+            canary,
+            invocation: Invocation::not_run(failure),
+            shadow: None,
+        }
     }
 
     fn run<T>(

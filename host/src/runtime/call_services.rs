@@ -21,7 +21,7 @@ use crate::policy::model::{
     BidCandidate, CallFacts, CallTime, CallerHistory, Header, Offer as PolicyOffer, Quality,
     TargetStats, World,
 };
-use crate::policy::{FailureMode, InvocationContext, PolicyKv, Run};
+use crate::policy::{FailureMode, InvocationContext, PolicyFailure, PolicyKv, Run};
 use crate::store::{
     Bid, BidTrace, Bidder, CallOutcome, Campaign, DEFAULT_MIN_DURATION_S, Market, NumberOwner,
     PolicyTrace, Store, Target,
@@ -46,6 +46,8 @@ pub struct CallServices {
     pub policies: Arc<PolicyLifecycle>,
     pub metrics: Arc<Metrics>,
     pub ledger: Arc<Ledger>,
+    /// Each tenant's share of the CPU policies take.
+    pub cpu: Arc<super::PolicyCpu>,
 }
 
 /// The campaign a call is for, found by its called number.
@@ -82,6 +84,9 @@ impl CallServices {
             owner,
             campaign,
         } = destination;
+        // Whether or not the call runs a policy of its own, its tenant has
+        // calls that the other tenants' policies must leave CPU for.
+        self.cpu.note_call(&campaign.tenant_id);
         let at = request.received_at_ms.div_euclid(1000);
         let attribution = match owner {
             NumberOwner::Pool(_) => self
@@ -147,7 +152,10 @@ impl CallServices {
                 kv: self.store.clone() as Arc<dyn PolicyKv>,
                 kv_namespace: Store::kv_namespace(&policy_id, &scoring.campaign.tenant_id),
             };
-            let run = deployment.score(&ctx, &scoring.call);
+            let run = self
+                .cpu
+                .run(&owner, || deployment.score(&ctx, &scoring.call))
+                .unwrap_or_else(|| deployment.not_run(&scoring.call.id, PolicyFailure::CpuShare));
             scoring.policies = self.traces(&policy_id, &owner, &run);
             match run.invocation.outcome {
                 Ok(quality) => {
@@ -299,7 +307,10 @@ impl CallServices {
             kv: self.store.clone() as Arc<dyn PolicyKv>,
             kv_namespace: Store::kv_namespace(policy_id, &bidder.tenant_id),
         };
-        let run = deployment.bid(&ctx, offer);
+        let run = self
+            .cpu
+            .run(&bidder.tenant_id, || deployment.bid(&ctx, offer))
+            .unwrap_or_else(|| deployment.not_run(&offer.call_id, PolicyFailure::CpuShare));
         traces.extend(self.traces(policy_id, &bidder.tenant_id, &run));
         let decision = run.invocation.outcome.ok().flatten()?;
         let mut bid = bid_of_call(
@@ -476,7 +487,12 @@ impl CallServices {
             score: scoring.quality,
             tags: scoring.tags.clone(),
         };
-        let run = deployment.select(&ctx, &scoring.call, &quality, &candidates);
+        let run = self
+            .cpu
+            .run(owner, || {
+                deployment.select(&ctx, &scoring.call, &quality, &candidates)
+            })
+            .unwrap_or_else(|| deployment.not_run(&scoring.call.id, PolicyFailure::CpuShare));
         traces.extend(self.traces(policy_id, owner, &run));
         if let Ok(order) = &run.invocation.outcome {
             auction::apply_order(outcome, order);

@@ -244,6 +244,9 @@ pub async fn serve(
         policies: host.state.policies.clone(),
         metrics: host.state.metrics.clone(),
         ledger: host.state.ledger.clone(),
+        cpu: Arc::new(super::PolicyCpu::for_this_machine(
+            config.tenant_policy_cpu_percent,
+        )),
     });
     for address in &config.sip_listen {
         let sockets = bind_sip(*address).await?;

@@ -3,7 +3,8 @@
 //! key-value store has seen, and bids 50 USD: for the target the offer's
 //! shared `target` attribution names if there is one (so that a test can
 //! make a module name any target, a rival's too), else for the bidder's
-//! first target.
+//! first target. On campaign `spin-bids` it spins instead, for the host to
+//! stop it.
 
 use guest_sdk::{BidDecision, Bidder, Host, Offer};
 
@@ -11,6 +12,12 @@ pub struct EchoBidder;
 
 impl Bidder for EchoBidder {
     fn bid(offer: &Offer, host: &impl Host) -> Option<BidDecision> {
+        if offer.campaign_id == "spin-bids" {
+            let mut turns = 0u64;
+            loop {
+                turns = std::hint::black_box(turns.wrapping_add(1));
+            }
+        }
         let seen = host
             .kv_get("offers")
             .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())

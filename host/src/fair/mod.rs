@@ -2,6 +2,11 @@
 //! round-robin, with a cap on how much of one tenant runs at once, so that
 //! a tenant with slow or many jobs waits behind itself and not others. The
 //! policy workers that route calls and the compile queue are both one.
+//! [`CpuShares`] bounds the CPU one tenant's policies take.
+
+mod cpu_shares;
+
+pub use cpu_shares::{ACTIVE_WINDOW, CpuShares};
 
 use std::collections::{HashMap, VecDeque};
 
