@@ -191,7 +191,23 @@ attack() {
   ATTACKER=$!
   sleep 1
 }
+# Policy runs the host did not make because their tenant's share of CPU was
+# spent: the hostile scorer's, and every other policy's.
+cpu_share_skips() {
+  curl -sf http://127.0.0.1:$HTTP_PORT/metrics | python3 -c '
+import sys
+spinner, hostile, others = sys.argv[1], 0, 0
+for line in sys.stdin:
+    if line.startswith("plugboard_policy_invocations_total{") and "outcome=\"cpu_share\"" in line:
+        count = int(float(line.rsplit(" ", 1)[1]))
+        if "policy=\"%s\"" % spinner in line:
+            hostile += count
+        else:
+            others += count
+print("the hostile scorer %d, every other policy %d" % (hostile, others))' "$SPINNER"
+}
 ATTACKED_ANSWER=skipped ATTACKED_BEST=skipped
+SKIPS_CALM=$(cpu_share_skips)
 if [ "$HOSTILE_RATE" -gt 0 ]; then
   sleep 1
   PB_CALM=$(answer_times 127.0.0.1:$PB_PORT "$HALF")
@@ -204,6 +220,7 @@ if [ "$HOSTILE_RATE" -gt 0 ]; then
   if step 127.0.0.1:$PB_PORT "$PB_BEST"; then ATTACKED_BEST=passed; else ATTACKED_BEST=failed; fi
   wait $ATTACKER || true
 fi
+SKIPS_END=$(cpu_share_skips)
 CPU=$(ps -o cputime= -p $PB_PID)
 echo
 echo "highest rate with zero failed calls (steps of ${STEP_S}s: $RATES)"
@@ -218,4 +235,6 @@ echo "another tenant's scorer spinning to its deadline on $HOSTILE_RATE calls/s:
 echo "  INVITE → 200 OK at $HALF calls/s, without: ${PB_CALM:-skipped}"
 echo "  INVITE → 200 OK at $HALF calls/s, with:    $ATTACKED_ANSWER"
 echo "  $PB_BEST calls/s with zero failed calls, with: $ATTACKED_BEST"
+echo "policy runs skipped for a spent CPU share, before the attack: $SKIPS_CALM"
+echo "  and after it: $SKIPS_END"
 echo "plugboard CPU time over the run: $CPU"
