@@ -401,6 +401,49 @@ async fn a_caller_cancel_while_the_buyer_rings_cancels_the_buyer_and_answers_487
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_that_never_answers_the_cancel_is_given_up_after_64_t1_and_frees_the_call() {
+    // T1 of 20 ms: 64·T1 is 1.28 s.
+    let timers = host::transaction::Timers {
+        t1: std::time::Duration::from_millis(20),
+        t2: std::time::Duration::from_millis(160),
+        t4: std::time::Duration::from_millis(200),
+    };
+    let lab = CallLab::with(timers, 1000).await;
+    let buyer = lab.buyer("buyer_ignores_cancel", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    lab.carrier("caller_cancels", 1, &[]).await.assert_ok();
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    expect![[r#"
+        <- INVITE
+        -> SIP/2.0 180 Ringing
+        <- CANCEL
+        -> SIP/2.0 200 OK
+    "#]]
+    .assert_eq(&buyer.flow());
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Abandoned);
+    assert_eq!(record.trace.legs[0].result, "cancelled");
+    // The call's slot, counted against max_calls, is given back.
+    let mut metrics = String::new();
+    for _ in 0..500 {
+        metrics = lab.api.metrics().await;
+        if metrics.contains("plugboard_active_calls 0") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        metrics.contains("plugboard_active_calls 0"),
+        "the call is still held:\n{metrics}"
+    );
+    assert_eq!(lab.ledger.active(&target), 0);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_crossing_the_cancel_is_acknowledged_and_hung_up() {
     let lab = CallLab::start().await;
     let buyer = lab.buyer("buyer_answers_across_cancel", 1).await;
@@ -470,6 +513,83 @@ async fn hold_and_unhold_from_the_caller_reach_the_buyer_and_back() {
         [false, true, false, false],
         "the buyer's hold answer comes back"
     );
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keypress_sent_as_info_reaches_the_buyer_with_its_body() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_takes_dtmf", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_sends_dtmf", 1, &[]).await;
+    carrier.assert_ok();
+    expect![[r#"
+        -> INVITE
+        <- SIP/2.0 100 Trying
+        <- SIP/2.0 180 Ringing
+        <- SIP/2.0 200 OK
+        -> ACK
+        -> INFO
+        <- SIP/2.0 200 OK
+        -> BYE
+        <- SIP/2.0 200 OK
+    "#]]
+    .assert_eq(&carrier.flow());
+    // The buyer's scenario checks the INFO's body and Content-Type.
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    let info = buyer
+        .messages
+        .iter()
+        .find(|m| !m.sent && m.first_line().starts_with("INFO "))
+        .expect("the buyer got the INFO");
+    assert!(
+        info.text.contains("Signal=5") && info.text.contains("Duration=160"),
+        "{}",
+        info.text
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_offer_gets_the_buyers_offer_to_the_caller_and_the_callers_answer_to_the_buyer() {
+    let lab = CallLab::start().await;
+    // The buyer's scenario checks that its ACK carries the caller's answer,
+    // the caller's that the 200 carries the buyer's offer.
+    let buyer = lab.buyer("buyer_offers_in_200", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_late_offer", 1, &["-d", "100"]).await;
+    carrier.assert_ok();
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    expect![[r#"
+        <- INVITE
+        -> SIP/2.0 180 Ringing
+        -> SIP/2.0 200 OK
+        <- ACK
+        <- BYE
+        -> SIP/2.0 200 OK
+    "#]]
+    .assert_eq(&buyer.flow());
+    let received = |first: &str| {
+        buyer
+            .messages
+            .iter()
+            .find(|m| !m.sent && m.first_line().starts_with(first))
+            .map(|m| m.text.clone())
+            .expect("received")
+    };
+    assert!(
+        !received("INVITE ").contains("v=0"),
+        "no offer in the INVITE"
+    );
+    assert!(received("ACK ").contains("o=caller-answer"));
     let record = &lab.wait_for_records(1).await[0];
     assert_eq!(record.outcome, CallOutcome::Answered);
     lab.stop().await;

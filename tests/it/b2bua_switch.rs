@@ -401,6 +401,231 @@ fn a_ring_timeout_cancels_on_time_and_rings_the_next_target_and_a_late_provision
     .assert_eq(&bench.trace);
 }
 
+/// The carrier's re-INVITE number `cseq` on the call's dialog.
+fn carrier_reinvite(call: &str, to_tag: &str, cseq: u32) -> String {
+    format!(
+        "INVITE sip:plugboard@192.0.2.5:5060 SIP/2.0
+Via: SIP/2.0/UDP {CARRIER};branch=z9hG4bK{call}-re{cseq}
+Max-Forwards: 70
+To: <sip:+18005550100@192.0.2.5>;tag={to_tag}
+From: <sip:+14155550123@{CARRIER}>;tag=c-{call}
+Call-ID: {call}@carrier
+CSeq: {cseq} INVITE
+Contact: <sip:+14155550123@{CARRIER}>
+Content-Length: 0
+
+"
+    )
+}
+
+#[test]
+fn a_second_invite_while_one_is_pending_gets_500_with_retry_after_and_crossing_ones_491() {
+    let mut bench = Bench::new(10, Arc::new(Ledger::new()));
+    bench.receive(CARRIER, &invite("g1"));
+    bench.route(vec![ring("a", BUYER_A, 20, 0)]);
+    bench.answer(BUYER_A, 200, "OK");
+    let tag = carrier_tag(&bench);
+    bench.receive(CARRIER, &ack("g1", &tag));
+    // The carrier's re-INVITE goes to the buyer, which has not answered it
+    // when the carrier sends another.
+    bench.receive(CARRIER, &carrier_reinvite("g1", &tag, 2));
+    bench.receive(CARRIER, &carrier_reinvite("g1", &tag, 3));
+    // The buyer's own re-INVITE crosses ours.
+    let ours = bench.last_invite_to(BUYER_A);
+    let header = |name: &str| ours.header(name).unwrap_or_default().to_owned();
+    let buyer_reinvite = format!(
+        "INVITE sip:plugboard@192.0.2.5:5060 SIP/2.0
+Via: SIP/2.0/UDP {BUYER_A};branch=z9hG4bKbuyer-re1
+Max-Forwards: 70
+To: {}
+From: {};tag=buyertag
+Call-ID: {}
+CSeq: 7 INVITE
+Contact: <sip:buyer@{BUYER_A}>
+Content-Length: 0
+
+",
+        header("From"),
+        header("To"),
+        header("Call-ID"),
+    );
+    bench.receive(BUYER_A, &buyer_reinvite);
+    let responses: Vec<String> = bench
+        .sent
+        .iter()
+        .filter(|(_, m)| !m.is_request() && m.status() >= 400)
+        .map(|(route, m)| {
+            format!(
+                "{} {} {} Retry-After: {:?}",
+                name_of(*route),
+                m.header("CSeq").unwrap_or_default(),
+                shown(m),
+                m.header("Retry-After"),
+            )
+        })
+        .collect();
+    assert_eq!(responses.len(), 2, "{}", bench.trace);
+    assert!(
+        responses[0]
+            .starts_with("carrier 3 INVITE SIP/2.0 500 Server Internal Error Retry-After: Some("),
+        "{responses:?}"
+    );
+    let retry: u32 = responses[0]
+        .rsplit_once("Some(\"")
+        .and_then(|(_, v)| v.trim_end_matches("\")").parse().ok())
+        .expect("a number of seconds");
+    assert!(retry <= 10, "{retry}");
+    assert_eq!(
+        responses[1],
+        "buyer A 7 INVITE SIP/2.0 491 Request Pending Retry-After: None"
+    );
+}
+
+#[test]
+fn the_callers_record_route_is_copied_in_order_into_responses_that_make_the_dialog() {
+    let mut bench = Bench::new(10, Arc::new(Ledger::new()));
+    let routed = invite("rr1").replace(
+        "Max-Forwards: 70\n",
+        "Max-Forwards: 70\nRecord-Route: <sip:edge.carrier.test;lr>\nRecord-Route: <sip:core.carrier.test;lr;ftag=x>\n",
+    );
+    bench.receive(CARRIER, &routed);
+    bench.route(vec![ring("a", BUYER_A, 20, 0)]);
+    bench.answer(BUYER_A, 180, "Ringing");
+    bench.answer(BUYER_A, 200, "OK");
+    let to_carrier: Vec<(u16, Vec<&str>)> = bench
+        .sent
+        .iter()
+        .filter(|(route, m)| *route == Route::Udp(address(CARRIER)) && !m.is_request())
+        .map(|(_, m)| {
+            let routes = m
+                .headers
+                .iter()
+                .filter(|h| h.name == "Record-Route")
+                .map(|h| h.value.as_str())
+                .collect();
+            (m.status(), routes)
+        })
+        .collect();
+    let both = vec![
+        "<sip:edge.carrier.test;lr>",
+        "<sip:core.carrier.test;lr;ftag=x>",
+    ];
+    assert_eq!(
+        to_carrier,
+        vec![(100, vec![]), (180, both.clone()), (200, both)],
+        "100 Trying makes no dialog"
+    );
+
+    // A refusal makes none either.
+    let mut refused = Bench::new(10, Arc::new(Ledger::new()));
+    refused.receive(
+        CARRIER,
+        &invite("rr2").replace(
+            "Max-Forwards: 70\n",
+            "Max-Forwards: 70\nRecord-Route: <sip:edge.carrier.test;lr>\n",
+        ),
+    );
+    refused.route(vec![]);
+    let (_, last) = refused.sent.last().expect("a response");
+    assert!(last.status() >= 400 && last.header("Record-Route").is_none());
+}
+
+/// A 200 from buyer A to the last INVITE sent to it, with `tag` in To.
+fn buyer_ok(bench: &Bench, tag: &str) -> Message {
+    let request = bench.last_invite_to(BUYER_A);
+    response_to(
+        &request.headers,
+        200,
+        "OK",
+        tag,
+        &[("Contact", format!("<sip:{tag}@{BUYER_A}>"))],
+    )
+}
+
+#[test]
+fn each_forks_answer_is_acknowledged_on_its_own_dialog_and_all_but_the_first_hung_up() {
+    let mut bench = Bench::new(10, Arc::new(Ledger::new()));
+    bench.receive(CARRIER, &invite("f1"));
+    bench.route(vec![ring("a", BUYER_A, 20, 0)]);
+    let first = buyer_ok(&bench, "fork1");
+    let second = buyer_ok(&bench, "fork2");
+    bench.receive_inbound(BUYER_A, Inbound::Response(first.clone()));
+    bench.receive_inbound(BUYER_A, Inbound::Response(second.clone()));
+    // Both keep retransmitting until their ACKs arrive; say one of each.
+    bench.receive_inbound(BUYER_A, Inbound::Response(second));
+    bench.receive_inbound(BUYER_A, Inbound::Response(first));
+    let to_buyer: Vec<String> = bench
+        .sent
+        .iter()
+        .filter(|(route, m)| *route == Route::Udp(address(BUYER_A)) && m.is_request())
+        .map(|(_, m)| {
+            let tag = host::sip::tag_param(m.header("To").unwrap_or_default()).unwrap_or("-");
+            format!("{} {tag}", shown(m))
+        })
+        .collect();
+    assert_eq!(
+        to_buyer,
+        [
+            "INVITE -",
+            "ACK fork1",
+            "ACK fork2",
+            "BYE fork2",
+            "ACK fork2",
+            "ACK fork1"
+        ]
+    );
+    let to_carrier = bench
+        .sent
+        .iter()
+        .filter(|(route, m)| {
+            *route == Route::Udp(address(CARRIER)) && !m.is_request() && m.status() == 200
+        })
+        .count();
+    assert_eq!(to_carrier, 1, "the caller sees one answer");
+    // The buyer's side of the second dialog ends; the call goes on.
+    let bye = bench
+        .sent
+        .iter()
+        .rev()
+        .find(|(_, m)| m.method() == Some(&host::sip::Method::Bye))
+        .map(|(_, m)| m.clone())
+        .expect("a BYE");
+    let ok = response_to(&bye.headers, 200, "OK", "fork2", &[]);
+    bench.receive_inbound(BUYER_A, Inbound::Response(ok));
+    let tag = carrier_tag(&bench);
+    bench.receive(CARRIER, &ack("f1", &tag));
+    bench.receive(
+        CARRIER,
+        &format!(
+            "BYE sip:plugboard@192.0.2.5:5060 SIP/2.0
+Via: SIP/2.0/UDP {CARRIER};branch=z9hG4bKf1-bye
+Max-Forwards: 70
+To: <sip:+18005550100@192.0.2.5>;tag={tag}
+From: <sip:+14155550123@{CARRIER}>;tag=c-f1
+Call-ID: f1@carrier
+CSeq: 2 BYE
+Content-Length: 0
+
+"
+        ),
+    );
+    let last_bye = bench
+        .sent
+        .iter()
+        .rev()
+        .find(|(_, m)| m.method() == Some(&host::sip::Method::Bye))
+        .map(|(_, m)| host::sip::tag_param(m.header("To").unwrap_or_default()).map(str::to_owned))
+        .expect("a BYE");
+    assert_eq!(
+        last_bye.as_deref(),
+        Some("fork1"),
+        "the call's own dialog is hung up"
+    );
+    let records = bench.take_records();
+    assert_eq!(records[0].trace.legs[0].other_forks_answered, 1);
+    assert_eq!(records[0].trace.legs[0].result, "answered");
+}
+
 #[test]
 fn a_full_target_is_skipped_and_the_trace_says_so() {
     let ledger = Arc::new(Ledger::new());

@@ -69,6 +69,7 @@ fn every_wire_vector_gets_its_expected_outcome() {
     expect![[r#"
         app-accept-without-sdp: refuse 406 Not Acceptable [Accept: application/sdp]
         app-extension-method: refuse 501 Not Implemented [Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK]
+        app-info-with-dtmf-body: request INFO (24 body bytes)
         app-max-forwards-zero: refuse 483 Too Many Hops
         app-options-with-max-forwards-zero: request OPTIONS (0 body bytes)
         app-register-not-allowed: refuse 405 Method Not Allowed [Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK]

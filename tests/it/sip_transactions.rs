@@ -156,6 +156,54 @@ fn a_provisional_response_stops_timers_a_and_b() {
 }
 
 #[test]
+fn a_cancelled_invite_without_a_final_response_gives_up_after_64_t1() {
+    let start = host::clock::now();
+    let mut tx = ClientInvite::new(request("INVITE"), false, Timers::default(), start);
+    let mut log = Vec::new();
+    run(&mut tx, start, start, start, &mut log);
+    tx.handle_response(start + T1, response(180, "INVITE"));
+    run(&mut tx, start, start + T1, start + T1 * 4, &mut log);
+    // The CANCEL goes out at 2 s; the buyer answers it and nothing more.
+    tx.cancel_sent(start + T1 * 4);
+    tx.cancel_sent(start + T1 * 10);
+    run(
+        &mut tx,
+        start,
+        start + T1 * 4,
+        start + Duration::from_secs(120),
+        &mut log,
+    );
+    expect_test::expect![[r#"
+        0.0s send INVITE sip:sales@192.0.2.20 SIP/2.0
+        0.5s event response SIP/2.0 180 Reason
+        34.0s event Timeout
+        34.0s event Terminated"#]]
+    .assert_eq(&log.join("\n"));
+}
+
+#[test]
+fn a_final_response_after_the_cancel_ends_its_wait() {
+    let start = host::clock::now();
+    let mut tx = ClientInvite::new(request("INVITE"), false, Timers::default(), start);
+    let mut log = Vec::new();
+    tx.handle_response(start + T1, response(180, "INVITE"));
+    tx.cancel_sent(start + T1 * 2);
+    tx.handle_response(start + T1 * 3, response(487, "INVITE"));
+    run(
+        &mut tx,
+        start,
+        start + T1 * 3,
+        start + Duration::from_secs(120),
+        &mut log,
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("Timeout")),
+        "the 487 came: {log:?}"
+    );
+    assert!(tx.poll_timeout().is_none(), "{log:?}");
+}
+
+#[test]
 fn a_non_2xx_final_response_is_acked_and_absorbed_until_timer_d() {
     let start = host::clock::now();
     let mut tx = ClientInvite::new(request("INVITE"), false, Timers::default(), start);

@@ -350,6 +350,7 @@ mod tests {
                     result: "answered".into(),
                     started_at_ms: 1,
                     ended_at_ms: Some(3),
+                    other_forks_answered: 0,
                 }],
                 ..DecisionTrace::default()
             },

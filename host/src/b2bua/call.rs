@@ -59,6 +59,8 @@ pub enum Purpose {
     Cancel(usize),
     /// A BYE towards a side.
     Bye(Side),
+    /// The BYE of another fork's answer on outbound leg `n`.
+    ForkBye(usize),
     /// A request relayed from one side to the other (re-INVITE, UPDATE, INFO…).
     Relay(u64),
 }
@@ -247,6 +249,8 @@ struct Leg {
     settled: bool,
     ring_deadline: Option<Instant>,
     ack: Option<Message>,
+    /// Other forks' answers, by their To tag, with the ACK each got.
+    forks: Vec<(String, Message)>,
     /// The target's place and the bid's cap units, while the leg has them.
     hold: Option<Hold>,
     trace: LegTrace,
@@ -261,6 +265,18 @@ struct Unacked {
     next: Instant,
     interval: Duration,
     give_up: Instant,
+}
+
+/// The ACK of a far side's 2xx, held until the near side's ACK: an INVITE
+/// without a body (late offer) gets the offer in the 2xx and the answer in
+/// the ACK, which the far side must get (RFC 3264 §5, RFC 3261 §13.2.1).
+#[derive(Debug)]
+struct AwaitedAck {
+    near: Side,
+    /// CSeq number of the near side's INVITE, which its ACK repeats.
+    near_cseq: u32,
+    far: Side,
+    ack: Message,
 }
 
 #[derive(Debug)]
@@ -291,6 +307,7 @@ pub struct Call {
     current: Option<usize>,
     answered: Option<usize>,
     unacked: Option<Unacked>,
+    awaited_ack: Option<AwaitedAck>,
     relays: HashMap<u64, Relay>,
     next_relay: u64,
     /// Client transactions opened and not yet finished, by purpose.
@@ -334,6 +351,7 @@ impl Call {
             current: None,
             answered: None,
             unacked: None,
+            awaited_ack: None,
             relays: HashMap::new(),
             next_relay: 0,
             pending: HashSet::new(),
@@ -505,14 +523,28 @@ impl Call {
         }
     }
 
-    /// A response to the caller's INVITE.
+    /// A response to the caller's INVITE. One that makes the dialog (a
+    /// provisional or a 2xx) copies the INVITE's Record-Route, in order
+    /// (§12.1.1): the carrier's proxies stay on the dialog's path.
     fn invite_response(&self, code: u16, reason: &str, body: Option<&Message>) -> Message {
+        let mut extra: Vec<(&str, String)> = Vec::new();
+        if (101..300).contains(&code) {
+            extra.extend(
+                self.setup
+                    .invite
+                    .headers
+                    .iter()
+                    .filter(|h| h.name == "Record-Route")
+                    .map(|h| ("Record-Route", h.value.clone())),
+            );
+        }
+        extra.push(("Contact", self.contact(true)));
         let mut response = response_to(
             &self.setup.invite.headers,
             code,
             reason,
             &self.local_tag,
-            &[("Contact", self.contact(true))],
+            &extra,
         );
         if let Some(source) = body {
             copy_body(source, &mut response);
@@ -610,6 +642,7 @@ impl Call {
                 result: String::new(),
                 started_at_ms,
                 ended_at_ms: Some(started_at_ms),
+                other_forks_answered: 0,
             };
             let Some(destination) = ring.destination else {
                 trace.result = "unresolvable".to_owned();
@@ -658,6 +691,7 @@ impl Call {
             settled: true,
             ring_deadline: None,
             ack: None,
+            forks: Vec::new(),
             hold: None,
             trace,
         });
@@ -693,6 +727,7 @@ impl Call {
             settled: false,
             ring_deadline: Some(now + ring_timeout),
             ack: None,
+            forks: Vec::new(),
             hold,
             trace,
         });
@@ -868,7 +903,7 @@ impl Call {
         match purpose {
             Purpose::Invite(index) => self.on_leg_response(now, index, response),
             Purpose::Relay(id) => self.on_relay_response(now, id, response),
-            Purpose::Cancel(_) | Purpose::Bye(_) => {}
+            Purpose::Cancel(_) | Purpose::Bye(_) | Purpose::ForkBye(_) => {}
         }
     }
 
@@ -892,7 +927,7 @@ impl Call {
                 let timeout = response_to(&[], 408, "Request Timeout", "", &[]);
                 self.on_relay_response(now, id, timeout);
             }
-            Purpose::Cancel(_) | Purpose::Bye(_) => {}
+            Purpose::Cancel(_) | Purpose::Bye(_) | Purpose::ForkBye(_) => {}
         }
     }
 
@@ -922,6 +957,26 @@ impl Call {
                 }
             }
             200..=299 => {
+                let answering = crate::sip::tag_param(response.header("To").unwrap_or_default())
+                    .unwrap_or_default()
+                    .to_owned();
+                let answered_before = leg.trace.final_status.is_some_and(|s| s < 300);
+                let same_dialog = leg
+                    .dialog
+                    .as_ref()
+                    .is_some_and(|d| d.id.remote_tag == answering);
+                if answered_before && !same_dialog {
+                    self.release_fork(index, answering, &response);
+                    return;
+                }
+                if self
+                    .awaited_ack
+                    .as_ref()
+                    .is_some_and(|a| a.far == Side::Callee(index))
+                {
+                    // Retransmitted while the caller's answer is awaited.
+                    return;
+                }
                 if let Some(ack) = &leg.ack {
                     // A retransmitted 2xx: our ACK was lost.
                     let ack = ack.clone();
@@ -950,11 +1005,26 @@ impl Call {
                 );
                 let ack = dialog.ack(invite_cseq, &via);
                 let to = Peer::Address(leg.destination);
-                leg.ack = Some(ack.clone());
-                self.out.push_back(Command::Ack { to, ack });
-                let wanted = self.current == Some(index)
-                    && self.phase == Phase::Ringing
-                    && !self.legs[index].abandoned;
+                let wanted =
+                    self.current == Some(index) && self.phase == Phase::Ringing && !leg.abandoned;
+                let late_offer = self.setup.invite.body.is_empty() && !response.body.is_empty();
+                if wanted && late_offer {
+                    let near_cseq = self
+                        .setup
+                        .invite
+                        .header("CSeq")
+                        .and_then(cseq)
+                        .map_or(0, |(n, _)| n);
+                    self.awaited_ack = Some(AwaitedAck {
+                        near: Side::Caller,
+                        near_cseq,
+                        far: Side::Callee(index),
+                        ack,
+                    });
+                } else {
+                    leg.ack = Some(ack.clone());
+                    self.out.push_back(Command::Ack { to, ack });
+                }
                 if wanted {
                     self.legs[index].trace.result = "answered".to_owned();
                     if let Some(hold) = &self.legs[index].hold {
@@ -1000,6 +1070,35 @@ impl Call {
         }
     }
 
+    /// Another branch of a forking proxy answered leg `index` after the
+    /// first: its dialog is acknowledged and ended at once (§13.2.2.4);
+    /// its retransmissions get the same ACK again.
+    fn release_fork(&mut self, index: usize, tag: String, response: &Message) {
+        let leg = &mut self.legs[index];
+        let to = Peer::Address(leg.destination);
+        if let Some((_, ack)) = leg.forks.iter().find(|(known, _)| *known == tag) {
+            let ack = ack.clone();
+            self.out.push_back(Command::Ack { to, ack });
+            return;
+        }
+        let Ok(mut fork) = Dialog::from_uac(&leg.invite, response) else {
+            return;
+        };
+        let via = format!(
+            "SIP/2.0/UDP {};branch=z9hG4bK{}.a{index}f{};rport",
+            self.setup.local,
+            self.setup.id.trim_start_matches("call_"),
+            leg.forks.len()
+        );
+        let ack = fork.ack(fork.local_cseq, &via);
+        leg.forks.push((tag, ack.clone()));
+        leg.trace.other_forks_answered += 1;
+        self.out.push_back(Command::Ack { to, ack });
+        let via = self.via("UDP");
+        let bye = fork.request(Method::Bye, &via);
+        self.request(to, bye, Purpose::ForkBye(index));
+    }
+
     /// Sends a 2xx to the caller and retransmits it until the ACK.
     fn send_2xx(&mut self, now: Instant, transaction: TransactionKey, response: Message) {
         let number = response.header("CSeq").and_then(cseq).map_or(0, |(n, _)| n);
@@ -1021,16 +1120,40 @@ impl Call {
     }
 
     fn on_ack(&mut self, from: Side, ack: &Message) {
+        let number = ack.header("CSeq").and_then(cseq).map(|(n, _)| n);
+        if self
+            .awaited_ack
+            .as_ref()
+            .is_some_and(|a| a.near == from && Some(a.near_cseq) == number)
+        {
+            self.send_awaited_ack(Some(ack));
+        }
         if from != Side::Caller {
             return;
         }
-        let number = ack.header("CSeq").and_then(cseq).map(|(n, _)| n);
         if self.unacked.as_ref().map(|u| u.cseq) == number {
             self.unacked = None;
         }
         if self.phase == Phase::Answered {
             self.phase = Phase::Bridged;
         }
+    }
+
+    /// Sends the far side's held ACK, with the near side's answer if given.
+    fn send_awaited_ack(&mut self, answer: Option<&Message>) {
+        let Some(AwaitedAck { far, mut ack, .. }) = self.awaited_ack.take() else {
+            return;
+        };
+        if let Some(answer) = answer {
+            copy_body(answer, &mut ack);
+        }
+        if let Side::Callee(index) = far
+            && self.legs[index].ack.is_none()
+        {
+            self.legs[index].ack = Some(ack.clone());
+        }
+        let to = self.peer(far);
+        self.out.push_back(Command::Ack { to, ack });
     }
 
     fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
@@ -1078,6 +1201,8 @@ impl Call {
 
     /// Ends an answered call: BYE to every side but `except` (which sent one).
     fn hang_up(&mut self, now: Instant, except: Option<Side>) {
+        // A 2xx is acknowledged before its dialog is ended, answer or not.
+        self.send_awaited_ack(None);
         if except != Some(Side::Caller) {
             self.bye(Side::Caller);
         }
@@ -1092,6 +1217,17 @@ impl Call {
     }
 
     fn respond(&mut self, transaction: TransactionKey, request: &Message, side: Side, code: u16) {
+        self.respond_with(transaction, request, side, code, &[]);
+    }
+
+    fn respond_with(
+        &mut self,
+        transaction: TransactionKey,
+        request: &Message,
+        side: Side,
+        code: u16,
+        extra: &[(&str, String)],
+    ) {
         let tag = match side {
             Side::Caller => self.local_tag.clone(),
             Side::Callee(index) => self.callee_tag(index),
@@ -1101,7 +1237,7 @@ impl Call {
             code,
             crate::sip::default_reason(code),
             &tag,
-            &[],
+            extra,
         );
         self.out.push_back(Command::Respond {
             transaction,
@@ -1137,13 +1273,35 @@ impl Call {
             self.hang_up(now, Some(from));
             return;
         }
-        let invite_pending = self
-            .relays
-            .values()
-            .any(|r| r.request.method() == Some(&Method::Invite));
-        if method == Method::Invite && (invite_pending || self.unacked.is_some()) {
-            self.respond(transaction, &request, from, 491);
-            return;
+        if method == Method::Invite {
+            // §14.2: a side whose own INVITE we have not finished answering
+            // gets 500 with Retry-After (0–10 s); a side sending one while
+            // ours to it is pending gets 491 (glare), and retries itself.
+            let own_pending = self
+                .relays
+                .values()
+                .any(|r| r.request.method() == Some(&Method::Invite) && r.from == from)
+                || (self.unacked.is_some() && from == Side::Caller);
+            if own_pending {
+                let retry = retry_after_seconds(&self.setup.id, self.next_relay);
+                self.respond_with(
+                    transaction,
+                    &request,
+                    from,
+                    500,
+                    &[("Retry-After", retry.to_string())],
+                );
+                return;
+            }
+            let theirs_pending = self
+                .relays
+                .values()
+                .any(|r| r.request.method() == Some(&Method::Invite))
+                || self.unacked.is_some();
+            if theirs_pending {
+                self.respond(transaction, &request, from, 491);
+                return;
+            }
         }
         let via = self.via(self.transport(other));
         let contact = self.contact(other == Side::Caller);
@@ -1163,6 +1321,14 @@ impl Call {
                 },
             );
         }
+        // An INFO's package (RFC 6086) says what its body is to the far end.
+        relayed.headers.extend(
+            request
+                .headers
+                .iter()
+                .filter(|h| h.name == "Info-Package")
+                .cloned(),
+        );
         copy_body(&request, &mut relayed);
         let id = self.next_relay;
         self.next_relay += 1;
@@ -1206,17 +1372,33 @@ impl Call {
         let origin = relay.origin.clone();
         let from = relay.from;
         let relayed_cseq = relay.relayed_cseq;
+        let late_offer = relay.request.body.is_empty() && !response.body.is_empty();
+        let origin_cseq = relay
+            .request
+            .header("CSeq")
+            .and_then(cseq)
+            .map_or(0, |(n, _)| n);
         if code >= 200 {
             self.relays.remove(&id);
         }
         if is_invite && (200..300).contains(&code) {
-            // We acknowledge the far side ourselves; the near side's ACK is absorbed.
+            // We acknowledge the far side ourselves: at once, or with the
+            // near side's answer to an offer the 2xx made (late offer).
             if let Some(other) = self.opposite(from) {
                 let via = self.via(self.transport(other));
                 if let Some(dialog) = self.dialog_mut(other) {
                     let ack = dialog.ack(relayed_cseq, &via);
-                    let to = self.peer(other);
-                    self.out.push_back(Command::Ack { to, ack });
+                    if late_offer {
+                        self.awaited_ack = Some(AwaitedAck {
+                            near: from,
+                            near_cseq: origin_cseq,
+                            far: other,
+                            ack,
+                        });
+                    } else {
+                        let to = self.peer(other);
+                        self.out.push_back(Command::Ack { to, ack });
+                    }
                 }
             }
             if from == Side::Caller {
@@ -1356,6 +1538,17 @@ pub const MAX_RECORD_LOG_BYTES: usize = 64 << 10;
 
 /// Keeps the first invocations' logs up to [`MAX_RECORD_LOG_BYTES`]; later
 /// ones keep their outcome and cost, and count their lines as dropped.
+/// 0–10 seconds, spread by the call and its request count: §14.2's
+/// "randomly chosen" Retry-After without a random source in the machine.
+fn retry_after_seconds(call_id: &str, salt: u64) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in call_id.bytes().chain(salt.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash % 11
+}
+
 fn bound_logs(policies: &mut [PolicyTrace]) {
     let mut kept = 0usize;
     for trace in policies {
@@ -1427,17 +1620,26 @@ fn reason_of(response: &Message) -> &str {
 
 /// Puts `source`'s body (with its Content-Type) into `target`, fixing
 /// Content-Length.
+/// Headers that describe a body, relayed with it.
+const BODY_HEADERS: [&str; 4] = [
+    "Content-Type",
+    "Content-Disposition",
+    "Content-Encoding",
+    "Content-Language",
+];
+
 fn copy_body(source: &Message, target: &mut Message) {
     target
         .headers
-        .retain(|h| h.name != "Content-Type" && h.name != "Content-Length");
-    if !source.body.is_empty()
-        && let Some(kind) = source.header("Content-Type")
-    {
-        target.headers.push(Header {
-            name: "Content-Type".to_owned(),
-            value: kind.to_owned(),
-        });
+        .retain(|h| !BODY_HEADERS.contains(&h.name.as_str()) && h.name != "Content-Length");
+    if !source.body.is_empty() && source.header("Content-Type").is_some() {
+        target.headers.extend(
+            source
+                .headers
+                .iter()
+                .filter(|h| BODY_HEADERS.contains(&h.name.as_str()))
+                .cloned(),
+        );
         target.body = source.body.clone();
     } else {
         target.body.clear();

@@ -686,6 +686,14 @@ impl Switch {
             entry.dialogs.push(dialog.clone());
             self.dialogs.insert(dialog, (handle, Side::Callee(leg)));
         }
+        if let Purpose::Cancel(_) = purpose {
+            let invite = key.clone().with_method("INVITE");
+            if let Some(entry) = self.clients.get_mut(&invite) {
+                entry.tx.cancel_sent(now);
+                let next = entry.tx.poll_timeout();
+                self.arm(next, Timer::Client(invite));
+            }
+        }
         let route = resolve(caller, to);
         let tx = ClientTransaction::start(
             request,

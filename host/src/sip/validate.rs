@@ -184,7 +184,13 @@ pub fn uas_check(request: &Message, caps: &Capabilities) -> Result<(), Refusal> 
             });
         }
     }
-    if !request.body.is_empty() || request.header("Content-Type").is_some() {
+    // Only a session description is ours to understand (§8.2.3): the body
+    // of an INFO or a MESSAGE is the far end's, and is relayed as it is.
+    let describes_session = matches!(
+        method,
+        Method::Invite | Method::Ack | Method::Prack | Method::Update
+    );
+    if describes_session && (!request.body.is_empty() || request.header("Content-Type").is_some()) {
         let body_type = request
             .header("Content-Type")
             .map(media_type)

@@ -341,6 +341,10 @@ pub struct LegTrace {
     pub result: String,
     pub started_at_ms: i64,
     pub ended_at_ms: Option<i64>,
+    /// 2xx answers from other branches of a forking proxy, acknowledged and
+    /// hung up at once (RFC 3261 §13.2.2.4).
+    #[serde(default)]
+    pub other_forks_answered: u32,
 }
 
 /// Why the call went where it went: score, bids and their fates, ring order, legs.

@@ -1,7 +1,9 @@
 //! The client INVITE transaction (RFC 3261 §17.1.1, Figure 5, with RFC 6026's
 //! Accepted state): timers A (retransmit, unreliable transports only), B
 //! (no response), D (absorb retransmitted final responses) and M (absorb 2xx
-//! retransmissions after the first went to the user).
+//! retransmissions after the first went to the user). Once its CANCEL is
+//! sent, a transaction that gets no final response gives up after 64·T1
+//! (§9.1): a buyer that never answers the CANCEL must not hold the call.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,8 @@ pub struct ClientInvite {
     timer_b: Option<Instant>,
     timer_d: Option<Instant>,
     timer_m: Option<Instant>,
+    /// 64·T1 after the CANCEL went out: when the INVITE counts as cancelled.
+    cancelled_by: Option<Instant>,
     ack: Option<Message>,
     out: Outbox,
 }
@@ -92,6 +96,7 @@ impl ClientInvite {
             timer_b: Some(now + timers.timeout()),
             timer_d: None,
             timer_m: None,
+            cancelled_by: None,
             ack: None,
             out,
         }
@@ -99,6 +104,18 @@ impl ClientInvite {
 
     pub fn state(&self) -> ClientInviteState {
         self.state
+    }
+
+    /// A CANCEL of this INVITE went out: without a final response within
+    /// 64·T1 the transaction ends with a timeout.
+    pub fn cancel_sent(&mut self, now: Instant) {
+        if matches!(
+            self.state,
+            ClientInviteState::Calling | ClientInviteState::Proceeding
+        ) && self.cancelled_by.is_none()
+        {
+            self.cancelled_by = Some(now + self.timers.timeout());
+        }
     }
 
     pub fn handle_response(&mut self, now: Instant, response: Message) {
@@ -114,6 +131,7 @@ impl ClientInvite {
                 self.state = ClientInviteState::Accepted;
                 self.timer_a = None;
                 self.timer_b = None;
+                self.cancelled_by = None;
                 self.timer_m = Some(now + self.timers.timeout());
                 self.out.events.push_back(Event::Response(response));
             }
@@ -121,6 +139,7 @@ impl ClientInvite {
                 self.state = ClientInviteState::Completed;
                 self.timer_a = None;
                 self.timer_b = None;
+                self.cancelled_by = None;
                 let ack = ack_for(&self.request, &response);
                 self.out.transmit.push_back(ack.clone());
                 self.ack = Some(ack);
@@ -152,7 +171,9 @@ impl ClientInvite {
             self.timer_a = Some(now + self.a_interval);
         }
         let expired = match self.state {
-            ClientInviteState::Calling if due(self.timer_b, now) => {
+            ClientInviteState::Calling | ClientInviteState::Proceeding
+                if due(self.timer_b, now) || due(self.cancelled_by, now) =>
+            {
                 self.out.events.push_back(Event::Timeout);
                 true
             }
@@ -171,12 +192,19 @@ impl ClientInvite {
         self.timer_b = None;
         self.timer_d = None;
         self.timer_m = None;
+        self.cancelled_by = None;
         self.out.events.push_back(Event::Terminated);
     }
 
     outbox_polls!();
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest(&[self.timer_a, self.timer_b, self.timer_d, self.timer_m])
+        earliest(&[
+            self.timer_a,
+            self.timer_b,
+            self.timer_d,
+            self.timer_m,
+            self.cancelled_by,
+        ])
     }
 }

@@ -91,22 +91,30 @@ pub fn cancelled_invite_key(cancel: &Message) -> Option<TransactionKey> {
     if cancel.method() != Some(&Method::Cancel) {
         return None;
     }
-    match server_key(cancel)? {
-        TransactionKey::Rfc3261 {
-            branch, sent_by, ..
-        } => Some(TransactionKey::Rfc3261 {
-            branch,
-            sent_by,
-            method: "INVITE".to_owned(),
-        }),
-        TransactionKey::Rfc2543 { parts } => {
-            let mut fields: Vec<&str> = parts.split('\u{0}').collect();
-            if let Some(method) = fields.get_mut(5) {
-                *method = "INVITE";
+    Some(server_key(cancel)?.with_method("INVITE"))
+}
+
+impl TransactionKey {
+    /// The key of the transaction of `method` with the same branch (or, for
+    /// RFC 2543, the same other parts): a CANCEL's INVITE.
+    pub fn with_method(self, method: &str) -> TransactionKey {
+        match self {
+            TransactionKey::Rfc3261 {
+                branch, sent_by, ..
+            } => TransactionKey::Rfc3261 {
+                branch,
+                sent_by,
+                method: method.to_owned(),
+            },
+            TransactionKey::Rfc2543 { parts } => {
+                let mut fields: Vec<&str> = parts.split('\u{0}').collect();
+                if let Some(field) = fields.get_mut(5) {
+                    *field = method;
+                }
+                TransactionKey::Rfc2543 {
+                    parts: fields.join("\u{0}"),
+                }
             }
-            Some(TransactionKey::Rfc2543 {
-                parts: fields.join("\u{0}"),
-            })
         }
     }
 }

@@ -162,6 +162,13 @@ impl ClientTransaction {
         }
     }
 
+    /// A CANCEL of this transaction's request went out (INVITEs only).
+    pub fn cancel_sent(&mut self, now: Instant) {
+        if let ClientTransaction::Invite(tx) = self {
+            tx.cancel_sent(now);
+        }
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Message> {
         match self {
             ClientTransaction::Invite(tx) => tx.poll_transmit(),
