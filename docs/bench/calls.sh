@@ -16,7 +16,8 @@
 # one of HOSTILE_RATE calls a second (default 100) while the carrier calls
 # again at half the highest rate, and once at the highest rate.
 # Usage: docs/bench/calls.sh   (RATES="500 1000 …", STEP_S=5, KAMAILIO_CHILDREN=1,
-# SKIP_KAMAILIO=1, POLICIES=scorer, HOSTILE_RATE=0 — no attack — and KEEP=1
+# SKIP_KAMAILIO=1, POLICIES=scorer, HOSTILE_RATE=0 — no attack —,
+# TENANT_CPU_PERCENT=25 — each tenant's share of policy CPU — and KEEP=1
 # — keep the logs — change what it does)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,8 +51,12 @@ PIDS+=($!)
 
 # Plugboard, set up as in docs/quickstart.md, with ten bids.
 OP=$(target/release/plugboard admin bootstrap --data-dir "$WORK/pb")
-target/release/plugboard serve --data-dir "$WORK/pb" --http-listen 127.0.0.1:$HTTP_PORT \
-  --sip-listen 127.0.0.1:$PB_PORT --example-policies /nonexistent 2> "$WORK/plugboard.log" &
+# TENANT_CPU_PERCENT sets tenant_policy_cpu_percent (100: no tenant is held
+# to less than the whole node).
+echo "tenant_policy_cpu_percent = ${TENANT_CPU_PERCENT:-25}" > "$WORK/plugboard.toml"
+target/release/plugboard serve --config "$WORK/plugboard.toml" --data-dir "$WORK/pb" \
+  --http-listen 127.0.0.1:$HTTP_PORT --sip-listen 127.0.0.1:$PB_PORT \
+  --example-policies /nonexistent 2> "$WORK/plugboard.log" &
 PIDS+=($!)
 PB_PID=$!
 API=http://127.0.0.1:$HTTP_PORT/v1

@@ -36,6 +36,9 @@ pub struct Config {
     /// INVITEs per second one source address may send (bursts of twice as
     /// many); past it, `503` with `Retry-After`.
     pub sip_invite_rate: u32,
+    /// How long a target has to send any response (100 Trying will do)
+    /// before the next target rings.
+    pub sip_first_response: std::time::Duration,
     /// Percent of the node's CPU one tenant's policies may take while
     /// other tenants have calls (1–100); past it its policies are not run
     /// and its calls go on under their failure modes.
@@ -63,6 +66,7 @@ pub struct ConfigFile {
     pub sip_quality_headers: Option<bool>,
     pub sip_trusted_sources: Option<Vec<Cidr>>,
     pub sip_invite_rate: Option<u32>,
+    pub sip_first_response_ms: Option<u64>,
     pub policy_compile_cpu_seconds: Option<u64>,
     pub policy_compile_memory_mib: Option<u64>,
     pub tenant_policy_cpu_percent: Option<u8>,
@@ -98,6 +102,9 @@ impl ConfigFile {
 
     /// Values the types allow but the server cannot use.
     fn check(&self) -> Result<(), String> {
+        if self.sip_first_response_ms == Some(0) {
+            return Err("sip_first_response_ms must be above 0".to_owned());
+        }
         if let Some(percent) = self.tenant_policy_cpu_percent
             && !(1..=100).contains(&percent)
         {
@@ -143,6 +150,10 @@ impl Config {
             sip_quality_headers: file.sip_quality_headers.unwrap_or(true),
             sip_trusted_sources: file.sip_trusted_sources.clone().unwrap_or_default(),
             sip_invite_rate: file.sip_invite_rate.unwrap_or(DEFAULT_INVITE_RATE),
+            sip_first_response: file.sip_first_response_ms.map_or(
+                crate::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
+                std::time::Duration::from_millis,
+            ),
             tenant_policy_cpu_percent: file
                 .tenant_policy_cpu_percent
                 .unwrap_or(crate::runtime::DEFAULT_TENANT_CPU_PERCENT),

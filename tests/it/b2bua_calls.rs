@@ -519,6 +519,126 @@ async fn hold_and_unhold_from_the_caller_reach_the_buyer_and_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_sends_nothing_back_is_given_up_fast_and_the_next_rings() {
+    let lab = CallLab::build(tests::call_lab::LabSetup {
+        first_response_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    // Nobody listens on the first target's port: no 100, no 180, nothing.
+    let dead = lab.target(tests::call_lab::free_port(), 20, 10).await;
+    lab.bid(&dead, 9_000_000, 0).await;
+    let buyer = lab.buyer("buyer_answers", 1).await;
+    let alive = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&alive, 5_000_000, 0).await;
+
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    buyer.finish().await.assert_ok();
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    let legs: Vec<(Option<&str>, &str)> = record
+        .trace
+        .legs
+        .iter()
+        .map(|l| (l.target_id.as_deref(), l.result.as_str()))
+        .collect();
+    assert_eq!(
+        legs,
+        [
+            (Some(dead.as_str()), "no_response"),
+            (Some(alive.as_str()), "answered")
+        ]
+    );
+    assert_eq!(
+        lab.ledger.active(&dead),
+        0,
+        "the dead target's place is free"
+    );
+    lab.stop().await;
+}
+
+/// The legs of a record: target, result, final status, port of the URI.
+fn legs_of(record: &host::store::CallRecord) -> Vec<(Option<&str>, &str, Option<u16>, String)> {
+    record
+        .trace
+        .legs
+        .iter()
+        .map(|l| {
+            let port = l.uri.rsplit(':').next().unwrap_or_default().to_owned();
+            (
+                l.target_id.as_deref(),
+                l.result.as_str(),
+                l.final_status,
+                port,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_follows_redirects_rings_the_contact_on_its_own_host() {
+    let lab = CallLab::start().await;
+    let desk = lab.buyer("buyer_answers", 1).await;
+    let desk_port = desk.port.to_string();
+    let pbx = lab
+        .buyer_with("buyer_redirects", 1, &["-key", "redirect_port", &desk_port])
+        .await;
+    let target = lab
+        .target_with(
+            pbx.port,
+            json!({"ring_timeout_s": 20, "max_concurrent": 10, "follow_redirects": true}),
+        )
+        .await;
+    lab.bid(&target, 5_000_000, 0).await;
+    let pbx_port = pbx.port.to_string();
+
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    pbx.finish().await.assert_ok();
+    desk.finish().await.assert_ok();
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    assert_eq!(
+        legs_of(record),
+        [
+            (Some(target.as_str()), "redirected", Some(302), pbx_port),
+            (Some(target.as_str()), "answered", Some(200), desk_port)
+        ]
+    );
+    assert!(record.billable, "the redirected leg is the bid's call");
+    assert_eq!(lab.ledger.active(&target), 0);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_a_failure_for_a_target_that_does_not_follow_them() {
+    let lab = CallLab::start().await;
+    let desk = lab.buyer("buyer_answers", 1).await;
+    let desk_port = desk.port.to_string();
+    let pbx = lab
+        .buyer_with("buyer_redirects", 1, &["-key", "redirect_port", &desk_port])
+        .await;
+    let target = lab.target(pbx.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+    let pbx_port = pbx.port.to_string();
+
+    let carrier = lab.carrier("caller_refused", 1, &[]).await;
+    carrier.assert_ok();
+    pbx.finish().await.assert_ok();
+    assert!(desk.kill().await.is_empty(), "the Contact never rings");
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::NoAnswer);
+    assert_eq!(
+        legs_of(record),
+        [(Some(target.as_str()), "rejected", Some(302), pbx_port)]
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keypress_sent_as_info_reaches_the_buyer_with_its_body() {
     let lab = CallLab::start().await;
     let buyer = lab.buyer("buyer_takes_dtmf", 1).await;

@@ -58,6 +58,7 @@ fn config(max_calls: usize) -> SwitchConfig {
         invite_rate: host::b2bua::admission::InviteRate::per_second(
             host::config::DEFAULT_INVITE_RATE,
         ),
+        first_response_timeout: host::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
     }
 }
 

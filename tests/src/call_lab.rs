@@ -71,6 +71,7 @@ pub struct LabSetup {
     pub lookup: Option<Lookup>,
     pub limits: Limits,
     pub tenant_cpu: PolicyCpu,
+    pub first_response_timeout: Duration,
 }
 
 impl Default for LabSetup {
@@ -82,6 +83,7 @@ impl Default for LabSetup {
             lookup: None,
             limits: TestApi::LIMITS,
             tenant_cpu: PolicyCpu::for_this_machine(host::runtime::DEFAULT_TENANT_CPU_PERCENT),
+            first_response_timeout: host::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
         }
     }
 }
@@ -140,6 +142,7 @@ impl CallLab {
             lookup,
             limits,
             tenant_cpu,
+            first_response_timeout,
         } = setup;
         let api = TestApi::with_limits(limits).await;
         let (names, resolver) = match lookup {
@@ -181,6 +184,7 @@ impl CallLab {
                 invite_rate: host::b2bua::admission::InviteRate::per_second(
                     host::config::DEFAULT_INVITE_RATE,
                 ),
+                first_response_timeout,
             },
             async move {
                 let _ = stopped.changed().await;
@@ -458,6 +462,11 @@ impl CallLab {
 
     /// A SIPp running `scenario` as a buyer on a free port, for `calls` calls.
     pub async fn buyer(&self, scenario_name: &str, calls: u32) -> Sipp {
+        self.buyer_with(scenario_name, calls, &[]).await
+    }
+
+    /// As [`CallLab::buyer`], with more SIPp arguments (`-key name value`…).
+    pub async fn buyer_with(&self, scenario_name: &str, calls: u32, extra: &[&str]) -> Sipp {
         let port = free_port();
         let log = self.logs.path().join(format!("buyer-{port}.log"));
         let errors = self.logs.path().join(format!("buyer-{port}.err"));
@@ -475,6 +484,7 @@ impl CallLab {
                 "-nostdin",
                 "-trace_msg",
             ])
+            .args(extra)
             .arg("-message_file")
             .arg(&log)
             .stdout(Stdio::null())

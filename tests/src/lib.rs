@@ -208,6 +208,7 @@ impl TestApi {
             sip_quality_headers: true,
             sip_trusted_sources: Vec::new(),
             sip_invite_rate: host::config::DEFAULT_INVITE_RATE,
+            sip_first_response: host::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
             tenant_policy_cpu_percent: host::runtime::DEFAULT_TENANT_CPU_PERCENT,
             // As a server compiles: in a child of the real binary, with
             // a tighter CPU budget (CPU time, not wall time: a loaded

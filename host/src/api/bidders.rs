@@ -161,6 +161,9 @@ pub struct TargetSpec {
     pub miss_limit: Option<u32>,
     /// Seconds a pause lasts (default 300).
     pub pause_s: Option<u32>,
+    /// Follow a 3xx to a URI on the target's own host (default false: a
+    /// 3xx is a failure and the next bid rings).
+    pub follow_redirects: Option<bool>,
 }
 
 fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Target> {
@@ -190,6 +193,7 @@ fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Targe
         max_concurrent,
         miss_limit,
         pause_s,
+        follow_redirects: spec.follow_redirects.unwrap_or(false),
         created_at: clock::unix_now(),
     })
 }

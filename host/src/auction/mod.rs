@@ -310,6 +310,7 @@ pub(crate) mod tests {
             max_concurrent: 0,
             miss_limit: 0,
             pause_s: 0,
+            follow_redirects: false,
             created_at: 0,
         }
     }

@@ -18,6 +18,7 @@ use crate::auction::Ledger;
 use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
 use crate::dialog::{Dialog, DialogState};
 use crate::policy::model::{CallFacts, CallerHistory, GuestLog};
+use crate::sip::uri::SipUri;
 use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};
 use crate::store::{
     Bid, BidTrace, CallOutcome, CallRecord, Campaign, DecisionTrace, LegTrace, PolicyTrace, Target,
@@ -30,6 +31,9 @@ use crate::transaction::{Timers, TransactionKey};
 pub const DEFAULT_QUALITY: u8 = 50;
 /// How long a target rings when it names no ring timeout (the fallback target).
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Redirects one call follows at most, over all its legs.
+pub const MAX_REDIRECTS: u8 = 3;
 
 /// Which leg of the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,6 +222,9 @@ pub struct CallSetup {
     /// `UDP` or `TCP`: how requests towards the caller travel.
     pub caller_transport: &'static str,
     pub timers: Timers,
+    /// How long a buyer has to answer an INVITE at all (100 Trying will
+    /// do) before the next target rings.
+    pub first_response_timeout: Duration,
     pub received_at_ms: i64,
     /// Send quality and campaign to buyers in `X-Plugboard-*` headers.
     pub quality_headers: bool,
@@ -248,6 +255,9 @@ struct Leg {
     cancel_sent: bool,
     settled: bool,
     ring_deadline: Option<Instant>,
+    /// When a leg that has sent nothing back is given up (a dead buyer
+    /// would otherwise cost the caller its whole ring timeout).
+    first_response_by: Option<Instant>,
     ack: Option<Message>,
     /// Other forks' answers, by their To tag, with the ACK each got.
     forks: Vec<(String, Message)>,
@@ -308,6 +318,8 @@ pub struct Call {
     answered: Option<usize>,
     unacked: Option<Unacked>,
     awaited_ack: Option<AwaitedAck>,
+    /// Redirects followed, against [`MAX_REDIRECTS`].
+    redirects: u8,
     relays: HashMap<u64, Relay>,
     next_relay: u64,
     /// Client transactions opened and not yet finished, by purpose.
@@ -352,6 +364,7 @@ impl Call {
             answered: None,
             unacked: None,
             awaited_ack: None,
+            redirects: 0,
             relays: HashMap::new(),
             next_relay: 0,
             pending: HashSet::new(),
@@ -451,23 +464,32 @@ impl Call {
         }
         if let Some(current) = self.current
             && self.phase == Phase::Ringing
-            && self.legs[current]
-                .ring_deadline
-                .is_some_and(|deadline| deadline <= now)
         {
-            self.give_up_leg(now, current, "ring_timeout");
-            self.ring_next(now);
+            let leg = &self.legs[current];
+            let given_up = if leg.first_response_by.is_some_and(|at| at <= now) {
+                Some("no_response")
+            } else if leg.ring_deadline.is_some_and(|at| at <= now) {
+                Some("ring_timeout")
+            } else {
+                None
+            };
+            if let Some(result) = given_up {
+                self.give_up_leg(now, current, result);
+                self.ring_next(now);
+            }
         }
         self.check_done();
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ring = self
+        let ringing = self
             .current
             .filter(|_| self.phase == Phase::Ringing)
-            .and_then(|c| self.legs[c].ring_deadline);
+            .map(|c| &self.legs[c]);
+        let ring = ringing.and_then(|leg| leg.ring_deadline);
+        let first_response = ringing.and_then(|leg| leg.first_response_by);
         let unacked = self.unacked.as_ref().map(|u| u.next);
-        [ring, unacked].into_iter().flatten().min()
+        [ring, first_response, unacked].into_iter().flatten().min()
     }
 
     /// Ends the call from our side (shutdown): BYE to both legs of an
@@ -690,6 +712,7 @@ impl Call {
             cancel_sent: false,
             settled: true,
             ring_deadline: None,
+            first_response_by: None,
             ack: None,
             forks: Vec::new(),
             hold: None,
@@ -726,6 +749,7 @@ impl Call {
             cancel_sent: false,
             settled: false,
             ring_deadline: Some(now + ring_timeout),
+            first_response_by: Some(now + self.setup.first_response_timeout),
             ack: None,
             forks: Vec::new(),
             hold,
@@ -935,6 +959,7 @@ impl Call {
         let code = response.status();
         let ended = self.ms_at(now);
         let leg = &mut self.legs[index];
+        leg.first_response_by = None;
         if code > 100
             && leg.dialog.is_none()
             && crate::sip::has_tag(response.header("To").unwrap_or_default())
@@ -1053,6 +1078,15 @@ impl Call {
                 }
                 leg.settled = true;
                 leg.trace.final_status = Some(code);
+                if (300..400).contains(&code)
+                    && self.current == Some(index)
+                    && self.phase == Phase::Ringing
+                    && !leg.abandoned
+                    && self.follow_redirect(now, index, &response)
+                {
+                    return;
+                }
+                let leg = &mut self.legs[index];
                 leg.trace.ended_at_ms.get_or_insert(ended);
                 if leg.trace.result.is_empty() {
                     leg.trace.result = match code {
@@ -1068,6 +1102,61 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// Rings the first Contact of leg `index`'s 3xx, if its target follows
+    /// redirects and the Contact is on the target's own host: the new leg
+    /// keeps the target's place and bid. Whether it did.
+    fn follow_redirect(&mut self, now: Instant, index: usize, response: &Message) -> bool {
+        if self.redirects >= MAX_REDIRECTS {
+            return false;
+        }
+        let leg = &self.legs[index];
+        let Some((bid, target)) = leg.ring.bid.clone() else {
+            return false;
+        };
+        if !target.follow_redirects {
+            return false;
+        }
+        let Some(contact) = response
+            .header("Contact")
+            .and_then(|c| c.split(',').next())
+            .map(|c| crate::dialog::uri_of(c.trim()).to_owned())
+        else {
+            return false;
+        };
+        let (Ok(to), Ok(own)) = (SipUri::parse(&contact), SipUri::parse(&target.uri)) else {
+            return false;
+        };
+        if to.host != own.host || to.scheme != own.scheme {
+            return false;
+        }
+        let destination = to
+            .ip_destination()
+            .unwrap_or_else(|| SocketAddr::new(leg.destination.ip(), to.port_or_default()));
+        self.redirects += 1;
+        let ended = self.ms_at(now);
+        let leg = &mut self.legs[index];
+        leg.trace.result = "redirected".to_owned();
+        leg.trace.ended_at_ms = Some(ended);
+        let hold = leg.hold.take();
+        let trace = LegTrace {
+            target_id: Some(target.id.clone()),
+            tenant_id: Some(target.tenant_id.clone()),
+            uri: contact.clone(),
+            final_status: None,
+            result: String::new(),
+            started_at_ms: ended,
+            ended_at_ms: None,
+            other_forks_answered: 0,
+        };
+        let ring = Ring {
+            bid: Some((bid, target)),
+            uri: contact,
+            destination: Some(destination),
+        };
+        self.start_leg(now, ring, destination, hold, trace);
+        true
     }
 
     /// Another branch of a forking proxy answered leg `index` after the

@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use call::{
     AuctionRequest, Call, CallSetup, Command, DEFAULT_QUALITY, DEFAULT_RING_TIMEOUT, Finished,
@@ -72,7 +72,14 @@ pub struct SwitchConfig {
     /// Where INVITEs may come from (empty: anywhere), and how fast from each.
     pub trusted_sources: Vec<admission::Cidr>,
     pub invite_rate: admission::InviteRate,
+    /// How long a target has to send any response to its INVITE before the
+    /// next one rings (`sip_first_response_ms`).
+    pub first_response_timeout: Duration,
 }
+
+/// What a target gets to send anything back, by default: long enough for a
+/// distant proxy's 100 Trying, short next to a 20 s ring timeout.
+pub const DEFAULT_FIRST_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counters of what the switch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -497,6 +504,7 @@ impl Switch {
             local: self.config.local.clone(),
             caller_transport: if path == Path::Udp { "UDP" } else { "TCP" },
             timers: self.config.timers,
+            first_response_timeout: self.config.first_response_timeout,
             received_at_ms: unix_ms,
             quality_headers: self.config.quality_headers,
         };

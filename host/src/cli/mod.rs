@@ -36,7 +36,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML file setting any of `http_listen`, `data_dir`, `example_policies`.
+    /// TOML file setting any of the keys the README lists (flags win over it).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// A SIP listener, UDP and TCP on the same address; repeatable

@@ -260,6 +260,7 @@ pub async fn serve(
             quality_headers: config.sip_quality_headers,
             trusted_sources: config.sip_trusted_sources.clone(),
             invite_rate: crate::b2bua::admission::InviteRate::per_second(config.sip_invite_rate),
+            first_response_timeout: config.sip_first_response,
         };
         let mut stopped = sip_stopped.clone();
         let services = services.clone();

@@ -144,6 +144,10 @@ pub struct Target {
     /// How long a pause lasts, seconds.
     #[serde(default = "default_pause_s")]
     pub pause_s: u32,
+    /// Follow a 3xx from this target to a URI on its own host (another
+    /// user or port of the same PBX); off, a 3xx is a failure.
+    #[serde(default)]
+    pub follow_redirects: bool,
     pub created_at: UnixSeconds,
 }
 
@@ -337,7 +341,9 @@ pub struct LegTrace {
     pub uri: String,
     /// The final SIP status the target answered, if any (200, 486, 487…).
     pub final_status: Option<u16>,
-    /// `answered`, `busy`, `rejected`, `ring_timeout`, `cancelled`, `failed`.
+    /// `answered`, `busy`, `rejected`, `ring_timeout`, `no_response` (nothing
+    /// back within `sip_first_response_ms`), `cancelled`, `failed`, or why it
+    /// was not rung (`unresolvable`, `at_capacity`, …).
     pub result: String,
     pub started_at_ms: i64,
     pub ended_at_ms: Option<i64>,
