@@ -627,6 +627,158 @@ Content-Length: 0
     assert_eq!(records[0].trace.legs[0].result, "answered");
 }
 
+/// The carrier's INVITE asking for session timers of `seconds`, refreshed
+/// by the carrier.
+fn invite_with_timer(call: &str, seconds: u32) -> String {
+    invite(call).replace(
+        "Max-Forwards: 70\n",
+        &format!("Max-Forwards: 70\nSupported: timer\nSession-Expires: {seconds};refresher=uac\n"),
+    )
+}
+
+/// Requests of `method` the switch sent, retransmissions left out.
+fn sent_requests(bench: &Bench, method: host::sip::Method) -> Vec<(String, Message)> {
+    let mut seen = Vec::new();
+    for (route, m) in &bench.sent {
+        let key = (
+            name_of(*route),
+            m.header("CSeq").unwrap_or_default().to_owned(),
+        );
+        if m.method() == Some(&method) && !seen.iter().any(|(k, _)| *k == key) {
+            seen.push((key, m.clone()));
+        }
+    }
+    seen.into_iter().map(|((to, _), m)| (to, m)).collect()
+}
+
+/// BYEs the switch sent, by where they went.
+fn byes(bench: &Bench) -> Vec<String> {
+    sent_requests(bench, host::sip::Method::Bye)
+        .into_iter()
+        .map(|(to, _)| to)
+        .collect()
+}
+
+#[test]
+fn a_session_whose_refreshes_stop_ends_with_bye_on_both_legs() {
+    let mut bench = Bench::new(10, Arc::new(Ledger::new()));
+    bench.receive(CARRIER, &invite_with_timer("st1", 90));
+    bench.route(vec![ring("a", BUYER_A, 20, 0)]);
+    let asked = bench.last_invite_to(BUYER_A);
+    assert_eq!(asked.header("Session-Expires"), Some("90;refresher=uas"));
+    assert_eq!(asked.header("Min-SE"), Some("90"));
+    assert!(
+        asked
+            .header("Supported")
+            .is_some_and(|s| s.contains("timer"))
+    );
+    bench.answer(BUYER_A, 200, "OK");
+    let (_, answer) = bench
+        .sent
+        .iter()
+        .rev()
+        .find(|(route, m)| *route == Route::Udp(address(CARRIER)) && m.status() == 200)
+        .expect("the answer");
+    assert_eq!(answer.header("Session-Expires"), Some("90;refresher=uac"));
+    assert_eq!(answer.header("Require"), Some("timer"));
+    let tag = carrier_tag(&bench);
+    bench.receive(CARRIER, &ack("st1", &tag));
+
+    // The carrier refreshes once, at 40 s: relayed, answered, renewed.
+    bench.advance(40_000);
+    bench.receive(CARRIER, &carrier_reinvite("st1", &tag, 2));
+    let refresh = bench.last_invite_to(BUYER_A);
+    assert_eq!(refresh.header("CSeq"), Some("2 INVITE"));
+    assert_eq!(refresh.header("Session-Expires"), Some("90;refresher=uas"));
+    bench.answer(BUYER_A, 200, "OK");
+    let (_, renewed) = bench
+        .sent
+        .iter()
+        .rev()
+        .find(|(route, m)| *route == Route::Udp(address(CARRIER)) && m.status() == 200)
+        .expect("the refresh's answer");
+    assert_eq!(renewed.header("CSeq"), Some("2 INVITE"));
+    assert_eq!(renewed.header("Session-Expires"), Some("90;refresher=uac"));
+    bench.receive(
+        CARRIER,
+        &ack("st1", &tag).replace("CSeq: 1 ACK", "CSeq: 2 ACK"),
+    );
+
+    // Then nothing: 90 s less 30 s after the refresh, both legs get BYE.
+    bench.advance(59_000);
+    assert!(byes(&bench).is_empty(), "{}", bench.trace);
+    bench.advance(2_000);
+    assert_eq!(byes(&bench), ["carrier", "buyer A"], "{}", bench.trace);
+    let records = bench.take_records();
+    assert_eq!(
+        records[0].trace.ended_by.as_deref(),
+        Some("session_expired")
+    );
+    assert_eq!(records[0].outcome, CallOutcome::Answered);
+}
+
+#[test]
+fn a_session_interval_below_90_seconds_gets_422_with_min_se() {
+    let mut bench = Bench::new(10, Arc::new(Ledger::new()));
+    bench.receive(CARRIER, &invite_with_timer("st2", 30));
+    let (_, refusal) = bench.sent.last().expect("a response");
+    assert_eq!(refusal.status(), 422);
+    assert_eq!(refusal.header("Min-SE"), Some("90"));
+    assert!(
+        !bench.work.iter().any(|w| matches!(w, Work::Score { .. })),
+        "the call is not scored"
+    );
+}
+
+#[test]
+fn plugboard_refreshes_with_update_where_the_buyer_leaves_it_to_us() {
+    let mut bench = Bench::new(10, Arc::new(Ledger::new()));
+    bench.receive(CARRIER, &invite("st3"));
+    bench.route(vec![ring("a", BUYER_A, 20, 0)]);
+    // The buyer takes a 120 s timer but makes us (the UAC) refresh.
+    let request = bench.last_invite_to(BUYER_A);
+    let mut ok = response_to(
+        &request.headers,
+        200,
+        "OK",
+        "buyertag",
+        &[
+            ("Contact", format!("<sip:buyer@{BUYER_A}>")),
+            ("Session-Expires", "120;refresher=uac".to_owned()),
+            ("Require", "timer".to_owned()),
+            ("Allow", "INVITE, ACK, BYE, UPDATE".to_owned()),
+        ],
+    );
+    ok.body = b"v=0\r\n".to_vec();
+    ok.headers.retain(|h| h.name != "Content-Length");
+    ok.headers.push(header("Content-Type", "application/sdp"));
+    ok.headers.push(header("Content-Length", "5"));
+    bench.receive_inbound(BUYER_A, Inbound::Response(ok));
+    let tag = carrier_tag(&bench);
+    bench.receive(CARRIER, &ack("st3", &tag));
+    let updates = |bench: &Bench| {
+        sent_requests(bench, host::sip::Method::Update)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect::<Vec<_>>()
+    };
+    bench.advance(59_000);
+    assert!(updates(&bench).is_empty());
+    bench.advance(2_000);
+    let sent = updates(&bench);
+    assert_eq!(sent.len(), 1, "{}", bench.trace);
+    assert_eq!(sent[0].header("Session-Expires"), Some("120;refresher=uac"));
+    assert!(sent[0].body.is_empty(), "a refresh changes no media");
+    let answer = response_to(&sent[0].headers, 200, "OK", "buyertag", &[]);
+    bench.receive_inbound(BUYER_A, Inbound::Response(answer));
+    // Renewed: the next refresh is 60 s after this one, and no BYE.
+    bench.advance(58_000);
+    assert_eq!(updates(&bench).len(), 1);
+    bench.advance(3_000);
+    assert_eq!(updates(&bench).len(), 2);
+    assert!(byes(&bench).is_empty(), "{}", bench.trace);
+}
+
 #[test]
 fn a_full_target_is_skipped_and_the_trace_says_so() {
     let ledger = Arc::new(Ledger::new());

@@ -141,6 +141,7 @@ pub const RULES: &[Rule] = &[
     rule("trace.legs[].result", Yes, Yes),
     rule("trace.legs[].started_at_ms", Yes, Yes),
     rule("trace.legs[].ended_at_ms", Yes, Yes),
+    rule("trace.legs[].other_forks_answered", Yes, Yes),
     rule("trace.attribution", Yes, Yes),
     opaque("trace.attribution[]", Yes, SharedKey),
     rule("trace.target_events", No, Yes),
@@ -150,6 +151,7 @@ pub const RULES: &[Rule] = &[
     rule("trace.target_events[].event", No, Yes),
     rule("trace.target_events[].until", No, Yes),
     rule("trace.target_events[].reason", No, Yes),
+    rule("trace.ended_by", Yes, IfWon),
 ];
 
 fn rule_for(path: &str) -> Option<&'static Rule> {

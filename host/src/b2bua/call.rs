@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::auction::Ledger;
 use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
+use crate::dialog::session_timer::{self, SessionTimer, UasTimer};
 use crate::dialog::{Dialog, DialogState};
 use crate::policy::model::{CallFacts, CallerHistory, GuestLog};
 use crate::sip::uri::SipUri;
@@ -65,6 +66,8 @@ pub enum Purpose {
     Bye(Side),
     /// The BYE of another fork's answer on outbound leg `n`.
     ForkBye(usize),
+    /// Our session refresh (UPDATE) towards a side (RFC 4028).
+    Refresh(Side),
     /// A request relayed from one side to the other (re-INVITE, UPDATE, INFO…).
     Relay(u64),
 }
@@ -320,6 +323,15 @@ pub struct Call {
     awaited_ack: Option<AwaitedAck>,
     /// Redirects followed, against [`MAX_REDIRECTS`].
     redirects: u8,
+    /// What the caller's INVITE asked of session timers.
+    caller_terms: UasTimer,
+    /// Each side's session timer once answered (RFC 4028).
+    caller_timer: Option<SessionTimer>,
+    callee_timer: Option<SessionTimer>,
+    /// Sides our session refresh is out to.
+    refreshing: Vec<Side>,
+    /// Who ended the answered call, for the record.
+    ended_by: Option<&'static str>,
     relays: HashMap<u64, Relay>,
     next_relay: u64,
     /// Client transactions opened and not yet finished, by purpose.
@@ -365,6 +377,11 @@ impl Call {
             unacked: None,
             awaited_ack: None,
             redirects: 0,
+            caller_terms: UasTimer::Off,
+            caller_timer: None,
+            callee_timer: None,
+            refreshing: Vec::new(),
+            ended_by: None,
             relays: HashMap::new(),
             next_relay: 0,
             pending: HashSet::new(),
@@ -383,6 +400,21 @@ impl Call {
         };
         if call.caller_dialog.is_none() {
             call.reject(now, 400, "Missing From tag or Contact");
+            return call;
+        }
+        call.caller_terms = session_timer::as_uas(&call.setup.invite);
+        if call.caller_terms == UasTimer::TooSmall {
+            let refusal = with_header(
+                call.invite_response(422, "Session Interval Too Small", None),
+                "Min-SE",
+                session_timer::MIN_SE.to_string(),
+            );
+            call.out.push_back(Command::Respond {
+                transaction: call.setup.invite_transaction.clone(),
+                response: refusal,
+            });
+            call.outcome = Some(CallOutcome::Rejected);
+            call.close(now);
             return call;
         }
         call.out.push_back(Command::Score(ScoreRequest {
@@ -452,6 +484,7 @@ impl Call {
                 // The caller never acknowledged the answer: end both legs.
                 self.unacked = None;
                 self.outcome = Some(CallOutcome::Failed);
+                self.ended_by = Some("no_ack");
                 self.hang_up(now, None);
             } else {
                 self.out.push_back(Command::Respond {
@@ -478,6 +511,7 @@ impl Call {
                 self.ring_next(now);
             }
         }
+        self.run_session_timers(now);
         self.check_done();
     }
 
@@ -489,14 +523,21 @@ impl Call {
         let ring = ringing.and_then(|leg| leg.ring_deadline);
         let first_response = ringing.and_then(|leg| leg.first_response_by);
         let unacked = self.unacked.as_ref().map(|u| u.next);
-        [ring, first_response, unacked].into_iter().flatten().min()
+        let sessions = self.session_deadline();
+        [ring, first_response, unacked, sessions]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Ends the call from our side (shutdown): BYE to both legs of an
     /// answered call, 503 to one still being set up.
     pub fn terminate(&mut self, now: Instant) {
         match self.phase {
-            Phase::Answered | Phase::Bridged => self.hang_up(now, None),
+            Phase::Answered | Phase::Bridged => {
+                self.ended_by.get_or_insert("shutdown");
+                self.hang_up(now, None);
+            }
             Phase::Closed => {}
             _ => {
                 self.abandon_legs(now, "cancelled");
@@ -788,6 +829,15 @@ impl Call {
             h("CSeq", "1 INVITE".to_owned()),
             h("Contact", self.contact(false)),
             h("X-Plugboard-Call-Id", self.setup.id.clone()),
+            h("Allow", ALLOWED_METHODS.to_owned()),
+            h("Supported", "timer".to_owned()),
+            // The buyer is asked to refresh (RFC 4028 §7.1), on the
+            // caller's interval if it set one.
+            h(
+                "Session-Expires",
+                format!("{};refresher=uas", self.session_interval()),
+            ),
+            h("Min-SE", session_timer::MIN_SE.to_string()),
         ];
         if self.setup.quality_headers
             && let Some(scoring) = &self.scoring
@@ -927,6 +977,7 @@ impl Call {
         match purpose {
             Purpose::Invite(index) => self.on_leg_response(now, index, response),
             Purpose::Relay(id) => self.on_relay_response(now, id, response),
+            Purpose::Refresh(side) => self.on_refresh_response(now, side, response.status()),
             Purpose::Cancel(_) | Purpose::Bye(_) | Purpose::ForkBye(_) => {}
         }
     }
@@ -951,6 +1002,7 @@ impl Call {
                 let timeout = response_to(&[], 408, "Request Timeout", "", &[]);
                 self.on_relay_response(now, id, timeout);
             }
+            Purpose::Refresh(side) => self.on_refresh_response(now, side, 408),
             Purpose::Cancel(_) | Purpose::Bye(_) | Purpose::ForkBye(_) => {}
         }
     }
@@ -1062,7 +1114,17 @@ impl Call {
                     if let Some(dialog) = &mut self.caller_dialog {
                         dialog.confirm();
                     }
-                    let ok = self.invite_response(code, reason_of(&response), Some(&response));
+                    self.callee_timer =
+                        session_timer::as_uac(&response).map(|t| SessionTimer::start(t, now));
+                    let mut ok = self.invite_response(code, reason_of(&response), Some(&response));
+                    if let UasTimer::Agreed(terms) = self.caller_terms {
+                        let timer = SessionTimer::start(terms, now);
+                        ok = with_header(ok, "Session-Expires", timer.header(true));
+                        if terms.peer_supports {
+                            ok = with_header(ok, "Require", "timer".to_owned());
+                        }
+                        self.caller_timer = Some(timer);
+                    }
                     self.send_2xx(now, self.setup.invite_transaction.clone(), ok);
                 } else {
                     // Answered after we moved on (CANCEL/200 race, ring
@@ -1290,6 +1352,15 @@ impl Call {
 
     /// Ends an answered call: BYE to every side but `except` (which sent one).
     fn hang_up(&mut self, now: Instant, except: Option<Side>) {
+        if self.ended_by.is_none() {
+            self.ended_by = match except {
+                Some(Side::Caller) => Some("caller"),
+                Some(Side::Callee(_)) => Some("buyer"),
+                None => None,
+            };
+        }
+        self.caller_timer = None;
+        self.callee_timer = None;
         // A 2xx is acknowledged before its dialog is ended, answer or not.
         self.send_awaited_ack(None);
         if except != Some(Side::Caller) {
@@ -1410,6 +1481,22 @@ impl Call {
                 },
             );
         }
+        // A refresh relayed on to a leg with a timer carries that leg's
+        // terms, the receiver being the UAS of it.
+        if matches!(method, Method::Invite | Method::Update) {
+            // A buyer that took no timer at first is asked again.
+            let terms = match (self.timer_of(other), other) {
+                (Some(timer), _) => Some(timer.header(false)),
+                (None, Side::Callee(_)) => {
+                    Some(format!("{};refresher=uas", self.session_interval()))
+                }
+                (None, Side::Caller) => None,
+            };
+            if let Some(terms) = terms {
+                relayed = with_header(relayed, "Session-Expires", terms);
+                relayed = with_header(relayed, "Supported", "timer".to_owned());
+            }
+        }
         // An INFO's package (RFC 6086) says what its body is to the far end.
         relayed.headers.extend(
             request
@@ -1458,6 +1545,11 @@ impl Call {
             &extra,
         );
         copy_body(&response, &mut translated);
+        let refreshes = (200..300).contains(&code)
+            && matches!(
+                relay.request.method(),
+                Some(Method::Invite | Method::Update)
+            );
         let origin = relay.origin.clone();
         let from = relay.from;
         let relayed_cseq = relay.relayed_cseq;
@@ -1469,6 +1561,25 @@ impl Call {
             .map_or(0, |(n, _)| n);
         if code >= 200 {
             self.relays.remove(&id);
+        }
+        if refreshes {
+            if from == Side::Caller && self.callee_timer.is_none() {
+                self.callee_timer =
+                    session_timer::as_uac(&response).map(|t| SessionTimer::start(t, now));
+            }
+            // Both legs' transactions succeeded: both sessions are refreshed.
+            let other = self.opposite(from);
+            for side in std::iter::once(from).chain(other) {
+                if let Some(timer) = self.timer_of_mut(side) {
+                    timer.refreshed(now);
+                }
+            }
+            if let Some(timer) = self.timer_of(from) {
+                translated = with_header(translated, "Session-Expires", timer.header(true));
+                if timer.terms.peer_supports {
+                    translated = with_header(translated, "Require", "timer".to_owned());
+                }
+            }
         }
         if is_invite && (200..300).contains(&code) {
             // We acknowledge the far side ourselves: at once, or with the
@@ -1499,6 +1610,109 @@ impl Call {
             transaction: origin,
             response: translated,
         });
+    }
+
+    /// The interval asked of a buyer: the caller's, else the default.
+    fn session_interval(&self) -> u32 {
+        match self.caller_terms {
+            UasTimer::Agreed(terms) => terms.seconds,
+            _ => session_timer::DEFAULT_INTERVAL,
+        }
+    }
+
+    fn timer_of(&self, side: Side) -> Option<&SessionTimer> {
+        match side {
+            Side::Caller => self.caller_timer.as_ref(),
+            Side::Callee(index) if self.answered == Some(index) => self.callee_timer.as_ref(),
+            Side::Callee(_) => None,
+        }
+    }
+
+    fn timer_of_mut(&mut self, side: Side) -> Option<&mut SessionTimer> {
+        match side {
+            Side::Caller => self.caller_timer.as_mut(),
+            Side::Callee(index) if self.answered == Some(index) => self.callee_timer.as_mut(),
+            Side::Callee(_) => None,
+        }
+    }
+
+    /// The sides of the answered call, with their timers.
+    fn timed_sides(&self) -> Vec<(Side, SessionTimer)> {
+        let callee = self
+            .answered
+            .zip(self.callee_timer)
+            .map(|(index, timer)| (Side::Callee(index), timer));
+        self.caller_timer
+            .map(|timer| (Side::Caller, timer))
+            .into_iter()
+            .chain(callee)
+            .collect()
+    }
+
+    /// The next moment a session timer needs the call.
+    fn session_deadline(&self) -> Option<Instant> {
+        self.timed_sides()
+            .into_iter()
+            .flat_map(|(side, timer)| {
+                let refresh = timer
+                    .refresh_at()
+                    .filter(|_| !self.refreshing.contains(&side));
+                [Some(timer.expires_at()), refresh]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Ends a call whose session went unrefreshed; sends our refreshes due.
+    fn run_session_timers(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Answered | Phase::Bridged) {
+            return;
+        }
+        for (side, timer) in self.timed_sides() {
+            if timer.expires_at() <= now {
+                self.ended_by = Some("session_expired");
+                self.hang_up(now, None);
+                return;
+            }
+            if timer.refresh_at().is_some_and(|at| at <= now) && !self.refreshing.contains(&side) {
+                self.send_refresh(side, &timer);
+            }
+        }
+    }
+
+    /// UPDATE without a body towards `side`: a refresh that changes nothing
+    /// of the media (RFC 4028 §7.4, RFC 3311).
+    fn send_refresh(&mut self, side: Side, timer: &SessionTimer) {
+        let via = self.via(self.transport(side));
+        let Some(dialog) = self.dialog_mut(side) else {
+            return;
+        };
+        let update = dialog.request(Method::Update, &via);
+        let update = with_header(update, "Session-Expires", timer.header(false));
+        let update = with_header(update, "Supported", "timer".to_owned());
+        self.refreshing.push(side);
+        self.request(self.peer(side), update, Purpose::Refresh(side));
+    }
+
+    /// The answer to our refresh: a 2xx renews the session; a dialog or
+    /// peer that is gone ends the call; anything else waits for expiry.
+    fn on_refresh_response(&mut self, now: Instant, side: Side, code: u16) {
+        if code < 200 {
+            return;
+        }
+        self.refreshing.retain(|s| *s != side);
+        match code {
+            200..=299 => {
+                if let Some(timer) = self.timer_of_mut(side) {
+                    timer.refreshed(now);
+                }
+            }
+            408 | 481 if matches!(self.phase, Phase::Answered | Phase::Bridged) => {
+                self.ended_by = Some("session_expired");
+                self.hang_up(now, None);
+            }
+            _ => {}
+        }
     }
 
     fn check_done(&mut self) {
@@ -1586,6 +1800,7 @@ impl Call {
                     .iter()
                     .map(|event| event_trace(event, &self.legs))
                     .collect(),
+                ended_by: self.answered_at.and(self.ended_by).map(str::to_owned),
             },
         };
         self.out.push_back(Command::Record(Box::new(Finished {
@@ -1709,6 +1924,26 @@ fn reason_of(response: &Message) -> &str {
 
 /// Puts `source`'s body (with its Content-Type) into `target`, fixing
 /// Content-Length.
+/// What Plugboard accepts in a dialog, told to buyers in `Allow`.
+const ALLOWED_METHODS: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
+
+/// `message` with one more header, before its Content-Length.
+fn with_header(mut message: Message, name: &str, value: String) -> Message {
+    let at = message
+        .headers
+        .iter()
+        .position(|h| h.name == "Content-Length")
+        .unwrap_or(message.headers.len());
+    message.headers.insert(
+        at,
+        Header {
+            name: name.to_owned(),
+            value,
+        },
+    );
+    message
+}
+
 /// Headers that describe a body, relayed with it.
 const BODY_HEADERS: [&str; 4] = [
     "Content-Type",

@@ -3,6 +3,8 @@
 //! target from Contact, both CSeq spaces, and the in-dialog requests built
 //! from them (BYE, re-INVITE, UPDATE, INFO, and the ACK of a 2xx).
 
+pub mod session_timer;
+
 use crate::sip::{Header, Message, Method, StartLine, cseq, tag_param};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

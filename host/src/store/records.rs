@@ -371,6 +371,11 @@ pub struct DecisionTrace {
     /// Targets this call's legs paused (a run of misses) or found resumed.
     #[serde(default)]
     pub target_events: Vec<TargetEventTrace>,
+    /// Who ended an answered call: `caller`, `buyer`, `session_expired` (no
+    /// session refresh in time, RFC 4028), `no_ack` (the caller never
+    /// acknowledged the answer) or `shutdown`.
+    #[serde(default)]
+    pub ended_by: Option<String>,
 }
 
 /// A target paused or resumed during a call.
