@@ -672,6 +672,56 @@ async fn session_timers_are_agreed_on_both_legs_and_a_refresh_crosses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_that_needs_100rel_gets_its_prack_and_its_early_media_reaches_the_caller() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer("buyer_needs_100rel", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    let carrier = lab.carrier("caller_hangs_up", 1, &["-d", "100"]).await;
+    carrier.assert_ok();
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    expect![[r#"
+        <- INVITE
+        -> SIP/2.0 183 Session Progress
+        <- PRACK
+        -> SIP/2.0 200 OK
+        -> SIP/2.0 200 OK
+        <- ACK
+        <- BYE
+        -> SIP/2.0 200 OK
+    "#]]
+    .assert_eq(&buyer.flow());
+    // The early media went on to the caller, as a plain 183.
+    let early = carrier
+        .messages
+        .iter()
+        .find(|m| !m.sent && m.first_line().starts_with("SIP/2.0 183"))
+        .expect("the caller heard the early media");
+    assert!(early.text.contains("o=buyer"), "{}", early.text);
+    // The BYE's CSeq comes after the PRACK's on the buyer's dialog.
+    let cseq_of = |first: &str| {
+        buyer
+            .messages
+            .iter()
+            .find(|m| !m.sent && m.first_line().starts_with(first))
+            .and_then(|m| {
+                m.text
+                    .lines()
+                    .find(|l| l.starts_with("CSeq:"))
+                    .map(str::to_owned)
+            })
+            .expect("received")
+    };
+    assert_eq!(cseq_of("PRACK "), "CSeq: 2 PRACK");
+    assert_eq!(cseq_of("BYE "), "CSeq: 3 BYE");
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keypress_sent_as_info_reaches_the_buyer_with_its_body() {
     let lab = CallLab::start().await;
     let buyer = lab.buyer("buyer_takes_dtmf", 1).await;

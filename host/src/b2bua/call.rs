@@ -68,6 +68,8 @@ pub enum Purpose {
     ForkBye(usize),
     /// Our session refresh (UPDATE) towards a side (RFC 4028).
     Refresh(Side),
+    /// The PRACK of a reliable provisional on outbound leg `n` (RFC 3262).
+    Prack(usize),
     /// A request relayed from one side to the other (re-INVITE, UPDATE, INFO…).
     Relay(u64),
 }
@@ -262,6 +264,8 @@ struct Leg {
     /// would otherwise cost the caller its whole ring timeout).
     first_response_by: Option<Instant>,
     ack: Option<Message>,
+    /// The RSeq of the last reliable provisional PRACKed (RFC 3262).
+    rseq_acked: Option<u32>,
     /// Other forks' answers, by their To tag, with the ACK each got.
     forks: Vec<(String, Message)>,
     /// The target's place and the bid's cap units, while the leg has them.
@@ -755,6 +759,7 @@ impl Call {
             ring_deadline: None,
             first_response_by: None,
             ack: None,
+            rseq_acked: None,
             forks: Vec::new(),
             hold: None,
             trace,
@@ -792,6 +797,7 @@ impl Call {
             ring_deadline: Some(now + ring_timeout),
             first_response_by: Some(now + self.setup.first_response_timeout),
             ack: None,
+            rseq_acked: None,
             forks: Vec::new(),
             hold,
             trace,
@@ -830,7 +836,7 @@ impl Call {
             h("Contact", self.contact(false)),
             h("X-Plugboard-Call-Id", self.setup.id.clone()),
             h("Allow", ALLOWED_METHODS.to_owned()),
-            h("Supported", "timer".to_owned()),
+            h("Supported", "timer, 100rel".to_owned()),
             // The buyer is asked to refresh (RFC 4028 §7.1), on the
             // caller's interval if it set one.
             h(
@@ -978,7 +984,7 @@ impl Call {
             Purpose::Invite(index) => self.on_leg_response(now, index, response),
             Purpose::Relay(id) => self.on_relay_response(now, id, response),
             Purpose::Refresh(side) => self.on_refresh_response(now, side, response.status()),
-            Purpose::Cancel(_) | Purpose::Bye(_) | Purpose::ForkBye(_) => {}
+            Purpose::Cancel(_) | Purpose::Bye(_) | Purpose::ForkBye(_) | Purpose::Prack(_) => {}
         }
     }
 
@@ -1003,7 +1009,7 @@ impl Call {
                 self.on_relay_response(now, id, timeout);
             }
             Purpose::Refresh(side) => self.on_refresh_response(now, side, 408),
-            Purpose::Cancel(_) | Purpose::Bye(_) | Purpose::ForkBye(_) => {}
+            Purpose::Cancel(_) | Purpose::Bye(_) | Purpose::ForkBye(_) | Purpose::Prack(_) => {}
         }
     }
 
@@ -1025,6 +1031,15 @@ impl Call {
                     return;
                 }
                 leg.provisional = true;
+                if let Some(rseq) = reliable_rseq(&response) {
+                    if leg.rseq_acked.is_some_and(|acked| rseq <= acked) {
+                        // A retransmission of one already PRACKed.
+                        return;
+                    }
+                    leg.rseq_acked = Some(rseq);
+                    self.send_prack(index, &response, rseq);
+                }
+                let leg = &self.legs[index];
                 if leg.abandoned {
                     self.send_cancel(index);
                 } else if self.current == Some(index) && self.phase == Phase::Ringing {
@@ -1066,7 +1081,10 @@ impl Call {
                 // The 2xx makes the dialog, whatever early dialog came
                 // before: behind a forking proxy the one that answers may
                 // not be the one that rang first (§13.2.2.4).
-                if let Ok(dialog) = Dialog::from_uac(&leg.invite, &response) {
+                let used_cseq = leg.dialog.as_ref().map_or(0, |d| d.local_cseq);
+                if let Ok(mut dialog) = Dialog::from_uac(&leg.invite, &response) {
+                    // A PRACK on the early dialog took a CSeq number already.
+                    dialog.local_cseq = dialog.local_cseq.max(used_cseq);
                     leg.dialog = Some(dialog);
                 }
                 leg.settled = true;
@@ -1074,7 +1092,7 @@ impl Call {
                 let Some(dialog) = &leg.dialog else {
                     return;
                 };
-                let invite_cseq = dialog.local_cseq;
+                let invite_cseq = cseq_number(&leg.invite);
                 let via = format!(
                     "SIP/2.0/UDP {};branch=z9hG4bK{}.a{index};rport",
                     self.setup.local,
@@ -1164,6 +1182,28 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// PRACK of the reliable provisional `response` of leg `index`, on its
+    /// early dialog (RFC 3262 §7.2): `RAck` names its RSeq and the INVITE.
+    fn send_prack(&mut self, index: usize, response: &Message, rseq: u32) {
+        let via = self.via("UDP");
+        let leg = &mut self.legs[index];
+        let invite_cseq = cseq_number(&leg.invite);
+        let tag = crate::sip::tag_param(response.header("To").unwrap_or_default());
+        let prack = match &mut leg.dialog {
+            Some(dialog) if Some(dialog.id.remote_tag.as_str()) == tag => {
+                dialog.request(Method::Prack, &via)
+            }
+            // Another fork's early dialog.
+            _ => match Dialog::from_uac(&leg.invite, response) {
+                Ok(mut early) => early.request(Method::Prack, &via),
+                Err(_) => return,
+            },
+        };
+        let prack = with_header(prack, "RAck", format!("{rseq} {invite_cseq} INVITE"));
+        let to = Peer::Address(leg.destination);
+        self.request(to, prack, Purpose::Prack(index));
     }
 
     /// Rings the first Contact of leg `index`'s 3xx, if its target follows
@@ -1926,6 +1966,26 @@ fn reason_of(response: &Message) -> &str {
 /// Content-Length.
 /// What Plugboard accepts in a dialog, told to buyers in `Allow`.
 const ALLOWED_METHODS: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
+
+/// The RSeq of a reliable provisional (`Require: 100rel`), if it is one.
+fn reliable_rseq(response: &Message) -> Option<u32> {
+    let reliable = response
+        .header_values("Require")
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("100rel"));
+    if !reliable {
+        return None;
+    }
+    response.header("RSeq")?.trim().parse().ok()
+}
+
+/// The CSeq number of a request (1 if it has none that reads).
+fn cseq_number(request: &Message) -> u32 {
+    request
+        .header("CSeq")
+        .and_then(cseq)
+        .map_or(1, |(number, _)| number)
+}
 
 /// `message` with one more header, before its Content-Length.
 fn with_header(mut message: Message, name: &str, value: String) -> Message {
