@@ -17,7 +17,8 @@
 # again at half the highest rate, and once at the highest rate.
 # Usage: docs/bench/calls.sh   (RATES="500 1000 …", STEP_S=5, KAMAILIO_CHILDREN=1,
 # SKIP_KAMAILIO=1, POLICIES=scorer, HOSTILE_RATE=0 — no attack —,
-# TENANT_CPU_PERCENT=25 — each tenant's share of policy CPU — and KEEP=1
+# TENANT_CPU_PERCENT=25 — each tenant's share of policy CPU —,
+# BUYER_TRANSPORT=tcp — both systems reach the buyer over TCP — and KEEP=1
 # — keep the logs — change what it does)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -46,7 +47,14 @@ cleanup() {
 trap cleanup EXIT
 
 # The buyer: SIPp answers every call (180, 5 ms, 200) and takes the BYE.
-sipp -sf docs/bench/buyer.xml "${SIPP_COMMON[@]}" -p $BUYER_PORT > "$WORK/buyer.out" 2>&1 &
+BUYER_TRANSPORT=${BUYER_TRANSPORT:-udp}
+BUYER_SIPP=() TARGET_PARAMS="" KAM_TCP=()
+if [ "$BUYER_TRANSPORT" = tcp ]; then
+  BUYER_SIPP=(-t t1) TARGET_PARAMS=";transport=tcp"
+  KAM_TCP=(-e "s/disable_tcp=yes/disable_tcp=no/" -e 's/"sip:BUYER"/"sip:BUYER;transport=tcp"/'
+    -e 's/^listen=udp:KAMAILIO_LISTEN$/listen=udp:KAMAILIO_LISTEN\nlisten=tcp:KAMAILIO_LISTEN/')
+fi
+sipp -sf docs/bench/buyer.xml "${SIPP_COMMON[@]}" "${BUYER_SIPP[@]}" -p $BUYER_PORT > "$WORK/buyer.out" 2>&1 &
 PIDS+=($!)
 
 # Plugboard, set up as in docs/quickstart.md, with ten bids.
@@ -82,7 +90,7 @@ CID=$(post POST /campaigns "$MK" '{"name":"solar","numbers":["+18005550100"]}' |
 BID=$(post POST /bidders "$BK" '{"name":"Buyer"}' | jq -r .id)
 for i in $(seq 1 10); do
   TID=$(post POST "/bidders/$BID/targets" "$BK" \
-    "{\"uri\":\"sip:sales$i@127.0.0.1:$BUYER_PORT\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" | jq -r .id)
+    "{\"uri\":\"sip:sales$i@127.0.0.1:$BUYER_PORT$TARGET_PARAMS\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" | jq -r .id)
   post POST /bids "$BK" "{\"campaign_id\":\"$CID\",\"target_id\":\"$TID\",\"amount_micros\":${i}000000,\"min_quality\":0,\"min_duration_s\":0}" > /dev/null
 done
 POLICY=$(deploy scorer "$MK" geo-history-scorer.wasm)
@@ -95,7 +103,7 @@ if [ "$POLICIES" = all ]; then
   for i in $(seq 1 10); do
     MB=$(post POST /bidders "$BK" "{\"name\":\"Module $i\",\"strategy_policy_id\":\"$MODULE\"}" | jq -r .id)
     post POST "/bidders/$MB/targets" "$BK" \
-      "{\"uri\":\"sip:module$i@127.0.0.1:$BUYER_PORT\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" > /dev/null
+      "{\"uri\":\"sip:module$i@127.0.0.1:$BUYER_PORT$TARGET_PARAMS\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" > /dev/null
   done
   SELECTOR=$(deploy selector "$MK" answer-rate-selector.wasm)
   post PUT "/campaigns/$CID" "$MK" "{\"selector_policy_id\":\"$SELECTOR\"}" > /dev/null
@@ -108,7 +116,7 @@ post POST /campaigns "$HK" "{\"name\":\"spin\",\"numbers\":[\"+18005550666\"],\"
 [ -n "${SETUP_ONLY:-}" ] && { echo "plugboard pid $PB_PID"; sleep 100000; }
 
 # Kamailio with the same buyer.
-sed -e "s/KAMAILIO_LISTEN/127.0.0.1:$KAM_PORT/" -e "s/BUYER/127.0.0.1:$BUYER_PORT/" \
+sed "${KAM_TCP[@]}" -e "s/KAMAILIO_LISTEN/127.0.0.1:$KAM_PORT/g" -e "s/BUYER/127.0.0.1:$BUYER_PORT/" \
   -e "s/CHILDREN/$KAMAILIO_CHILDREN/" docs/bench/kamailio.cfg > "$WORK/kamailio.cfg"
 kamailio -f "$WORK/kamailio.cfg" -DD -E -m 512 -M 64 -P "$WORK/kamailio.pid" > "$WORK/kamailio.log" 2>&1 &
 PIDS+=($!)

@@ -722,6 +722,54 @@ async fn a_buyer_that_needs_100rel_gets_its_prack_and_its_early_media_reaches_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_with_transport_tcp_is_called_over_tcp() {
+    let lab = CallLab::start().await;
+    let buyer = lab.buyer_with("buyer_answers", 2, &["-t", "t1"]).await;
+    let target = lab
+        .target_with(
+            buyer.port,
+            json!({
+                "uri": format!("sip:sales@127.0.0.1:{};transport=tcp", buyer.port),
+                "ring_timeout_s": 20,
+                "max_concurrent": 10,
+            }),
+        )
+        .await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    lab.carrier("caller_hangs_up", 2, &["-d", "100", "-l", "1"])
+        .await
+        .assert_ok();
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    // Everything the buyer got came over TCP: its Via says so.
+    let received: Vec<&str> = buyer
+        .messages
+        .iter()
+        .filter(|m| !m.sent)
+        .filter_map(|m| m.text.lines().find(|l| l.starts_with("Via:")))
+        .collect();
+    assert_eq!(received.len(), 6, "INVITE, ACK, BYE twice: {received:?}");
+    assert!(
+        received.iter().all(|via| via.contains("SIP/2.0/TCP")),
+        "{received:?}"
+    );
+    let invite = buyer
+        .messages
+        .iter()
+        .find(|m| !m.sent && m.first_line().starts_with("INVITE "))
+        .expect("an INVITE");
+    assert!(
+        invite.text.contains(";transport=tcp>"),
+        "Contact: {}",
+        invite.text
+    );
+    let records = lab.wait_for_records(2).await;
+    assert!(records.iter().all(|r| r.outcome == CallOutcome::Answered));
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keypress_sent_as_info_reaches_the_buyer_with_its_body() {
     let lab = CallLab::start().await;
     let buyer = lab.buyer("buyer_takes_dtmf", 1).await;

@@ -492,9 +492,15 @@ impl CallLab {
             .kill_on_drop(true)
             .spawn()
             .expect("SIPp starts");
-        // Ready once it holds its port.
+        // Ready once it holds its port (TCP's with `-t t1`).
+        let over_tcp = extra.windows(2).any(|w| w == ["-t", "t1"]);
         for _ in 0..100 {
-            if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            let held = if over_tcp {
+                std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+            } else {
+                std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
+            };
+            if held {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

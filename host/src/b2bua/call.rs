@@ -52,6 +52,8 @@ pub enum Peer {
     Caller,
     /// A target, over UDP.
     Address(SocketAddr),
+    /// A target, over a TCP connection (opened if there is none).
+    Tcp(SocketAddr),
 }
 
 /// What a client transaction the call opened is for; its responses come
@@ -251,6 +253,8 @@ enum Phase {
 struct Leg {
     ring: Ring,
     destination: SocketAddr,
+    /// `UDP`, or `TCP` for a target whose URI says `transport=tcp`.
+    transport: &'static str,
     invite: Message,
     dialog: Option<Dialog>,
     provisional: bool,
@@ -271,6 +275,17 @@ struct Leg {
     /// The target's place and the bid's cap units, while the leg has them.
     hold: Option<Hold>,
     trace: LegTrace,
+}
+
+impl Leg {
+    /// Where the leg's requests go, and how.
+    fn peer(&self) -> Peer {
+        if self.transport == "TCP" {
+            Peer::Tcp(self.destination)
+        } else {
+            Peer::Address(self.destination)
+        }
+    }
 }
 
 /// A 2xx we retransmit until its ACK comes (RFC 3261 §13.3.1.4).
@@ -582,8 +597,10 @@ impl Call {
         )
     }
 
-    fn contact(&self, towards_caller: bool) -> String {
-        if towards_caller && self.setup.caller_transport == "TCP" {
+    /// Our Contact for `towards`: with `transport=tcp` where that side's
+    /// requests to us should come over TCP.
+    fn contact(&self, towards: Side) -> String {
+        if self.transport(towards) == "TCP" {
             format!("<sip:plugboard@{};transport=tcp>", self.setup.local)
         } else {
             format!("<sip:plugboard@{}>", self.setup.local)
@@ -605,7 +622,7 @@ impl Call {
                     .map(|h| ("Record-Route", h.value.clone())),
             );
         }
-        extra.push(("Contact", self.contact(true)));
+        extra.push(("Contact", self.contact(Side::Caller)));
         let mut response = response_to(
             &self.setup.invite.headers,
             code,
@@ -743,6 +760,7 @@ impl Call {
         self.legs.push(Leg {
             ring,
             destination,
+            transport: "UDP",
             invite: Message {
                 start: StartLine::Request {
                     method: Method::Invite,
@@ -775,19 +793,22 @@ impl Call {
         trace: LegTrace,
     ) {
         let index = self.legs.len();
-        let invite = self.outbound_invite(index, &ring);
+        let transport = transport_of(&ring.uri);
+        let invite = self.outbound_invite(index, &ring, transport);
         let ring_timeout = ring.bid.as_ref().map_or(DEFAULT_RING_TIMEOUT, |(_, t)| {
             Duration::from_secs(u64::from(t.ring_timeout_s.max(1)))
         });
         self.first_invite_at.get_or_insert(now);
-        self.request(
-            Peer::Address(destination),
-            invite.clone(),
-            Purpose::Invite(index),
-        );
+        let leg_peer = if transport == "TCP" {
+            Peer::Tcp(destination)
+        } else {
+            Peer::Address(destination)
+        };
+        self.request(leg_peer, invite.clone(), Purpose::Invite(index));
         self.legs.push(Leg {
             ring,
             destination,
+            transport,
             invite,
             dialog: None,
             provisional: false,
@@ -807,8 +828,13 @@ impl Call {
 
     /// The INVITE towards a target: our own dialog, the caller's number and
     /// SDP offer, and nothing else of the carrier's.
-    fn outbound_invite(&mut self, index: usize, ring: &Ring) -> Message {
-        let via = self.via("UDP");
+    fn outbound_invite(&mut self, index: usize, ring: &Ring, transport: &str) -> Message {
+        let via = self.via(transport);
+        let contact = if transport == "TCP" {
+            format!("<sip:plugboard@{};transport=tcp>", self.setup.local)
+        } else {
+            format!("<sip:plugboard@{}>", self.setup.local)
+        };
         let invite = &self.setup.invite;
         let caller = &self.caller;
         let max_forwards = invite
@@ -833,7 +859,7 @@ impl Call {
             h("To", format!("<{}>", ring.uri)),
             h("Call-ID", self.callee_call_id(index)),
             h("CSeq", "1 INVITE".to_owned()),
-            h("Contact", self.contact(false)),
+            h("Contact", contact),
             h("X-Plugboard-Call-Id", self.setup.id.clone()),
             h("Allow", ALLOWED_METHODS.to_owned()),
             h("Supported", "timer, 100rel".to_owned()),
@@ -965,7 +991,7 @@ impl Call {
             headers,
             body: Vec::new(),
         };
-        let to = Peer::Address(leg.destination);
+        let to = leg.peer();
         self.request(to, cancel, Purpose::Cancel(index));
     }
 
@@ -1073,7 +1099,7 @@ impl Call {
                     // A retransmitted 2xx: our ACK was lost.
                     let ack = ack.clone();
                     self.out.push_back(Command::Ack {
-                        to: Peer::Address(leg.destination),
+                        to: leg.peer(),
                         ack,
                     });
                     return;
@@ -1094,12 +1120,13 @@ impl Call {
                 };
                 let invite_cseq = cseq_number(&leg.invite);
                 let via = format!(
-                    "SIP/2.0/UDP {};branch=z9hG4bK{}.a{index};rport",
+                    "SIP/2.0/{} {};branch=z9hG4bK{}.a{index};rport",
+                    leg.transport,
                     self.setup.local,
                     self.setup.id.trim_start_matches("call_")
                 );
                 let ack = dialog.ack(invite_cseq, &via);
-                let to = Peer::Address(leg.destination);
+                let to = leg.peer();
                 let wanted =
                     self.current == Some(index) && self.phase == Phase::Ringing && !leg.abandoned;
                 let late_offer = self.setup.invite.body.is_empty() && !response.body.is_empty();
@@ -1187,7 +1214,7 @@ impl Call {
     /// PRACK of the reliable provisional `response` of leg `index`, on its
     /// early dialog (RFC 3262 §7.2): `RAck` names its RSeq and the INVITE.
     fn send_prack(&mut self, index: usize, response: &Message, rseq: u32) {
-        let via = self.via("UDP");
+        let via = self.via(self.legs[index].transport);
         let leg = &mut self.legs[index];
         let invite_cseq = cseq_number(&leg.invite);
         let tag = crate::sip::tag_param(response.header("To").unwrap_or_default());
@@ -1202,7 +1229,7 @@ impl Call {
             },
         };
         let prack = with_header(prack, "RAck", format!("{rseq} {invite_cseq} INVITE"));
-        let to = Peer::Address(leg.destination);
+        let to = leg.peer();
         self.request(to, prack, Purpose::Prack(index));
     }
 
@@ -1266,7 +1293,7 @@ impl Call {
     /// its retransmissions get the same ACK again.
     fn release_fork(&mut self, index: usize, tag: String, response: &Message) {
         let leg = &mut self.legs[index];
-        let to = Peer::Address(leg.destination);
+        let to = leg.peer();
         if let Some((_, ack)) = leg.forks.iter().find(|(known, _)| *known == tag) {
             let ack = ack.clone();
             self.out.push_back(Command::Ack { to, ack });
@@ -1276,7 +1303,8 @@ impl Call {
             return;
         };
         let via = format!(
-            "SIP/2.0/UDP {};branch=z9hG4bK{}.a{index}f{};rport",
+            "SIP/2.0/{} {};branch=z9hG4bK{}.a{index}f{};rport",
+            leg.transport,
             self.setup.local,
             self.setup.id.trim_start_matches("call_"),
             leg.forks.len()
@@ -1285,7 +1313,7 @@ impl Call {
         leg.forks.push((tag, ack.clone()));
         leg.trace.other_forks_answered += 1;
         self.out.push_back(Command::Ack { to, ack });
-        let via = self.via("UDP");
+        let via = self.via(self.legs[index].transport);
         let bye = fork.request(Method::Bye, &via);
         self.request(to, bye, Purpose::ForkBye(index));
     }
@@ -1357,14 +1385,14 @@ impl Call {
     fn peer(&self, side: Side) -> Peer {
         match side {
             Side::Caller => Peer::Caller,
-            Side::Callee(index) => Peer::Address(self.legs[index].destination),
+            Side::Callee(index) => self.legs[index].peer(),
         }
     }
 
     fn transport(&self, side: Side) -> &'static str {
         match side {
             Side::Caller => self.setup.caller_transport,
-            Side::Callee(_) => "UDP",
+            Side::Callee(index) => self.legs.get(index).map_or("UDP", |leg| leg.transport),
         }
     }
 
@@ -1504,7 +1532,7 @@ impl Call {
             }
         }
         let via = self.via(self.transport(other));
-        let contact = self.contact(other == Side::Caller);
+        let contact = self.contact(other);
         let Some(dialog) = self.dialog_mut(other) else {
             self.respond(transaction, &request, from, 481);
             return;
@@ -1575,7 +1603,7 @@ impl Call {
         let is_invite = relay.request.method() == Some(&Method::Invite);
         let mut extra = Vec::new();
         if (200..300).contains(&code) && is_invite {
-            extra.push(("Contact", self.contact(relay.from == Side::Caller)));
+            extra.push(("Contact", self.contact(relay.from)));
         }
         let mut translated = response_to(
             &relay.request.headers,
@@ -1966,6 +1994,19 @@ fn reason_of(response: &Message) -> &str {
 /// Content-Length.
 /// What Plugboard accepts in a dialog, told to buyers in `Allow`.
 const ALLOWED_METHODS: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
+
+/// How a target is reached: TCP when its URI says `transport=tcp`.
+fn transport_of(uri: &str) -> &'static str {
+    let tcp = SipUri::parse(uri).is_ok_and(|uri| {
+        uri.params.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("transport")
+                && value
+                    .as_deref()
+                    .is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
+        })
+    });
+    if tcp { "TCP" } else { "UDP" }
+}
 
 /// The RSeq of a reliable provisional (`Require: 100rel`), if it is one.
 fn reliable_rseq(response: &Message) -> Option<u32> {

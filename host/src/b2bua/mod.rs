@@ -42,6 +42,8 @@ pub enum Path {
 pub enum Route {
     Udp(SocketAddr),
     Tcp(u64),
+    /// A TCP connection to this address: the shell's open one, or a new one.
+    TcpTo(SocketAddr),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -705,7 +707,7 @@ impl Switch {
         let route = resolve(caller, to);
         let tx = ClientTransaction::start(
             request,
-            matches!(route, Route::Tcp(_)),
+            matches!(route, Route::Tcp(_) | Route::TcpTo(_)),
             self.config.timers,
             now,
         );
@@ -726,6 +728,7 @@ fn resolve(caller: Route, peer: Peer) -> Route {
     match peer {
         Peer::Caller => caller,
         Peer::Address(address) => Route::Udp(address),
+        Peer::Tcp(address) => Route::TcpTo(address),
     }
 }
 

@@ -111,7 +111,7 @@ pub async fn serve_calls(
                 if !lost(&mut sockets.loss) {
                     let message = inspect(&buffer[..length], &caps, &to_tag);
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &mut side).await;
+                    pump(&mut switch, &services, &sockets.udp, &mut connections, &mut sockets.loss, &mut side).await;
                 }
                 for _ in 1..UDP_BATCH {
                     let Ok((length, source)) = sockets.udp.try_recv_from(&mut buffer) else {
@@ -124,7 +124,7 @@ pub async fn serve_calls(
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
                     // Each datagram's consequences go out before the next is
                     // read: a call's post-dial delay never waits for a batch.
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &mut side).await;
+                    pump(&mut switch, &services, &sockets.udp, &mut connections, &mut sockets.loss, &mut side).await;
                 }
             }
             accepted = accept => {
@@ -147,7 +147,7 @@ pub async fn serve_calls(
                 while let Some((call, input)) = decision {
                     side.policies.returned(call, &input);
                     switch.handle_input(clock::now(), call, input);
-                    pump(&mut switch, &services, &sockets.udp, &connections, &mut sockets.loss, &mut side).await;
+                    pump(&mut switch, &services, &sockets.udp, &mut connections, &mut sockets.loss, &mut side).await;
                     taken += 1;
                     decision = (taken < DECIDED_BATCH).then(|| decided.try_recv().ok()).flatten();
                 }
@@ -157,7 +157,7 @@ pub async fn serve_calls(
             &mut switch,
             &services,
             &sockets.udp,
-            &connections,
+            &mut connections,
             &mut sockets.loss,
             &mut side,
         )
@@ -211,7 +211,7 @@ async fn pump(
     switch: &mut Switch,
     services: &CallServices,
     udp: &UdpSocket,
-    connections: &TcpConnections,
+    connections: &mut TcpConnections,
     loss: &mut Option<DatagramLoss>,
     side: &mut Side,
 ) {

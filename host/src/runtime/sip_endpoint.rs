@@ -200,7 +200,7 @@ pub async fn serve_sip(
                 Inbound::Refuse(mut refusal) => {
                     stats.refused += 1;
                     stamp_received(&mut refusal, source);
-                    send(&sockets.udp, &connections, path, &refusal).await;
+                    send(&sockets.udp, &mut connections, path, &refusal).await;
                 }
                 Inbound::Response(_) | Inbound::Drop(_) => stats.dropped += 1,
             }
@@ -211,7 +211,7 @@ pub async fn serve_sip(
                 if *path == ReplyPath::Udp && lost(&mut sockets.loss) {
                     continue;
                 }
-                send(&sockets.udp, &connections, *path, &message).await;
+                send(&sockets.udp, &mut connections, *path, &message).await;
             }
             while let Some(event) = tx.poll_event() {
                 match event {
@@ -233,6 +233,8 @@ pub async fn serve_sip(
 pub(super) struct TcpConnections {
     next_id: u64,
     outbound: HashMap<u64, mpsc::Sender<Vec<u8>>>,
+    /// Connections we opened to targets, by their address.
+    opened: HashMap<SocketAddr, u64>,
     tasks: JoinSet<()>,
     reports: mpsc::Sender<FromConnection>,
     inbound: mpsc::Receiver<FromConnection>,
@@ -248,6 +250,7 @@ impl TcpConnections {
         TcpConnections {
             next_id: 0,
             outbound: HashMap::new(),
+            opened: HashMap::new(),
             tasks: JoinSet::new(),
             reports,
             inbound,
@@ -292,9 +295,43 @@ impl TcpConnections {
                 FromConnection::Message(id, source, parsed) => return Some((id, source, parsed)),
                 FromConnection::Closed(id) => {
                     self.outbound.remove(&id);
+                    self.opened.retain(|_, opened| *opened != id);
                 }
             }
         }
+    }
+
+    /// Queues `bytes` for our connection to `to`, opening one if there is
+    /// none: the connect runs on a task, and what is queued meanwhile goes
+    /// out once it is up (or is lost with it, and the transaction times out).
+    fn send_to_peer(&mut self, to: SocketAddr, bytes: &[u8]) {
+        if let Some(id) = self.opened.get(&to).copied()
+            && self.outbound.contains_key(&id)
+        {
+            self.send(id, bytes);
+            return;
+        }
+        let Some(ticket) = self.budget.admit(to.ip()) else {
+            tracing::warn!(%to, "SIP connection budget full; message not sent");
+            return;
+        };
+        self.next_id += 1;
+        let id = self.next_id;
+        let (to_connection, outbound) = mpsc::channel(CONNECTION_QUEUE);
+        self.outbound.insert(id, to_connection);
+        self.opened.insert(to, id);
+        self.send(id, bytes);
+        let reports = self.reports.clone();
+        let idle = self.idle;
+        self.tasks.spawn(async move {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
+                Ok(Ok(stream)) => connection(id, stream, reports, outbound, idle, ticket).await,
+                failed => {
+                    tracing::warn!(%to, ?failed, "cannot connect to a SIP target");
+                    let _ = reports.send(FromConnection::Closed(id)).await;
+                }
+            }
+        });
     }
 
     /// Queues `bytes` for connection `id`. A full queue means a peer that
@@ -428,7 +465,12 @@ fn on_request(
     transactions.insert(key, (tx, path));
 }
 
-async fn send(udp: &UdpSocket, connections: &TcpConnections, path: ReplyPath, message: &Message) {
+async fn send(
+    udp: &UdpSocket,
+    connections: &mut TcpConnections,
+    path: ReplyPath,
+    message: &Message,
+) {
     let route = match path {
         ReplyPath::Tcp(id) => Route::Tcp(id),
         ReplyPath::Udp => match response_address(message) {
@@ -442,10 +484,13 @@ async fn send(udp: &UdpSocket, connections: &TcpConnections, path: ReplyPath, me
     send_to(udp, connections, route, &message.to_bytes()).await;
 }
 
+/// How long opening a TCP connection to a target may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Sends `bytes` by UDP or on a TCP connection's queue.
 pub(super) async fn send_to(
     udp: &UdpSocket,
-    connections: &TcpConnections,
+    connections: &mut TcpConnections,
     route: Route,
     bytes: &[u8],
 ) {
@@ -456,5 +501,6 @@ pub(super) async fn send_to(
             }
         }
         Route::Tcp(id) => connections.send(id, bytes),
+        Route::TcpTo(to) => connections.send_to_peer(to, bytes),
     }
 }

@@ -65,7 +65,7 @@ pub enum UriError {
     Headers,
     #[error("has `maddr`, which would send the call elsewhere than its host")]
     Maddr,
-    #[error("asks for transport `{0}`; targets are reached over UDP")]
+    #[error("asks for transport `{0}`; targets are reached over UDP or TCP")]
     Transport(String),
 }
 
@@ -233,7 +233,9 @@ impl SipUri {
             }
             match (name.as_str(), value) {
                 ("maddr", _) => return Err(UriError::Maddr),
-                ("transport", Some(t)) if !t.eq_ignore_ascii_case("udp") => {
+                ("transport", Some(t))
+                    if !t.eq_ignore_ascii_case("udp") && !t.eq_ignore_ascii_case("tcp") =>
+                {
                     return Err(UriError::Transport(t.to_owned()));
                 }
                 ("transport", None) => return Err(UriError::Param),
@@ -367,8 +369,8 @@ mod tests {
             ("sip:a@127.0.0.1:0", UriError::Port),
             ("sip:a@127.0.0.1:99999", UriError::Port),
             (
-                "sip:a@127.0.0.1;transport=tcp",
-                UriError::Transport("tcp".into()),
+                "sip:a@127.0.0.1;transport=sctp",
+                UriError::Transport("sctp".into()),
             ),
             (
                 "sip:a@127.0.0.1;lr;lr",
