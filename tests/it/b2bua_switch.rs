@@ -780,6 +780,40 @@ fn plugboard_refreshes_with_update_where_the_buyer_leaves_it_to_us() {
 }
 
 #[test]
+fn an_rfc_2543_caller_without_tags_or_max_forwards_is_routed_and_answered() {
+    let mut bench = Bench::new(10, Arc::new(Ledger::new()));
+    bench.receive(
+        CARRIER,
+        &format!(
+            "INVITE sip:+18005550100@192.0.2.5 SIP/2.0
+Via: SIP/2.0/UDP {CARRIER}
+To: sip:+18005550100@192.0.2.5
+From: sip:+14155550123@{CARRIER}
+Call-ID: 2543@carrier
+CSeq: 1 INVITE
+Contact: sip:+14155550123@{CARRIER}
+Content-Length: 0
+
+"
+        ),
+    );
+    bench.route(vec![ring("a", BUYER_A, 20, 0)]);
+    let asked = bench.last_invite_to(BUYER_A);
+    assert_eq!(asked.header("Max-Forwards"), Some("69"), "70 less one");
+    bench.answer(BUYER_A, 200, "OK");
+    let (_, answer) = bench
+        .sent
+        .iter()
+        .rev()
+        .find(|(route, m)| *route == Route::Udp(address(CARRIER)) && m.status() == 200)
+        .expect("the caller is answered");
+    assert!(
+        answer.header("To").is_some_and(|to| to.contains(";tag=")),
+        "our To tag makes the dialog"
+    );
+}
+
+#[test]
 fn a_full_target_is_skipped_and_the_trace_says_so() {
     let ledger = Arc::new(Ledger::new());
     let full = ring("a", BUYER_A, 20, 1);

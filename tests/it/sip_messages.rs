@@ -81,6 +81,7 @@ fn every_wire_vector_gets_its_expected_outcome() {
         invalid-cseq-method-mismatch: refuse 400 CSeq method does not match the request method
         invalid-duplicate-to: refuse 400 Multiple To headers
         invalid-header-without-colon: refuse 400 malformed header line: no colon
+        invalid-headers-in-request-uri: refuse 400 the Request-URI carries headers (`?…`), which only a URI in a header may
         invalid-max-forwards-out-of-range: refuse 400 Max-Forwards is not a number from 0 to 255
         invalid-method-not-a-token: refuse 400 malformed start line: the method is not a token
         invalid-missing-call-id: refuse 400 Missing Call-ID header
@@ -88,6 +89,10 @@ fn every_wire_vector_gets_its_expected_outcome() {
         invalid-no-blank-line: drop (no blank line ends the headers (byte 78))
         invalid-response-missing-cseq: drop (Missing CSeq header)
         invalid-sip-version: refuse 505 Version Not Supported
+        invalid-space-inside-angle-brackets: refuse 400 Malformed From header: whitespace or no URI inside <>
+        invalid-unbalanced-quotes: refuse 400 Malformed To header: an unbalanced quote
+        invalid-unquoted-display-name-with-comma: refuse 400 Malformed From header: a display name that is neither tokens nor quoted
+        invalid-via-empty-parameters: refuse 400 Malformed Via header: an empty parameter
         valid-bytes-after-content-length-discarded: request INVITE (0 body bytes)
         valid-compact-forms: request INVITE (89 body bytes)
         valid-folding-and-space-before-colon: request INVITE (0 body bytes)
@@ -96,6 +101,8 @@ fn every_wire_vector_gets_its_expected_outcome() {
         valid-lf-line-ends: request OPTIONS (0 body bytes)
         valid-mixed-case-names: request OPTIONS (0 body bytes)
         valid-no-content-length-on-udp: request INVITE (89 body bytes)
+        valid-rfc2543-request: request INVITE (0 body bytes)
+        valid-whitespace-in-via-and-leading-zeros: request INVITE (0 body bytes)
     "#]].assert_eq(&report);
 }
 

@@ -840,7 +840,10 @@ impl Call {
         let max_forwards = invite
             .header("Max-Forwards")
             .and_then(|v| v.trim().parse::<u32>().ok())
-            .map_or(70, |v| v.saturating_sub(1).min(70));
+            // An RFC 2543 caller sends none: it counts as 70.
+            .unwrap_or(70)
+            .saturating_sub(1)
+            .min(70);
         let h = |name: &str, value: String| Header {
             name: name.to_owned(),
             value,

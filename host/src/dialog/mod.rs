@@ -136,9 +136,8 @@ impl Dialog {
     /// with (RFC 3261 §12.1.1): the route set is the Record-Route in order.
     pub fn from_uas(request: &Message, local_tag: &str) -> Result<Self, DialogError> {
         let from = header(request, "From")?;
-        let remote_tag = tag_param(&from)
-            .ok_or(DialogError::Missing("From tag"))?
-            .to_owned();
+        // An RFC 2543 caller sends no From tag: its dialog's is empty (§12.1.1).
+        let remote_tag = tag_param(&from).unwrap_or_default().to_owned();
         let (remote_cseq, _) = request
             .header("CSeq")
             .and_then(cseq)

@@ -74,7 +74,9 @@ fn header_end(bytes: &[u8]) -> Option<usize> {
     None
 }
 
-fn is_token(text: &str) -> bool {
+/// RFC 3261's `token`: what methods, header names and unquoted display
+/// names are made of.
+pub(crate) fn is_token(text: &str) -> bool {
     !text.is_empty()
         && text
             .bytes()
@@ -170,7 +172,35 @@ fn header_lines(
             value: value.trim().to_owned(),
         });
     }
+    // Once continuation lines are joined: a sent-protocol may be folded.
+    for via in headers.iter_mut().filter(|h| h.name == "Via") {
+        via.value = tight_via(&via.value);
+    }
     Ok(())
+}
+
+/// Via values with the whitespace RFC 3261 allows around the slashes of
+/// each sent-protocol (`SIP / 2.0 / UDP`) taken out, so that every later
+/// reader sees `SIP/2.0/UDP`.
+fn tight_via(value: &str) -> String {
+    value
+        .split(',')
+        .map(|via| {
+            let mut tight = String::with_capacity(via.len());
+            let mut rest = via.trim();
+            for _ in 0..2 {
+                let Some((part, after)) = rest.split_once('/') else {
+                    return via.trim().to_owned();
+                };
+                tight.push_str(part.trim());
+                tight.push('/');
+                rest = after.trim_start();
+            }
+            tight.push_str(rest);
+            tight
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The declared body length, if any; several that disagree are an error.

@@ -3,6 +3,7 @@
 //! answer and a reason phrase that says what was wrong.
 
 use super::message::{Message, Method, StartLine};
+use super::parse::is_token;
 
 /// A refusal: the status code, its reason phrase and headers to add
 /// (`Allow`, `Unsupported`, `Accept`…).
@@ -47,12 +48,9 @@ pub fn cseq(value: &str) -> Option<(u32, Method)> {
 /// Structural checks of a parsed message; a request failing one gets the
 /// returned 400, a response failing one is dropped.
 pub fn validate(message: &Message) -> Result<(), Refusal> {
-    let mandatory: &[&str] = if message.is_request() {
-        &["To", "From", "CSeq", "Call-ID", "Max-Forwards", "Via"]
-    } else {
-        &["To", "From", "CSeq", "Call-ID", "Via"]
-    };
-    for name in mandatory {
+    // Max-Forwards is not required of requests: RFC 2543 elements do not
+    // send it (RFC 4475 §3.4), and it counts as 70.
+    for name in ["To", "From", "CSeq", "Call-ID", "Via"] {
         if message.header(name).is_none_or(str::is_empty) {
             return Err(Refusal::bad_request(format!("Missing {name} header")));
         }
@@ -74,8 +72,10 @@ pub fn validate(message: &Message) -> Result<(), Refusal> {
         ));
     }
     if let Some(hops) = message.header("Max-Forwards") {
-        let valid = !hops.is_empty() && hops.len() <= 3 && hops.bytes().all(|b| b.is_ascii_digit());
-        if !valid || hops.parse::<u16>().map_or(true, |h| h > 255) {
+        // 1*DIGIT: leading zeros are allowed (`0068`).
+        let valid =
+            !hops.is_empty() && hops.len() <= 10 && hops.bytes().all(|b| b.is_ascii_digit());
+        if !valid || hops.parse::<u64>().map_or(true, |h| h > 255) {
             return Err(Refusal::bad_request(
                 "Max-Forwards is not a number from 0 to 255",
             ));
@@ -88,8 +88,125 @@ pub fn validate(message: &Message) -> Result<(), Refusal> {
         if !sip_2 || parts.next().is_none() || via.split_whitespace().nth(1).is_none() {
             return Err(Refusal::bad_request("Malformed Via header"));
         }
+        let empty_param = via.split(';').skip(1).any(|param| {
+            let (name, value) = param.split_once('=').unwrap_or((param, "x"));
+            name.trim().is_empty() || value.trim().is_empty()
+        });
+        if empty_param {
+            return Err(Refusal::bad_request(
+                "Malformed Via header: an empty parameter",
+            ));
+        }
+    }
+    if let StartLine::Request { uri, .. } = &message.start
+        && uri.contains('?')
+        && (uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("sip:"))
+            || uri
+                .get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("sips:")))
+    {
+        return Err(Refusal::bad_request(
+            "the Request-URI carries headers (`?…`), which only a URI in a header may",
+        ));
+    }
+    if message.is_request() {
+        for name in ["To", "From", "Contact"] {
+            for value in message.header_values(name) {
+                name_addrs(value).map_err(|why| {
+                    Refusal::bad_request(format!("Malformed {name} header: {why}"))
+                })?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Checks a header value of name-addrs or addr-specs (RFC 3261 §20.10),
+/// comma-separated: a display name is tokens or one quoted string, the URI
+/// inside `<>` holds no whitespace, and only parameters follow it.
+fn name_addrs(value: &str) -> Result<(), &'static str> {
+    let value = value.trim();
+    if value == "*" {
+        return Ok(());
+    }
+    let mut rest = value;
+    loop {
+        rest = rest.trim_start();
+        let after_name = if let Some(quoted) = rest.strip_prefix('"') {
+            let end = closing_quote(quoted).ok_or("an unbalanced quote")?;
+            let after = quoted[end + 1..].trim_start();
+            if !after.starts_with('<') {
+                return Err("a quoted display name without <URI>");
+            }
+            after
+        } else if let Some(open) = rest.find('<').filter(|open| {
+            // A `<` after a `;` or `,` belongs to a later element.
+            !rest[..*open].contains([';', ','])
+        }) {
+            let display = &rest[..open];
+            if !display.split_whitespace().all(is_token) {
+                return Err("a display name that is neither tokens nor quoted");
+            }
+            &rest[open..]
+        } else {
+            rest
+        };
+        let after_uri = if let Some(inside) = after_name.strip_prefix('<') {
+            let close = inside.find('>').ok_or("a `<` without `>`")?;
+            let uri = &inside[..close];
+            if uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':') {
+                return Err("whitespace or no URI inside <>");
+            }
+            &inside[close + 1..]
+        } else {
+            let end = after_name.find([';', ',']).unwrap_or(after_name.len());
+            let uri = after_name[..end].trim();
+            if !uri.contains(':') && rest.contains('<') {
+                return Err("a display name that is neither tokens nor quoted");
+            }
+            if uri.is_empty() || uri.contains(char::is_whitespace) || !uri.contains(':') {
+                return Err("a URI with whitespace in it");
+            }
+            &after_name[end..]
+        };
+        // Parameters up to the next element, if any.
+        let params = after_uri.trim_start();
+        if !params.is_empty() && !params.starts_with([';', ',']) {
+            return Err("text after the URI that is not a parameter");
+        }
+        match next_element(params) {
+            Some(next) => rest = next,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The index of the quote that ends a quoted string (after the opening
+/// one), skipping `\`-escaped characters.
+fn closing_quote(quoted: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (at, c) in quoted.char_indices() {
+        match (escaped, c) {
+            (true, _) => escaped = false,
+            (false, '\\') => escaped = true,
+            (false, '"') => return Some(at),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// What follows the first comma outside quotes in `params`, if any.
+fn next_element(params: &str) -> Option<&str> {
+    let mut quoted = false;
+    for (at, c) in params.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => return Some(&params[at + 1..]),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// What this UAS supports, for the §8.2 checks.
