@@ -181,9 +181,7 @@ async fn a_call_is_scored_won_by_the_highest_bid_bridged_and_billed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_buyer_hangs_up_first() {
     let lab = CallLab::start().await;
-    let buyer = lab.buyer("buyer_hangs_up", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_hangs_up", 1).await;
 
     let carrier = lab.carrier("caller_waits_for_bye", 1, &[]).await;
     carrier.assert_ok();
@@ -361,9 +359,7 @@ async fn when_every_target_fails_the_fallback_answers_and_without_one_the_caller
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_cancel_while_the_buyer_rings_cancels_the_buyer_and_answers_487() {
     let lab = CallLab::start().await;
-    let buyer = lab.buyer("buyer_rings", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, target) = lab.bidding_buyer("buyer_rings", 1).await;
 
     let carrier = lab.carrier("caller_cancels", 1, &[]).await;
     carrier.assert_ok();
@@ -409,9 +405,7 @@ async fn a_buyer_that_never_answers_the_cancel_is_given_up_after_64_t1_and_frees
         t4: std::time::Duration::from_millis(200),
     };
     let lab = CallLab::with(timers, 1000).await;
-    let buyer = lab.buyer("buyer_ignores_cancel", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, target) = lab.bidding_buyer("buyer_ignores_cancel", 1).await;
 
     lab.carrier("caller_cancels", 1, &[]).await.assert_ok();
     let buyer = buyer.finish().await;
@@ -446,9 +440,7 @@ async fn a_buyer_that_never_answers_the_cancel_is_given_up_after_64_t1_and_frees
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200_crossing_the_cancel_is_acknowledged_and_hung_up() {
     let lab = CallLab::start().await;
-    let buyer = lab.buyer("buyer_answers_across_cancel", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_answers_across_cancel", 1).await;
 
     let carrier = lab.carrier("caller_cancels", 1, &[]).await;
     carrier.assert_ok();
@@ -475,9 +467,7 @@ async fn a_200_crossing_the_cancel_is_acknowledged_and_hung_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_and_unhold_from_the_caller_reach_the_buyer_and_back() {
     let lab = CallLab::start().await;
-    let buyer = lab.buyer("buyer_follows_hold", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_follows_hold", 1).await;
 
     let carrier = lab.carrier("caller_holds", 1, &[]).await;
     carrier.assert_ok();
@@ -642,9 +632,7 @@ async fn a_redirect_is_a_failure_for_a_target_that_does_not_follow_them() {
 async fn session_timers_are_agreed_on_both_legs_and_a_refresh_crosses() {
     let lab = CallLab::start().await;
     // Each SIPp checks the Session-Expires it is given (RFC 4028).
-    let buyer = lab.buyer("buyer_takes_refresh", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_takes_refresh", 1).await;
 
     let carrier = lab.carrier("caller_refreshes", 1, &[]).await;
     carrier.assert_ok();
@@ -674,9 +662,7 @@ async fn session_timers_are_agreed_on_both_legs_and_a_refresh_crosses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyer_that_needs_100rel_gets_its_prack_and_its_early_media_reaches_the_caller() {
     let lab = CallLab::start().await;
-    let buyer = lab.buyer("buyer_needs_100rel", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_needs_100rel", 1).await;
 
     let carrier = lab.carrier("caller_hangs_up", 1, &["-d", "100"]).await;
     carrier.assert_ok();
@@ -772,9 +758,7 @@ async fn a_target_with_transport_tcp_is_called_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keypress_sent_as_info_reaches_the_buyer_with_its_body() {
     let lab = CallLab::start().await;
-    let buyer = lab.buyer("buyer_takes_dtmf", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_takes_dtmf", 1).await;
 
     let carrier = lab.carrier("caller_sends_dtmf", 1, &[]).await;
     carrier.assert_ok();
@@ -811,9 +795,7 @@ async fn a_late_offer_gets_the_buyers_offer_to_the_caller_and_the_callers_answer
     let lab = CallLab::start().await;
     // The buyer's scenario checks that its ACK carries the caller's answer,
     // the caller's that the 200 carries the buyer's offer.
-    let buyer = lab.buyer("buyer_offers_in_200", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_offers_in_200", 1).await;
 
     let carrier = lab.carrier("caller_late_offer", 1, &["-d", "100"]).await;
     carrier.assert_ok();
@@ -951,9 +933,7 @@ async fn a_scorer_that_loops_or_traps_never_loses_the_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_numbers_get_404_and_malformed_invites_400_while_a_call_goes_on() {
     let lab = CallLab::start().await;
-    let buyer = lab.buyer("buyer_answers", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_answers", 1).await;
 
     let in_progress = lab.carrier("caller_hangs_up", 1, &["-d", "2500"]);
     let disturbances = async {
@@ -1147,9 +1127,7 @@ async fn a_call_to_a_pooled_number_carries_its_visitor_sessions_attribution() {
         .await;
     assert_eq!(status, 201, "{session}");
     assert_eq!(session["number"], json!("+18005550201"));
-    let buyer = lab.buyer("buyer_answers", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_answers", 1).await;
 
     lab.carrier_to("+18005550201", "caller_hangs_up", 1, &["-d", "100"])
         .await
@@ -1170,9 +1148,7 @@ async fn a_call_to_a_pooled_number_carries_its_visitor_sessions_attribution() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_the_server_hangs_up_calls_in_progress_with_bye() {
     let lab = CallLab::start().await;
-    let buyer = lab.buyer("buyer_answers", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, target) = lab.bidding_buyer("buyer_answers", 1).await;
 
     let call = lab.carrier("caller_waits_for_bye", 1, &[]);
     let stop = async {

@@ -627,6 +627,17 @@ Content-Length: 0
     assert_eq!(records[0].trace.legs[0].result, "answered");
 }
 
+/// The last 200 the switch sent the carrier.
+fn last_ok_to_carrier(bench: &Bench) -> Message {
+    bench
+        .sent
+        .iter()
+        .rev()
+        .find(|(route, m)| *route == Route::Udp(address(CARRIER)) && m.status() == 200)
+        .map(|(_, m)| m.clone())
+        .expect("a 200 to the carrier")
+}
+
 /// The carrier's INVITE asking for session timers of `seconds`, refreshed
 /// by the carrier.
 fn invite_with_timer(call: &str, seconds: u32) -> String {
@@ -673,12 +684,7 @@ fn a_session_whose_refreshes_stop_ends_with_bye_on_both_legs() {
             .is_some_and(|s| s.contains("timer"))
     );
     bench.answer(BUYER_A, 200, "OK");
-    let (_, answer) = bench
-        .sent
-        .iter()
-        .rev()
-        .find(|(route, m)| *route == Route::Udp(address(CARRIER)) && m.status() == 200)
-        .expect("the answer");
+    let answer = last_ok_to_carrier(&bench);
     assert_eq!(answer.header("Session-Expires"), Some("90;refresher=uac"));
     assert_eq!(answer.header("Require"), Some("timer"));
     let tag = carrier_tag(&bench);
@@ -691,12 +697,7 @@ fn a_session_whose_refreshes_stop_ends_with_bye_on_both_legs() {
     assert_eq!(refresh.header("CSeq"), Some("2 INVITE"));
     assert_eq!(refresh.header("Session-Expires"), Some("90;refresher=uas"));
     bench.answer(BUYER_A, 200, "OK");
-    let (_, renewed) = bench
-        .sent
-        .iter()
-        .rev()
-        .find(|(route, m)| *route == Route::Udp(address(CARRIER)) && m.status() == 200)
-        .expect("the refresh's answer");
+    let renewed = last_ok_to_carrier(&bench);
     assert_eq!(renewed.header("CSeq"), Some("2 INVITE"));
     assert_eq!(renewed.header("Session-Expires"), Some("90;refresher=uac"));
     bench.receive(
@@ -801,12 +802,7 @@ Content-Length: 0
     let asked = bench.last_invite_to(BUYER_A);
     assert_eq!(asked.header("Max-Forwards"), Some("69"), "70 less one");
     bench.answer(BUYER_A, 200, "OK");
-    let (_, answer) = bench
-        .sent
-        .iter()
-        .rev()
-        .find(|(route, m)| *route == Route::Udp(address(CARRIER)) && m.status() == 200)
-        .expect("the caller is answered");
+    let answer = last_ok_to_carrier(&bench);
     assert!(
         answer.header("To").is_some_and(|to| to.contains(";tag=")),
         "our To tag makes the dialog"

@@ -67,9 +67,7 @@ async fn a_target_whose_name_never_resolves_fails_alone_while_other_calls_go_on(
         0,
     )
     .await;
-    let buyer = lab.buyer("buyer_answers", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_answers", 1).await;
 
     let (stuck, normal) = tokio::join!(
         lab.carrier_to(stuck_number, "caller_refused", 1, &[]),
@@ -143,9 +141,7 @@ async fn a_flood_of_idle_connections_takes_only_its_own_budget() {
         .await
         .expect("connect");
     assert!(!closed_at_once(&mut other).await);
-    let buyer = lab.buyer("buyer_answers", 1).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_answers", 1).await;
     lab.carrier("caller_hangs_up", 1, &["-d", "100"])
         .await
         .assert_ok();

@@ -66,9 +66,7 @@ async fn other_tenant(lab: &CallLab) -> Sipp {
             json!({"name": "scored", "numbers": [SCORED_NUMBER], "scorer_policy_id": scorer}),
         )
         .await;
-    let buyer = lab.buyer("buyer_answers", 4).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, target) = lab.bidding_buyer("buyer_answers", 4).await;
     lab.bid_on(&str_field(&scored, "id"), &target, 5_000_000, 0, 0)
         .await;
     buyer
@@ -473,9 +471,7 @@ async fn a_tenant_past_its_cpu_share_runs_no_policy_while_another_tenant_calls()
     );
 
     // With another tenant calling, the spinner runs only on what it earns.
-    let buyer = lab.buyer("buyer_answers", 20).await;
-    let target = lab.target(buyer.port, 20, 10).await;
-    lab.bid(&target, 5_000_000, 0).await;
+    let (buyer, _) = lab.bidding_buyer("buyer_answers", 20).await;
     let (hostile, other) = tokio::join!(
         lab.carrier_to(
             HOSTILE_NUMBER,

@@ -290,6 +290,16 @@ impl CallLab {
         store.put_campaign(&campaign).expect("campaign");
     }
 
+    /// A buyer running `scenario_name` for `calls` calls behind a target of
+    /// the lab's bidder (20 s ring timeout, 10 calls at once) with a 5 USD
+    /// bid on the lab's campaign: the buyer, and the target's id.
+    pub async fn bidding_buyer(&self, scenario_name: &str, calls: u32) -> (Sipp, String) {
+        let buyer = self.buyer(scenario_name, calls).await;
+        let target = self.target(buyer.port, 20, 10).await;
+        self.bid(&target, 5_000_000, 0).await;
+        (buyer, target)
+    }
+
     /// A static bid on the lab's campaign (no minimum duration).
     pub async fn bid(&self, target_id: &str, amount_micros: u64, min_quality: u8) -> String {
         self.bid_on(&self.campaign_id, target_id, amount_micros, min_quality, 0)
