@@ -71,6 +71,7 @@ fn every_wire_vector_gets_its_expected_outcome() {
         app-extension-method: refuse 501 Not Implemented [Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK]
         app-info-with-dtmf-body: request INFO (24 body bytes)
         app-max-forwards-zero: refuse 483 Too Many Hops
+        app-multipart-without-sdp: refuse 415 Unsupported Media Type [Accept: application/sdp]
         app-options-with-max-forwards-zero: request OPTIONS (0 body bytes)
         app-register-not-allowed: refuse 405 Method Not Allowed [Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK]
         app-unknown-require: refuse 420 Bad Extension [Unsupported: 100rel, nonsense-extension]
@@ -100,6 +101,7 @@ fn every_wire_vector_gets_its_expected_outcome() {
         valid-keepalive-before-message: request OPTIONS (0 body bytes)
         valid-lf-line-ends: request OPTIONS (0 body bytes)
         valid-mixed-case-names: request OPTIONS (0 body bytes)
+        valid-multipart-sdp-and-isup: request INVITE (313 body bytes)
         valid-no-content-length-on-udp: request INVITE (89 body bytes)
         valid-rfc2543-request: request INVITE (0 body bytes)
         valid-whitespace-in-via-and-leading-zeros: request INVITE (0 body bytes)

@@ -121,6 +121,38 @@ pub fn validate(message: &Message) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Whether a multipart body (RFC 2046; carriers send SDP beside ISUP in
+/// `multipart/mixed`) has a session description among its parts: then it is
+/// an offer Plugboard relays whole.
+fn multipart_has_sdp(content_type: &str, body: &[u8]) -> bool {
+    let Some(boundary) = content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"'))
+    }) else {
+        return false;
+    };
+    // Binary parts (ISUP) are fine: only the parts' headers are read.
+    String::from_utf8_lossy(body)
+        .split(&format!("--{boundary}"))
+        .any(part_is_sdp)
+}
+
+fn part_is_sdp(part: &str) -> bool {
+    let head = part
+        .trim_start_matches(['\r', '\n'])
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default();
+    head.lines().any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("Content-Type")
+                && media_type(value) == "application/sdp"
+        })
+    })
+}
+
 /// Checks a header value of name-addrs or addr-specs (RFC 3261 §20.10),
 /// comma-separated: a display name is tokens or one quoted string, the URI
 /// inside `<>` holds no whitespace, and only parameters follow it.
@@ -315,9 +347,12 @@ pub fn uas_check(request: &Message, caps: &Capabilities) -> Result<(), Refusal> 
         let encoding = request
             .header("Content-Encoding")
             .map(|e| e.trim().to_ascii_lowercase());
-        if !caps.content_types.contains(&body_type.as_str())
-            || encoding.is_some_and(|e| e != "identity")
-        {
+        let understood = caps.content_types.contains(&body_type.as_str())
+            || (body_type.starts_with("multipart/")
+                && request
+                    .header("Content-Type")
+                    .is_some_and(|kind| multipart_has_sdp(kind, &request.body)));
+        if !understood || encoding.is_some_and(|e| e != "identity") {
             return Err(Refusal {
                 code: 415,
                 reason: "Unsupported Media Type".into(),
