@@ -729,12 +729,7 @@ async fn a_target_with_transport_tcp_is_called_over_tcp() {
     let buyer = buyer.finish().await;
     buyer.assert_ok();
     // Everything the buyer got came over TCP: its Via says so.
-    let received: Vec<&str> = buyer
-        .messages
-        .iter()
-        .filter(|m| !m.sent)
-        .filter_map(|m| m.text.lines().find(|l| l.starts_with("Via:")))
-        .collect();
+    let received = vias_received(&buyer);
     assert_eq!(received.len(), 6, "INVITE, ACK, BYE twice: {received:?}");
     assert!(
         received.iter().all(|via| via.contains("SIP/2.0/TCP")),
@@ -752,6 +747,73 @@ async fn a_target_with_transport_tcp_is_called_over_tcp() {
     );
     let records = lab.wait_for_records(2).await;
     assert!(records.iter().all(|r| r.outcome == CallOutcome::Answered));
+    lab.stop().await;
+}
+
+/// The Via lines of what `buyer` received.
+fn vias_received(buyer: &tests::call_lab::Carrier) -> Vec<String> {
+    buyer
+        .messages
+        .iter()
+        .filter(|m| !m.sent)
+        .filter_map(|m| {
+            m.text
+                .lines()
+                .find(|l| l.starts_with("Via:"))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_too_large_for_udp_goes_over_tcp_and_back_to_udp_where_tcp_is_refused() {
+    let lab = CallLab::start().await;
+    // A buyer on TCP gets the large INVITE over TCP (§18.1.1)…
+    let tcp_buyer = lab.buyer_with("buyer_answers", 1, &["-t", "t1"]).await;
+    let tcp_target = lab.target(tcp_buyer.port, 20, 10).await;
+    let tcp_bid = lab.bid(&tcp_target, 9_000_000, 0).await;
+    lab.carrier("caller_big_offer", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    let tcp_buyer = tcp_buyer.finish().await;
+    tcp_buyer.assert_ok();
+    let vias = vias_received(&tcp_buyer);
+    assert!(
+        !vias.is_empty() && vias.iter().all(|v| v.contains("SIP/2.0/TCP")),
+        "{vias:?}"
+    );
+    lab.api
+        .call(
+            "DELETE",
+            &format!("/v1/bids/{tcp_bid}"),
+            Some(&lab.bidder_key),
+            None,
+        )
+        .await;
+
+    // …and one that listens on UDP alone gets it over UDP once TCP is refused.
+    let (udp_buyer, _) = lab.bidding_buyer("buyer_answers", 1).await;
+    lab.carrier("caller_big_offer", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    let udp_buyer = udp_buyer.finish().await;
+    udp_buyer.assert_ok();
+    let vias = vias_received(&udp_buyer);
+    assert!(
+        !vias.is_empty() && vias.iter().all(|v| v.contains("SIP/2.0/UDP")),
+        "{vias:?}"
+    );
+    let invite = udp_buyer
+        .messages
+        .iter()
+        .find(|m| !m.sent && m.first_line().starts_with("INVITE "))
+        .expect("an INVITE");
+    assert!(invite.text.len() > 1300, "{} bytes", invite.text.len());
+    let records = lab.wait_for_records(2).await;
+    assert!(
+        records.iter().all(|r| r.outcome == CallOutcome::Answered),
+        "{records:?}"
+    );
     lab.stop().await;
 }
 

@@ -33,6 +33,9 @@ pub const DEFAULT_QUALITY: u8 = 50;
 /// How long a target rings when it names no ring timeout (the fallback target).
 pub const DEFAULT_RING_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The largest request sent over UDP (RFC 3261 §18.1.1).
+const MAX_UDP_REQUEST: usize = 1300;
+
 /// Redirects one call follows at most, over all its legs.
 pub const MAX_REDIRECTS: u8 = 3;
 
@@ -191,6 +194,11 @@ pub enum Input {
     NoResponse {
         purpose: Purpose,
     },
+    /// A client transaction's request could not be sent: the TCP
+    /// connection to its peer could not be made.
+    Unreachable {
+        purpose: Purpose,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -253,8 +261,12 @@ enum Phase {
 struct Leg {
     ring: Ring,
     destination: SocketAddr,
-    /// `UDP`, or `TCP` for a target whose URI says `transport=tcp`.
+    /// `UDP`, or `TCP` for a target whose URI says `transport=tcp` or for
+    /// an INVITE too large for UDP.
     transport: &'static str,
+    /// TCP only because the INVITE exceeds 1,300 bytes: UDP again if the
+    /// connection cannot be made.
+    tcp_for_size: bool,
     invite: Message,
     dialog: Option<Dialog>,
     provisional: bool,
@@ -490,6 +502,10 @@ impl Call {
             Input::NoResponse { purpose } => {
                 self.pending.remove(&purpose);
                 self.on_no_response(now, purpose);
+            }
+            Input::Unreachable { purpose } => {
+                self.pending.remove(&purpose);
+                self.on_unreachable(now, purpose);
             }
         }
         self.check_done();
@@ -761,6 +777,7 @@ impl Call {
             ring,
             destination,
             transport: "UDP",
+            tcp_for_size: false,
             invite: Message {
                 start: StartLine::Request {
                     method: Method::Invite,
@@ -793,8 +810,15 @@ impl Call {
         trace: LegTrace,
     ) {
         let index = self.legs.len();
-        let transport = transport_of(&ring.uri);
-        let invite = self.outbound_invite(index, &ring, transport);
+        let mut transport = transport_of(&ring.uri);
+        let mut invite = self.outbound_invite(index, &ring, transport);
+        // §18.1.1: a request within 200 bytes of the 1,500-byte MTU goes
+        // over a congestion-controlled transport.
+        let tcp_for_size = transport == "UDP" && invite.to_bytes().len() > MAX_UDP_REQUEST;
+        if tcp_for_size {
+            transport = "TCP";
+            invite = self.outbound_invite(index, &ring, transport);
+        }
         let ring_timeout = ring.bid.as_ref().map_or(DEFAULT_RING_TIMEOUT, |(_, t)| {
             Duration::from_secs(u64::from(t.ring_timeout_s.max(1)))
         });
@@ -809,6 +833,7 @@ impl Call {
             ring,
             destination,
             transport,
+            tcp_for_size,
             invite,
             dialog: None,
             provisional: false,
@@ -907,7 +932,8 @@ impl Call {
         };
         let end = match leg.trace.result.as_str() {
             "answered" => LegEnd::Ended { billable, talk_s },
-            result @ ("busy" | "rejected" | "ring_timeout" | "failed") => LegEnd::Missed(result),
+            result @ ("busy" | "rejected" | "ring_timeout" | "no_response" | "unreachable"
+            | "failed") => LegEnd::Missed(result),
             _ => LegEnd::Withdrawn,
         };
         self.target_events
@@ -1040,6 +1066,31 @@ impl Call {
             Purpose::Refresh(side) => self.on_refresh_response(now, side, 408),
             Purpose::Cancel(_) | Purpose::Bye(_) | Purpose::ForkBye(_) | Purpose::Prack(_) => {}
         }
+    }
+
+    /// A request that never left for want of a TCP connection. An INVITE
+    /// that took TCP only for its size goes again over UDP (§18.1.1); any
+    /// other request fails as if unanswered, at once.
+    fn on_unreachable(&mut self, now: Instant, purpose: Purpose) {
+        if let Purpose::Invite(index) = purpose {
+            let leg = &self.legs[index];
+            if leg.tcp_for_size && !leg.settled && !leg.abandoned {
+                let ring = leg.ring.clone();
+                let invite = self.outbound_invite(index, &ring, "UDP");
+                let leg = &mut self.legs[index];
+                leg.transport = "UDP";
+                leg.tcp_for_size = false;
+                leg.invite = invite.clone();
+                let to = leg.peer();
+                self.request(to, invite, purpose);
+                return;
+            }
+            let leg = &mut self.legs[index];
+            if leg.trace.result.is_empty() {
+                leg.trace.result = "unreachable".to_owned();
+            }
+        }
+        self.on_no_response(now, purpose);
     }
 
     fn on_leg_response(&mut self, now: Instant, index: usize, response: Message) {

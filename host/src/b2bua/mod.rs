@@ -289,6 +289,29 @@ impl Switch {
         }
     }
 
+    /// The shell could not open a TCP connection to `to`: the requests
+    /// waiting for it will never be sent, and their calls are told so at
+    /// once rather than after timer B.
+    pub fn handle_unreachable(&mut self, now: Instant, to: SocketAddr) {
+        let stranded: Vec<TransactionKey> = self
+            .clients
+            .iter()
+            .filter(|(_, entry)| entry.route == Route::TcpTo(to))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stranded {
+            if let Some(entry) = self.clients.remove(&key) {
+                self.inputs.push_back((
+                    entry.call,
+                    Input::Unreachable {
+                        purpose: entry.purpose,
+                    },
+                ));
+            }
+        }
+        self.run(now);
+    }
+
     /// Ends every call (shutdown): BYE to answered ones, 503 to the others.
     pub fn terminate_all(&mut self, now: Instant) {
         let handles: Vec<u64> = self.calls.keys().copied().collect();

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::call_services::CallServices;
 use super::policy_worker::{PolicyWorkers, WorkerCount};
-use super::sip_endpoint::{TcpConnections, lost, send_to};
+use super::sip_endpoint::{Incoming, TcpConnections, lost, send_to};
 use super::{DatagramLoss, SipSockets};
 use crate::b2bua::{Finished, Input, Path, Route, Scored, Switch, SwitchConfig, SwitchStats, Work};
 use crate::clock;
@@ -137,10 +137,13 @@ pub async fn serve_calls(
                     );
                 }
             }
-            Some((id, source, parsed)) = connections.next_message() => {
-                let message = inspect_parsed(parsed, switch.capabilities(), &to_tag);
-                switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Tcp(id));
-            }
+            Some(incoming) = connections.next_message() => match incoming {
+                Incoming::Message(id, source, parsed) => {
+                    let message = inspect_parsed(parsed, switch.capabilities(), &to_tag);
+                    switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Tcp(id));
+                }
+                Incoming::Unreachable(to) => switch.handle_unreachable(clock::now(), to),
+            },
             () = sleep => switch.handle_timeout(clock::now()),
             Some(first) = decided.recv() => {
                 let (mut decision, mut taken) = (Some(first), 0);

@@ -100,6 +100,16 @@ enum ReplyPath {
 enum FromConnection {
     Message(u64, SocketAddr, Result<Message, ParseError>),
     Closed(u64),
+    /// A connection we opened to this address could not be made.
+    Unreachable(u64, SocketAddr),
+}
+
+/// What the connections have for the endpoint.
+pub(super) enum Incoming {
+    /// A message framed on connection `id` from `source`.
+    Message(u64, SocketAddr, Result<Message, ParseError>),
+    /// A target we meant to reach over TCP refused or did not answer.
+    Unreachable(SocketAddr),
 }
 
 /// Messages queued from TCP connections; a full queue slows the readers.
@@ -169,8 +179,10 @@ pub async fn serve_sip(
                     let _ = connections.adopt(stream);
                 }
             }
-            Some((id, source, parsed)) = connections.next_message() => {
-                arrived = Some((inspect_parsed(parsed, &caps, &to_tag), source, ReplyPath::Tcp(id)));
+            Some(incoming) = connections.next_message() => {
+                if let Incoming::Message(id, source, parsed) = incoming {
+                    arrived = Some((inspect_parsed(parsed, &caps, &to_tag), source, ReplyPath::Tcp(id)));
+                }
             }
             () = sleep => {
                 let now = clock::now();
@@ -287,18 +299,24 @@ impl TcpConnections {
 
     /// The next message framed on any connection (forgetting closed ones on
     /// the way): its connection, peer and parse.
-    pub(super) async fn next_message(
-        &mut self,
-    ) -> Option<(u64, SocketAddr, Result<Message, ParseError>)> {
+    pub(super) async fn next_message(&mut self) -> Option<Incoming> {
         loop {
             match self.inbound.recv().await? {
-                FromConnection::Message(id, source, parsed) => return Some((id, source, parsed)),
-                FromConnection::Closed(id) => {
-                    self.outbound.remove(&id);
-                    self.opened.retain(|_, opened| *opened != id);
+                FromConnection::Message(id, source, parsed) => {
+                    return Some(Incoming::Message(id, source, parsed));
+                }
+                FromConnection::Closed(id) => self.forget(id),
+                FromConnection::Unreachable(id, to) => {
+                    self.forget(id);
+                    return Some(Incoming::Unreachable(to));
                 }
             }
         }
+    }
+
+    fn forget(&mut self, id: u64) {
+        self.outbound.remove(&id);
+        self.opened.retain(|_, opened| *opened != id);
     }
 
     /// Queues `bytes` for our connection to `to`, opening one if there is
@@ -328,7 +346,7 @@ impl TcpConnections {
                 Ok(Ok(stream)) => connection(id, stream, reports, outbound, idle, ticket).await,
                 failed => {
                     tracing::warn!(%to, ?failed, "cannot connect to a SIP target");
-                    let _ = reports.send(FromConnection::Closed(id)).await;
+                    let _ = reports.send(FromConnection::Unreachable(id, to)).await;
                 }
             }
         });
