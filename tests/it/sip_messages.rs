@@ -230,7 +230,9 @@ fn message() -> impl Strategy<Value = Message> {
         proptest::collection::vec(any::<u8>(), 0..64),
     )
         .prop_map(|(method, user, mut headers, body)| {
-            headers.retain(|h| h.name != "Content-Length");
+            // Via is normalised as it is parsed (`SIP / 2.0` becomes
+            // `SIP/2.0`): its round trip is the wire vectors'.
+            headers.retain(|h| h.name != "Content-Length" && h.name != "Via");
             headers.push(host::sip::Header {
                 name: "Content-Length".to_owned(),
                 value: body.len().to_string(),

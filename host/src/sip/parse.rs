@@ -183,6 +183,13 @@ fn header_lines(
 /// each sent-protocol (`SIP / 2.0 / UDP`) taken out, so that every later
 /// reader sees `SIP/2.0/UDP`.
 fn tight_via(value: &str) -> String {
+    let loose = value
+        .as_bytes()
+        .windows(2)
+        .any(|w| matches!(w, [b' ' | b'\t', b'/'] | [b'/', b' ' | b'\t']));
+    if !loose {
+        return value.to_owned();
+    }
     value
         .split(',')
         .map(|via| {
