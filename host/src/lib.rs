@@ -29,6 +29,7 @@ pub mod dialog;
 pub mod dni;
 pub mod fair;
 pub mod geography;
+pub mod hash;
 pub mod lifecycle;
 pub mod marketplace;
 pub mod metrics;

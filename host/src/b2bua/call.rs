@@ -292,11 +292,15 @@ struct Leg {
 impl Leg {
     /// Where the leg's requests go, and how.
     fn peer(&self) -> Peer {
-        if self.transport == "TCP" {
-            Peer::Tcp(self.destination)
-        } else {
-            Peer::Address(self.destination)
-        }
+        peer_over(self.transport, self.destination)
+    }
+}
+
+fn peer_over(transport: &str, destination: SocketAddr) -> Peer {
+    if transport == "TCP" {
+        Peer::Tcp(destination)
+    } else {
+        Peer::Address(destination)
     }
 }
 
@@ -616,7 +620,11 @@ impl Call {
     /// Our Contact for `towards`: with `transport=tcp` where that side's
     /// requests to us should come over TCP.
     fn contact(&self, towards: Side) -> String {
-        if self.transport(towards) == "TCP" {
+        self.contact_over(self.transport(towards))
+    }
+
+    fn contact_over(&self, transport: &str) -> String {
+        if transport == "TCP" {
             format!("<sip:plugboard@{};transport=tcp>", self.setup.local)
         } else {
             format!("<sip:plugboard@{}>", self.setup.local)
@@ -823,12 +831,11 @@ impl Call {
             Duration::from_secs(u64::from(t.ring_timeout_s.max(1)))
         });
         self.first_invite_at.get_or_insert(now);
-        let leg_peer = if transport == "TCP" {
-            Peer::Tcp(destination)
-        } else {
-            Peer::Address(destination)
-        };
-        self.request(leg_peer, invite.clone(), Purpose::Invite(index));
+        self.request(
+            peer_over(transport, destination),
+            invite.clone(),
+            Purpose::Invite(index),
+        );
         self.legs.push(Leg {
             ring,
             destination,
@@ -855,11 +862,7 @@ impl Call {
     /// SDP offer, and nothing else of the carrier's.
     fn outbound_invite(&mut self, index: usize, ring: &Ring, transport: &str) -> Message {
         let via = self.via(transport);
-        let contact = if transport == "TCP" {
-            format!("<sip:plugboard@{};transport=tcp>", self.setup.local)
-        } else {
-            format!("<sip:plugboard@{}>", self.setup.local)
-        };
+        let contact = self.contact_over(transport);
         let invite = &self.setup.invite;
         let caller = &self.caller;
         let max_forwards = invite
@@ -889,7 +892,7 @@ impl Call {
             h("CSeq", "1 INVITE".to_owned()),
             h("Contact", contact),
             h("X-Plugboard-Call-Id", self.setup.id.clone()),
-            h("Allow", ALLOWED_METHODS.to_owned()),
+            h("Allow", crate::sip::ALLOW.to_owned()),
             h("Supported", "timer, 100rel".to_owned()),
             // The buyer is asked to refresh (RFC 4028 §7.1), on the
             // caller's interval if it set one.
@@ -1185,15 +1188,9 @@ impl Call {
                     self.current == Some(index) && self.phase == Phase::Ringing && !leg.abandoned;
                 let late_offer = self.setup.invite.body.is_empty() && !response.body.is_empty();
                 if wanted && late_offer {
-                    let near_cseq = self
-                        .setup
-                        .invite
-                        .header("CSeq")
-                        .and_then(cseq)
-                        .map_or(0, |(n, _)| n);
                     self.awaited_ack = Some(AwaitedAck {
                         near: Side::Caller,
-                        near_cseq,
+                        near_cseq: cseq_number(&self.setup.invite),
                         far: Side::Callee(index),
                         ack,
                     });
@@ -1676,11 +1673,7 @@ impl Call {
         let from = relay.from;
         let relayed_cseq = relay.relayed_cseq;
         let late_offer = relay.request.body.is_empty() && !response.body.is_empty();
-        let origin_cseq = relay
-            .request
-            .header("CSeq")
-            .and_then(cseq)
-            .map_or(0, |(n, _)| n);
+        let origin_cseq = cseq_number(&relay.request);
         if code >= 200 {
             self.relays.remove(&id);
         }
@@ -1962,19 +1955,14 @@ impl Call {
 /// record's size does not grow with the number of bidders' modules.
 pub const MAX_RECORD_LOG_BYTES: usize = 64 << 10;
 
-/// Keeps the first invocations' logs up to [`MAX_RECORD_LOG_BYTES`]; later
-/// ones keep their outcome and cost, and count their lines as dropped.
 /// 0–10 seconds, spread by the call and its request count: §14.2's
 /// "randomly chosen" Retry-After without a random source in the machine.
 fn retry_after_seconds(call_id: &str, salt: u64) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in call_id.bytes().chain(salt.to_le_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash % 11
+    crate::hash::fnv1a(call_id.bytes().chain(salt.to_le_bytes())) % 11
 }
 
+/// Keeps the first invocations' logs up to [`MAX_RECORD_LOG_BYTES`]; later
+/// ones keep their outcome and cost, and count their lines as dropped.
 fn bound_logs(policies: &mut [PolicyTrace]) {
     let mut kept = 0usize;
     for trace in policies {
@@ -2044,11 +2032,6 @@ fn reason_of(response: &Message) -> &str {
     }
 }
 
-/// Puts `source`'s body (with its Content-Type) into `target`, fixing
-/// Content-Length.
-/// What Plugboard accepts in a dialog, told to buyers in `Allow`.
-const ALLOWED_METHODS: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
-
 /// How a target is reached: TCP when its URI says `transport=tcp`.
 fn transport_of(uri: &str) -> &'static str {
     let tcp = SipUri::parse(uri).is_ok_and(|uri| {
@@ -2064,11 +2047,7 @@ fn transport_of(uri: &str) -> &'static str {
 
 /// The RSeq of a reliable provisional (`Require: 100rel`), if it is one.
 fn reliable_rseq(response: &Message) -> Option<u32> {
-    let reliable = response
-        .header_values("Require")
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("100rel"));
-    if !reliable {
+    if !response.lists("Require", "100rel") {
         return None;
     }
     response.header("RSeq")?.trim().parse().ok()
@@ -2107,6 +2086,8 @@ const BODY_HEADERS: [&str; 4] = [
     "Content-Language",
 ];
 
+/// Puts `source`'s body (with the headers that describe it) into `target`,
+/// fixing Content-Length.
 fn copy_body(source: &Message, target: &mut Message) {
     target
         .headers

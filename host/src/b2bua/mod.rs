@@ -426,13 +426,7 @@ impl Switch {
                 self.new_call(now, unix_ms, request, key, source, path);
             }
             Method::Options if dialog.is_none() => {
-                let allow = self
-                    .caps
-                    .methods
-                    .iter()
-                    .map(Method::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let allow = self.caps.allow();
                 let extra = [("Allow", allow), ("Accept", "application/sdp".to_owned())];
                 self.answer_alone(now, &request, key, path, 200, &extra);
             }

@@ -62,12 +62,7 @@ fn without_tag(value: &str) -> String {
 
 /// Route entries of every `name` header (comma-separated values split), in order.
 fn routes(message: &Message, name: &str) -> Vec<String> {
-    message
-        .header_values(name)
-        .flat_map(|v| v.split(','))
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty())
-        .collect()
+    message.header_items(name).map(str::to_owned).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

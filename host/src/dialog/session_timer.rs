@@ -63,22 +63,15 @@ pub fn min_se(message: &Message) -> Option<u32> {
         .ok()
 }
 
-fn lists(message: &Message, header: &str, token: &str) -> bool {
-    message
-        .header_values(header)
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
 /// Whether the sender supports session timers (`Supported: timer`, or
 /// `Require: timer` on a response).
 pub fn supports_timer(message: &Message) -> bool {
-    lists(message, "Supported", "timer") || lists(message, "Require", "timer")
+    message.lists("Supported", "timer") || message.lists("Require", "timer")
 }
 
 /// Whether the sender accepts UPDATE, by its `Allow`.
 pub fn allows_update(message: &Message) -> bool {
-    lists(message, "Allow", "UPDATE")
+    message.lists("Allow", "UPDATE")
 }
 
 /// What the caller leg answers an INVITE with, Plugboard being its UAS.
@@ -139,7 +132,7 @@ pub fn as_uas(invite: &Message) -> UasTimer {
 /// Plugboard could refresh and the buyer does not allow UPDATE.
 pub fn as_uac(response: &Message) -> Option<SessionTimerTerms> {
     let agreed = session_expires(response)?;
-    let supports = lists(response, "Require", "timer");
+    let supports = response.lists("Require", "timer");
     // Without `Require: timer` the UAS does not support the extension
     // (a proxy set the header), and the UAC refreshes.
     let we_refresh = !supports || agreed.refresher != Some(Refresher::Uas);

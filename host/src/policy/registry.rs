@@ -215,12 +215,7 @@ impl Deployment {
 /// 0–99 from FNV-1a of the call id and the canary version: deterministic,
 /// independent of the process, and different for each canary.
 fn canary_bucket(call_id: &str, version: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in call_id.bytes().chain([0]).chain(version.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash % 100
+    crate::hash::fnv1a(call_id.bytes().chain([0]).chain(version.bytes())) % 100
 }
 
 /// Deployments by policy id, each swappable without locking readers out.

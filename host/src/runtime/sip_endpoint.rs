@@ -461,12 +461,7 @@ fn on_request(
         _ => ServerTransaction::NonInvite(ServerNonInvite::new(reliable, timers)),
     };
     let responses = if method == Some(Method::Options) {
-        let allow = Capabilities::default()
-            .methods
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let allow = Capabilities::default().allow();
         vec![response_to(
             &request.headers,
             200,

@@ -131,6 +131,21 @@ impl Message {
             .map(|h| h.value.as_str())
     }
 
+    /// The comma-separated items of every `name` header, trimmed, empty
+    /// ones left out, in order (`Supported: timer, 100rel` → two).
+    pub fn header_items<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.header_values(name)
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+    }
+
+    /// Whether header `name` lists `token`, in any case.
+    pub fn lists(&self, name: &str, token: &str) -> bool {
+        self.header_items(name)
+            .any(|item| item.eq_ignore_ascii_case(token))
+    }
+
     /// The wire form: CRLF line ends, one header per line, Content-Length
     /// as carried in the headers (callers keep it right).
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -16,7 +16,7 @@ pub use parse::{
 };
 pub use response::{default_reason, has_tag, response_to};
 pub use uri::{SipUri, UriError};
-pub use validate::{Capabilities, Refusal, cseq, uas_check, validate};
+pub use validate::{ALLOW, Capabilities, Refusal, cseq, uas_check, validate};
 pub use via::{response_address, stamp_received};
 
 /// What the server does with one received datagram, before any transaction.

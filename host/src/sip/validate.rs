@@ -241,6 +241,10 @@ fn next_element(params: &str) -> Option<&str> {
     None
 }
 
+/// The methods a B2BUA takes, as `Allow` lists them: calls and their
+/// in-dialog requests.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK";
+
 /// What this UAS supports, for the §8.2 checks.
 #[derive(Debug, Clone)]
 pub struct Capabilities {
@@ -254,20 +258,22 @@ impl Default for Capabilities {
     /// A B2BUA's: calls, their in-dialog requests, and SDP bodies.
     fn default() -> Self {
         Capabilities {
-            methods: vec![
-                Method::Invite,
-                Method::Ack,
-                Method::Bye,
-                Method::Cancel,
-                Method::Options,
-                Method::Update,
-                Method::Info,
-                Method::Prack,
-            ],
+            methods: ALLOW.split(", ").map(Method::from_token).collect(),
             uri_schemes: vec!["sip", "sips", "tel"],
             option_tags: vec!["timer", "replaces"],
             content_types: vec!["application/sdp"],
         }
+    }
+}
+
+impl Capabilities {
+    /// The `Allow` header's value for these methods.
+    pub fn allow(&self) -> String {
+        self.methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -286,13 +292,7 @@ pub fn uas_check(request: &Message, caps: &Capabilities) -> Result<(), Refusal> 
     let StartLine::Request { method, uri } = &request.start else {
         return Ok(());
     };
-    let allow = || {
-        caps.methods
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let allow = || caps.allow();
     if !caps.methods.contains(method) {
         let known = !matches!(method, Method::Extension(_));
         return Err(Refusal {
@@ -319,11 +319,9 @@ pub fn uas_check(request: &Message, caps: &Capabilities) -> Result<(), Refusal> 
     }
     // ACK and CANCEL carry no Require that could be refused (§8.2.2.3).
     if !matches!(method, Method::Ack | Method::Cancel) {
-        let unsupported: Vec<String> = request
-            .header_values("Require")
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty() && !caps.option_tags.contains(&t.as_str()))
+        let unsupported: Vec<&str> = request
+            .header_items("Require")
+            .filter(|t| !caps.option_tags.contains(t))
             .collect();
         if !unsupported.is_empty() {
             return Err(Refusal {
@@ -364,8 +362,7 @@ pub fn uas_check(request: &Message, caps: &Capabilities) -> Result<(), Refusal> 
         }
     }
     let accepts: Vec<String> = request
-        .header_values("Accept")
-        .flat_map(|v| v.split(','))
+        .header_items("Accept")
         .map(media_type)
         .filter(|t| !t.is_empty())
         .collect();
