@@ -46,6 +46,22 @@ pub struct Config {
     /// Where uploads compile: by default a child of this executable, under
     /// a CPU time and memory budget.
     pub policy_compiler: Compiler,
+    /// Name servers for locating targets (RFC 3263: SRV, A, AAAA); empty,
+    /// the default: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
+    pub sip_tls: SipTls,
+}
+
+/// SIP over TLS: the authorities TLS targets are checked against, and the
+/// optional TLS listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SipTls {
+    /// Certificate authorities (PEM) trusted beside Mozilla's roots.
+    pub authorities: Option<PathBuf>,
+    /// The TLS listener, with its certificate chain and key (PEM).
+    pub listen: Option<SocketAddr>,
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 pub const DEFAULT_MAX_CALLS: usize = 10_000;
@@ -70,6 +86,11 @@ pub struct ConfigFile {
     pub policy_compile_cpu_seconds: Option<u64>,
     pub policy_compile_memory_mib: Option<u64>,
     pub tenant_policy_cpu_percent: Option<u8>,
+    pub dns_servers: Option<Vec<SocketAddr>>,
+    pub sip_tls_authorities: Option<PathBuf>,
+    pub sip_tls_listen: Option<SocketAddr>,
+    pub sip_tls_certificate: Option<PathBuf>,
+    pub sip_tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +132,13 @@ impl ConfigFile {
             return Err(format!(
                 "tenant_policy_cpu_percent is {percent}; it must be 1 to 100"
             ));
+        }
+        if self.sip_tls_listen.is_some()
+            && (self.sip_tls_certificate.is_none() || self.sip_tls_key.is_none())
+        {
+            return Err(
+                "sip_tls_listen needs sip_tls_certificate and sip_tls_key (PEM files)".to_owned(),
+            );
         }
         Ok(())
     }
@@ -158,6 +186,13 @@ impl Config {
                 .tenant_policy_cpu_percent
                 .unwrap_or(crate::runtime::DEFAULT_TENANT_CPU_PERCENT),
             policy_compiler,
+            dns_servers: file.dns_servers.clone().unwrap_or_default(),
+            sip_tls: SipTls {
+                authorities: file.sip_tls_authorities.clone(),
+                listen: file.sip_tls_listen,
+                certificate: file.sip_tls_certificate.clone(),
+                key: file.sip_tls_key.clone(),
+            },
         }
     }
 }

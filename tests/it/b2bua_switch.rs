@@ -11,7 +11,9 @@ use host::auction::Ledger;
 use host::b2bua::{
     Input, Path, Ring, RingTree, Route, Scored, Scoring, Switch, SwitchConfig, Work,
 };
-use host::sip::{Capabilities, Inbound, Message, StartLine, inspect, response_to};
+use host::sip::{
+    Capabilities, Inbound, Location, Message, StartLine, Transport, inspect, response_to,
+};
 use host::store::{Bid, CallOutcome, CallRecord, Campaign, Target};
 use host::transaction::Timers;
 
@@ -23,11 +25,11 @@ fn address(text: &str) -> SocketAddr {
     text.parse().expect("address")
 }
 
-fn name_of(route: Route) -> String {
+fn name_of(route: &Route) -> String {
     match route {
-        Route::Udp(a) if a == address(CARRIER) => "carrier".to_owned(),
-        Route::Udp(a) if a == address(BUYER_A) => "buyer A".to_owned(),
-        Route::Udp(a) if a == address(BUYER_B) => "buyer B".to_owned(),
+        Route::Udp(a) if *a == address(CARRIER) => "carrier".to_owned(),
+        Route::Udp(a) if *a == address(BUYER_A) => "buyer A".to_owned(),
+        Route::Udp(a) if *a == address(BUYER_B) => "buyer B".to_owned(),
         other => format!("{other:?}"),
     }
 }
@@ -50,6 +52,7 @@ struct Bench {
 fn config(max_calls: usize) -> SwitchConfig {
     SwitchConfig {
         local: "192.0.2.5:5060".to_owned(),
+        local_tls: None,
         timers: Timers::default(),
         max_calls,
         retry_after_s: 7,
@@ -86,7 +89,7 @@ impl Bench {
         while let Some(transmit) = self.switch.poll_transmit() {
             self.trace.push_str(&format!(
                 "{at:05} ms -> {}: {}\n",
-                name_of(transmit.route),
+                name_of(&transmit.route),
                 shown(&transmit.message)
             ));
             self.sent.push((transmit.route, transmit.message));
@@ -293,7 +296,11 @@ fn ring(id: &str, buyer: &str, ring_timeout_s: u32, max_concurrent: u32) -> Ring
     };
     Ring {
         uri: target.uri.clone(),
-        destination: Some(address(buyer)),
+        destination: Some(Location {
+            address: address(buyer),
+            transport: Transport::Udp,
+            tls_name: None,
+        }),
         bid: Some((bid, target)),
     }
 }
@@ -458,7 +465,7 @@ Content-Length: 0
         .map(|(route, m)| {
             format!(
                 "{} {} {} Retry-After: {:?}",
-                name_of(*route),
+                name_of(route),
                 m.header("CSeq").unwrap_or_default(),
                 shown(m),
                 m.header("Retry-After"),
@@ -652,7 +659,7 @@ fn sent_requests(bench: &Bench, method: host::sip::Method) -> Vec<(String, Messa
     let mut seen = Vec::new();
     for (route, m) in &bench.sent {
         let key = (
-            name_of(*route),
+            name_of(route),
             m.header("CSeq").unwrap_or_default().to_owned(),
         );
         if m.method() == Some(&method) && !seen.iter().any(|(k, _)| *k == key) {

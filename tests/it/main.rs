@@ -34,6 +34,8 @@ mod sip_dialogs;
 mod sip_interop;
 /// The SIP message layer: wire vectors, framing, round trip.
 mod sip_messages;
+/// Targets by domain name (SRV, A) and over TLS, with our own DNS and authority.
+mod sip_targets;
 /// RFC 3261 transactions on simulated time.
 mod sip_transactions;
 /// The store against a `BTreeMap` model under random operations.

@@ -307,6 +307,7 @@ async fn endpoint_with_tcp(
     let sockets = host::runtime::SipSockets {
         udp,
         tcp: Some(tcp),
+        tls: host::runtime::TlsSide::default(),
         tcp_idle: idle,
         loss: None,
     };

@@ -40,7 +40,7 @@ async fn a_record_keeps_a_hundred_bids_the_ring_trees_first_and_counts_the_rest(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_whose_name_never_resolves_fails_alone_while_other_calls_go_on() {
-    let lab = CallLab::with_lookup(never_answers()).await;
+    let lab = CallLab::with_dns(never_answers()).await;
     let stuck_number = "+18005550333";
     let stuck_campaign = lab
         .api

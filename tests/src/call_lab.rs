@@ -12,7 +12,7 @@ use host::auction::Ledger;
 use host::b2bua::{SwitchConfig, SwitchStats};
 use host::policy::Limits;
 use host::runtime::{
-    CallServices, DatagramLoss, Lookup, Names, PolicyCpu, Resolver, SipSockets, serve_calls,
+    Answer, CallServices, DatagramLoss, Dns, Families, Names, PolicyCpu, Resolver, SipSockets, TlsSide, serve_calls,
 };
 use host::store::{CallFilter, CallRecord, Campaign};
 use host::transaction::Timers;
@@ -50,9 +50,18 @@ fn merged(mut base: serde_json::Value, over: &serde_json::Value) -> serde_json::
     base
 }
 
-/// A resolver that never answers, for any name.
-pub fn never_answers() -> Lookup {
-    Arc::new(|_name: String| Box::pin(std::future::pending()))
+/// A DNS that never answers, for any name.
+pub fn never_answers() -> Arc<dyn Dns> {
+    struct Silent;
+    impl Dns for Silent {
+        fn addresses(&self, _name: String) -> Answer<std::net::IpAddr> {
+            Box::pin(std::future::pending())
+        }
+        fn services(&self, _name: String) -> Answer<host::sip::locate::SrvRecord> {
+            Box::pin(std::future::pending())
+        }
+    }
+    Arc::new(Silent)
 }
 
 /// A UDP port nobody uses now.
@@ -68,7 +77,10 @@ pub struct LabSetup {
     pub timers: Timers,
     pub max_calls: usize,
     pub loss: Option<DatagramLoss>,
-    pub lookup: Option<Lookup>,
+    /// The DNS the call server locates targets with (none: the system's).
+    pub dns: Option<Arc<dyn Dns>>,
+    /// How TLS targets are checked (none: no TLS).
+    pub tls_client: Option<Arc<rustls::ClientConfig>>,
     pub limits: Limits,
     pub tenant_cpu: PolicyCpu,
     pub first_response_timeout: Duration,
@@ -80,7 +92,8 @@ impl Default for LabSetup {
             timers: Timers::default(),
             max_calls: 1000,
             loss: None,
-            lookup: None,
+            dns: None,
+            tls_client: None,
             limits: TestApi::LIMITS,
             tenant_cpu: PolicyCpu::for_this_machine(host::runtime::DEFAULT_TENANT_CPU_PERCENT),
             first_response_timeout: host::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
@@ -124,11 +137,11 @@ impl CallLab {
         .await
     }
 
-    /// RFC 3261's timers, the call server resolving target names with
-    /// `lookup` instead of the system's resolver.
-    pub async fn with_lookup(lookup: Lookup) -> Self {
+    /// RFC 3261's timers, the call server locating targets with `dns`
+    /// instead of the system's.
+    pub async fn with_dns(dns: Arc<dyn Dns>) -> Self {
         Self::build(LabSetup {
-            lookup: Some(lookup),
+            dns: Some(dns),
             ..LabSetup::default()
         })
         .await
@@ -139,15 +152,17 @@ impl CallLab {
             timers,
             max_calls,
             loss,
-            lookup,
+            dns,
+            tls_client,
             limits,
             tenant_cpu,
             first_response_timeout,
         } = setup;
-        let api = TestApi::with_limits(limits).await;
-        let (names, resolver) = match lookup {
-            Some(lookup) => {
-                let (names, resolver) = Names::start(lookup);
+        let mut api = TestApi::with_limits(limits).await;
+        let (names, resolver) = match dns {
+            Some(dns) => {
+                let (names, resolver) = Names::start(dns, Families::IPV4);
+                api.locating_with(names.clone());
                 (names, Some(resolver))
             }
             None => (api.state.names.clone(), None),
@@ -170,12 +185,17 @@ impl CallLab {
             SipSockets {
                 udp,
                 tcp: Some(tcp),
+                tls: TlsSide {
+                    client: tls_client,
+                    listener: None,
+                },
                 tcp_idle: Duration::from_secs(60),
                 loss,
             },
             services,
             SwitchConfig {
                 local: sip.to_string(),
+                local_tls: None,
                 timers,
                 max_calls,
                 retry_after_s: 5,

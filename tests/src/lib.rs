@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 pub mod bid_endpoint;
 pub mod call_lab;
+pub mod dns;
+pub mod tls_peer;
 pub mod hostile;
 
 use host::policy::model::{CallFacts, CallTime, Geography, Header};
@@ -181,6 +183,13 @@ impl TestApi {
         api
     }
 
+    /// The host locating targets with `names` (the API when a target is
+    /// saved, as the call server does).
+    pub fn locating_with(&mut self, names: std::sync::Arc<host::runtime::Names>) {
+        self.state.names = names;
+        self.router = host::api::router(self.state.clone());
+    }
+
     fn add_operator(&mut self) {
         let (_, key) = host::api::create_tenant_with_key(
             &self.state.store,
@@ -210,6 +219,8 @@ impl TestApi {
             sip_invite_rate: host::config::DEFAULT_INVITE_RATE,
             sip_first_response: host::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
             tenant_policy_cpu_percent: host::runtime::DEFAULT_TENANT_CPU_PERCENT,
+            dns_servers: Vec::new(),
+            sip_tls: host::config::SipTls::default(),
             // As a server compiles: in a child of the real binary, with
             // a tighter CPU budget (CPU time, not wall time: a loaded
             // machine does not make it run out).

@@ -19,6 +19,7 @@ use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
 use crate::dialog::session_timer::{self, SessionTimer, UasTimer};
 use crate::dialog::{Dialog, DialogState};
 use crate::policy::model::{CallFacts, CallerHistory, GuestLog};
+use crate::sip::locate::{self, Location, Plan, Transport};
 use crate::sip::uri::SipUri;
 use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};
 use crate::store::{
@@ -49,7 +50,7 @@ pub enum Side {
 }
 
 /// Where a request goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
     /// Back to the caller, the way its INVITE came.
     Caller,
@@ -57,6 +58,8 @@ pub enum Peer {
     Address(SocketAddr),
     /// A target, over a TCP connection (opened if there is none).
     Tcp(SocketAddr),
+    /// A target, over a TLS connection whose certificate names the server.
+    Tls(SocketAddr, Arc<str>),
 }
 
 /// What a client transaction the call opened is for; its responses come
@@ -143,8 +146,8 @@ pub struct Ring {
     /// The bid and target (none for the campaign's fallback).
     pub bid: Option<(Bid, Target)>,
     pub uri: String,
-    /// Where the URI resolved to; `None` if it did not.
-    pub destination: Option<SocketAddr>,
+    /// Where the URI resolved to, and how to reach it; `None` if it did not.
+    pub destination: Option<Location>,
 }
 
 /// The auction's answer: the ring order and every bid's fate.
@@ -234,8 +237,11 @@ pub struct CallSetup {
     pub invite_transaction: TransactionKey,
     /// Our address for Via and Contact (`host:port`).
     pub local: String,
-    /// `UDP` or `TCP`: how requests towards the caller travel.
-    pub caller_transport: &'static str,
+    /// Our TLS listener's `host:port`, if we have one: the Contact of a
+    /// TLS leg, where its peer opens a new connection to us.
+    pub local_tls: Option<String>,
+    /// How requests towards the caller travel.
+    pub caller_transport: Transport,
     pub timers: Timers,
     /// How long a buyer has to answer an INVITE at all (100 Trying will
     /// do) before the next target rings.
@@ -261,9 +267,10 @@ enum Phase {
 struct Leg {
     ring: Ring,
     destination: SocketAddr,
-    /// `UDP`, or `TCP` for a target whose URI says `transport=tcp` or for
-    /// an INVITE too large for UDP.
-    transport: &'static str,
+    /// The target's transport, or TCP for an INVITE too large for UDP.
+    transport: Transport,
+    /// The name its TLS certificate must carry.
+    tls_name: Option<Arc<str>>,
     /// TCP only because the INVITE exceeds 1,300 bytes: UDP again if the
     /// connection cannot be made.
     tcp_for_size: bool,
@@ -292,15 +299,16 @@ struct Leg {
 impl Leg {
     /// Where the leg's requests go, and how.
     fn peer(&self) -> Peer {
-        peer_over(self.transport, self.destination)
+        peer_over(self.transport, self.destination, self.tls_name.as_ref())
     }
 }
 
-fn peer_over(transport: &str, destination: SocketAddr) -> Peer {
-    if transport == "TCP" {
-        Peer::Tcp(destination)
-    } else {
-        Peer::Address(destination)
+fn peer_over(transport: Transport, destination: SocketAddr, tls_name: Option<&Arc<str>>) -> Peer {
+    match (transport, tls_name) {
+        (Transport::Tcp, _) => Peer::Tcp(destination),
+        (Transport::Tls, Some(name)) => Peer::Tls(destination, name.clone()),
+        (Transport::Tls, None) => Peer::Tls(destination, destination.ip().to_string().into()),
+        (Transport::Udp, _) => Peer::Address(destination),
     }
 }
 
@@ -382,6 +390,14 @@ pub struct Call {
     recorded: bool,
     done: bool,
     out: VecDeque<Command>,
+}
+
+impl CallSetup {
+    /// Where a TLS peer reaches us: our TLS listener, else our own address
+    /// (the peer then keeps the connection we opened).
+    fn tls_local(&self) -> &str {
+        self.local_tls.as_deref().unwrap_or(&self.local)
+    }
 }
 
 impl Call {
@@ -607,27 +623,29 @@ impl Call {
         self.setup.received_at_ms.saturating_add(elapsed)
     }
 
-    fn via(&mut self, transport: &str) -> String {
+    fn via(&mut self, transport: Transport) -> String {
         self.sequence += 1;
         format!(
-            "SIP/2.0/{transport} {};branch=z9hG4bK{}.{};rport",
+            "SIP/2.0/{} {};branch=z9hG4bK{}.{};rport",
+            transport.via_name(),
             self.setup.local,
             self.setup.id.trim_start_matches("call_"),
             self.sequence
         )
     }
 
-    /// Our Contact for `towards`: with `transport=tcp` where that side's
-    /// requests to us should come over TCP.
+    /// Our Contact for `towards`: with the transport that side's requests
+    /// to us should come over.
     fn contact(&self, towards: Side) -> String {
         self.contact_over(self.transport(towards))
     }
 
-    fn contact_over(&self, transport: &str) -> String {
-        if transport == "TCP" {
-            format!("<sip:plugboard@{};transport=tcp>", self.setup.local)
-        } else {
-            format!("<sip:plugboard@{}>", self.setup.local)
+    fn contact_over(&self, transport: Transport) -> String {
+        match transport {
+            Transport::Udp => format!("<sip:plugboard@{}>", self.setup.local),
+            Transport::Tcp => format!("<sip:plugboard@{};transport=tcp>", self.setup.local),
+            // §8.1.1.8: a sips: request carries a sips: Contact.
+            Transport::Tls => format!("<sips:plugboard@{}>", self.setup.tls_local()),
         }
     }
 
@@ -752,7 +770,7 @@ impl Call {
                 ended_at_ms: Some(started_at_ms),
                 other_forks_answered: 0,
             };
-            let Some(destination) = ring.destination else {
+            let Some(destination) = ring.destination.clone() else {
                 trace.result = "unresolvable".to_owned();
                 self.skipped_leg(ring, trace);
                 continue;
@@ -784,7 +802,8 @@ impl Call {
         self.legs.push(Leg {
             ring,
             destination,
-            transport: "UDP",
+            transport: Transport::Udp,
+            tls_name: None,
             tcp_for_size: false,
             invite: Message {
                 start: StartLine::Request {
@@ -813,18 +832,24 @@ impl Call {
         &mut self,
         now: Instant,
         ring: Ring,
-        destination: SocketAddr,
+        location: Location,
         hold: Option<Hold>,
         trace: LegTrace,
     ) {
         let index = self.legs.len();
-        let mut transport = transport_of(&ring.uri);
+        let Location {
+            address: destination,
+            mut transport,
+            tls_name,
+        } = location;
+        let tls_name: Option<Arc<str>> = tls_name.map(Into::into);
         let mut invite = self.outbound_invite(index, &ring, transport);
         // §18.1.1: a request within 200 bytes of the 1,500-byte MTU goes
         // over a congestion-controlled transport.
-        let tcp_for_size = transport == "UDP" && invite.to_bytes().len() > MAX_UDP_REQUEST;
+        let tcp_for_size =
+            transport == Transport::Udp && invite.to_bytes().len() > MAX_UDP_REQUEST;
         if tcp_for_size {
-            transport = "TCP";
+            transport = Transport::Tcp;
             invite = self.outbound_invite(index, &ring, transport);
         }
         let ring_timeout = ring.bid.as_ref().map_or(DEFAULT_RING_TIMEOUT, |(_, t)| {
@@ -832,7 +857,7 @@ impl Call {
         });
         self.first_invite_at.get_or_insert(now);
         self.request(
-            peer_over(transport, destination),
+            peer_over(transport, destination, tls_name.as_ref()),
             invite.clone(),
             Purpose::Invite(index),
         );
@@ -840,6 +865,7 @@ impl Call {
             ring,
             destination,
             transport,
+            tls_name,
             tcp_for_size,
             invite,
             dialog: None,
@@ -860,7 +886,7 @@ impl Call {
 
     /// The INVITE towards a target: our own dialog, the caller's number and
     /// SDP offer, and nothing else of the carrier's.
-    fn outbound_invite(&mut self, index: usize, ring: &Ring, transport: &str) -> Message {
+    fn outbound_invite(&mut self, index: usize, ring: &Ring, transport: Transport) -> Message {
         let via = self.via(transport);
         let contact = self.contact_over(transport);
         let invite = &self.setup.invite;
@@ -1079,9 +1105,9 @@ impl Call {
             let leg = &self.legs[index];
             if leg.tcp_for_size && !leg.settled && !leg.abandoned {
                 let ring = leg.ring.clone();
-                let invite = self.outbound_invite(index, &ring, "UDP");
+                let invite = self.outbound_invite(index, &ring, Transport::Udp);
                 let leg = &mut self.legs[index];
-                leg.transport = "UDP";
+                leg.transport = Transport::Udp;
                 leg.tcp_for_size = false;
                 leg.invite = invite.clone();
                 let to = leg.peer();
@@ -1178,7 +1204,7 @@ impl Call {
                 let invite_cseq = cseq_number(&leg.invite);
                 let via = format!(
                     "SIP/2.0/{} {};branch=z9hG4bK{}.a{index};rport",
-                    leg.transport,
+                    leg.transport.via_name(),
                     self.setup.local,
                     self.setup.id.trim_start_matches("call_")
                 );
@@ -1311,9 +1337,16 @@ impl Call {
         if to.host != own.host || to.scheme != own.scheme {
             return false;
         }
-        let destination = to
-            .ip_destination()
-            .unwrap_or_else(|| SocketAddr::new(leg.destination.ip(), to.port_or_default()));
+        // The same host as the target's: an IP literal as it says, a name
+        // at the address the target's own name resolved to.
+        let location = match locate::plan(&to) {
+            Plan::Literal(location) => location,
+            _ => Location {
+                address: SocketAddr::new(leg.destination.ip(), to.port_or_default()),
+                transport: locate::stated_transport(&to).unwrap_or(Transport::Udp),
+                tls_name: leg.tls_name.as_deref().map(str::to_owned),
+            },
+        };
         self.redirects += 1;
         let ended = self.ms_at(now);
         let leg = &mut self.legs[index];
@@ -1333,9 +1366,9 @@ impl Call {
         let ring = Ring {
             bid: Some((bid, target)),
             uri: contact,
-            destination: Some(destination),
+            destination: Some(location.clone()),
         };
-        self.start_leg(now, ring, destination, hold, trace);
+        self.start_leg(now, ring, location, hold, trace);
         true
     }
 
@@ -1355,7 +1388,7 @@ impl Call {
         };
         let via = format!(
             "SIP/2.0/{} {};branch=z9hG4bK{}.a{index}f{};rport",
-            leg.transport,
+            leg.transport.via_name(),
             self.setup.local,
             self.setup.id.trim_start_matches("call_"),
             leg.forks.len()
@@ -1363,7 +1396,10 @@ impl Call {
         let ack = fork.ack(fork.local_cseq, &via);
         leg.forks.push((tag, ack.clone()));
         leg.trace.other_forks_answered += 1;
-        self.out.push_back(Command::Ack { to, ack });
+        self.out.push_back(Command::Ack {
+            to: to.clone(),
+            ack,
+        });
         let via = self.via(self.legs[index].transport);
         let bye = fork.request(Method::Bye, &via);
         self.request(to, bye, Purpose::ForkBye(index));
@@ -1440,10 +1476,13 @@ impl Call {
         }
     }
 
-    fn transport(&self, side: Side) -> &'static str {
+    fn transport(&self, side: Side) -> Transport {
         match side {
             Side::Caller => self.setup.caller_transport,
-            Side::Callee(index) => self.legs.get(index).map_or("UDP", |leg| leg.transport),
+            Side::Callee(index) => self
+                .legs
+                .get(index)
+                .map_or(Transport::Udp, |leg| leg.transport),
         }
     }
 
@@ -2030,19 +2069,6 @@ fn reason_of(response: &Message) -> &str {
         StartLine::Response { reason, .. } => reason,
         StartLine::Request { .. } => "",
     }
-}
-
-/// How a target is reached: TCP when its URI says `transport=tcp`.
-fn transport_of(uri: &str) -> &'static str {
-    let tcp = SipUri::parse(uri).is_ok_and(|uri| {
-        uri.params.iter().any(|(name, value)| {
-            name.eq_ignore_ascii_case("transport")
-                && value
-                    .as_deref()
-                    .is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
-        })
-    });
-    if tcp { "TCP" } else { "UDP" }
 }
 
 /// The RSeq of a reliable provisional (`Require: 100rel`), if it is one.

@@ -20,6 +20,7 @@ pub use call::{
 };
 
 use crate::auction::Ledger;
+use crate::sip::locate::Transport;
 use crate::sip::{
     Capabilities, Inbound, Message, Method, response_address, response_to, stamp_received,
     tag_param,
@@ -35,15 +36,27 @@ pub enum Path {
     Udp,
     /// A TCP connection, by the shell's id.
     Tcp(u64),
+    /// A TLS connection to our TLS listener, by the shell's id.
+    Tls(u64),
 }
 
 /// Where a message leaves to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Route {
     Udp(SocketAddr),
     Tcp(u64),
     /// A TCP connection to this address: the shell's open one, or a new one.
     TcpTo(SocketAddr),
+    /// A TLS connection to this address whose certificate carries this
+    /// name: the shell's open one, or a new one.
+    TlsTo(SocketAddr, Arc<str>),
+}
+
+impl Route {
+    /// Over a connection, where transactions need no retransmissions.
+    pub fn is_reliable(&self) -> bool {
+        !matches!(self, Route::Udp(_))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +77,8 @@ pub enum Work {
 pub struct SwitchConfig {
     /// Our `host:port` for Via and Contact.
     pub local: String,
+    /// Our TLS listener's `host:port`, if there is one.
+    pub local_tls: Option<String>,
     pub timers: Timers,
     /// Calls at once before new ones get `503`.
     pub max_calls: usize,
@@ -289,14 +304,14 @@ impl Switch {
         }
     }
 
-    /// The shell could not open a TCP connection to `to`: the requests
-    /// waiting for it will never be sent, and their calls are told so at
-    /// once rather than after timer B.
-    pub fn handle_unreachable(&mut self, now: Instant, to: SocketAddr) {
+    /// The shell could not open the connection `to` (TCP or TLS): the
+    /// requests waiting for it will never be sent, and their calls are told
+    /// so at once rather than after timer B.
+    pub fn handle_unreachable(&mut self, now: Instant, to: &Route) {
         let stranded: Vec<TransactionKey> = self
             .clients
             .iter()
-            .filter(|(_, entry)| entry.route == Route::TcpTo(to))
+            .filter(|(_, entry)| entry.route == *to)
             .map(|(key, _)| key.clone())
             .collect();
         for key in stranded {
@@ -335,7 +350,7 @@ impl Switch {
 
     fn send_response(&mut self, path: Path, response: Message) {
         let route = match path {
-            Path::Tcp(id) => Some(Route::Tcp(id)),
+            Path::Tcp(id) | Path::Tls(id) => Some(Route::Tcp(id)),
             Path::Udp => response_address(&response).map(Route::Udp),
         };
         match route {
@@ -497,7 +512,7 @@ impl Switch {
         let handle = self.next_call;
         let id = format!("call_{:016x}", mix(self.seed ^ mix(handle)));
         let caller = match path {
-            Path::Tcp(connection) => Route::Tcp(connection),
+            Path::Tcp(connection) | Path::Tls(connection) => Route::Tcp(connection),
             Path::Udp => Route::Udp(
                 request
                     .header("Contact")
@@ -521,7 +536,12 @@ impl Switch {
             invite: request,
             invite_transaction: key.clone(),
             local: self.config.local.clone(),
-            caller_transport: if path == Path::Udp { "UDP" } else { "TCP" },
+            local_tls: self.config.local_tls.clone(),
+            caller_transport: match path {
+                Path::Udp => Transport::Udp,
+                Path::Tcp(_) => Transport::Tcp,
+                Path::Tls(_) => Transport::Tls,
+            },
             timers: self.config.timers,
             first_response_timeout: self.config.first_response_timeout,
             received_at_ms: unix_ms,
@@ -612,9 +632,12 @@ impl Switch {
         let Some(entry) = self.clients.get_mut(key) else {
             return;
         };
-        let (route, handle, purpose) = (entry.route, entry.call, entry.purpose);
+        let (handle, purpose) = (entry.call, entry.purpose);
         while let Some(message) = entry.tx.poll_transmit() {
-            self.transmit.push_back(Transmit { route, message });
+            self.transmit.push_back(Transmit {
+                route: entry.route.clone(),
+                message,
+            });
         }
         let mut terminated = false;
         while let Some(event) = entry.tx.poll_event() {
@@ -646,7 +669,7 @@ impl Switch {
         while let Some(command) = entry.call.poll_command() {
             commands.push(command);
         }
-        let caller = entry.caller;
+        let caller = entry.caller.clone();
         let next = entry.call.poll_timeout();
         for command in commands {
             match command {
@@ -663,9 +686,9 @@ impl Switch {
                     to,
                     request,
                     purpose,
-                } => self.open_client(now, handle, caller, to, request, purpose),
+                } => self.open_client(now, handle, caller.clone(), to, request, purpose),
                 Command::Ack { to, ack } => {
-                    let route = resolve(caller, to);
+                    let route = resolve(caller.clone(), to);
                     self.transmit.push_back(Transmit {
                         route,
                         message: ack,
@@ -724,7 +747,7 @@ impl Switch {
         let route = resolve(caller, to);
         let tx = ClientTransaction::start(
             request,
-            matches!(route, Route::Tcp(_) | Route::TcpTo(_)),
+            route.is_reliable(),
             self.config.timers,
             now,
         );
@@ -746,6 +769,7 @@ fn resolve(caller: Route, peer: Peer) -> Route {
         Peer::Caller => caller,
         Peer::Address(address) => Route::Udp(address),
         Peer::Tcp(address) => Route::TcpTo(address),
+        Peer::Tls(address, name) => Route::TlsTo(address, name),
     }
 }
 

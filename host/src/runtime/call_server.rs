@@ -61,7 +61,7 @@ pub async fn serve_calls(
     let mut switch = Switch::new(config, services.ledger.clone(), u64::from_le_bytes(seed));
     let to_tag = format!("pb{:x}", std::process::id());
     let mut buffer = vec![0u8; MAX_MESSAGE_BYTES + 1];
-    let mut connections = TcpConnections::new(sockets.tcp_idle);
+    let mut connections = TcpConnections::new(sockets.tcp_idle).with_tls(&sockets.tls);
     let (to_recorder, finished) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record(services.clone(), finished));
     let (to_loop, mut decided) = mpsc::unbounded_channel();
@@ -137,12 +137,23 @@ pub async fn serve_calls(
                     );
                 }
             }
+            accepted = sockets.tls.accept() => {
+                if let Ok(stream) = accepted
+                    && !connections.adopt_tls(stream)
+                {
+                    services.metrics.inc(
+                        "plugboard_connections_refused_total",
+                        vec![("listener", "sip_tls".to_owned())],
+                    );
+                }
+            }
             Some(incoming) = connections.next_message() => match incoming {
                 Incoming::Message(id, source, parsed) => {
                     let message = inspect_parsed(parsed, switch.capabilities(), &to_tag);
-                    switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Tcp(id));
+                    let path = if connections.is_accepted_tls(id) { Path::Tls(id) } else { Path::Tcp(id) };
+                    switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, path);
                 }
-                Incoming::Unreachable(to) => switch.handle_unreachable(clock::now(), to),
+                Incoming::Unreachable(to) => switch.handle_unreachable(clock::now(), &to),
             },
             () = sleep => switch.handle_timeout(clock::now()),
             Some(first) = decided.recv() => {

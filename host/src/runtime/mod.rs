@@ -12,15 +12,16 @@ mod real_time_bids;
 mod serve;
 mod sip_endpoint;
 mod sip_uac;
+pub mod tls;
 
 pub use call_server::{advertised, serve_calls};
 pub use call_services::{CallServices, Destination, Gathering};
 pub use http::serve_http;
-pub use names::{Lookup, Names, Resolver, system_lookup};
+pub use names::{Answer, Dns, Families, HickoryDns, Names, Resolver, SystemDns, dns_for};
 pub use policy_cpu::{DEFAULT_TENANT_CPU_PERCENT, PolicyCpu};
 pub use real_time_bids::{RealTimeAnswer, RealTimeBids};
 pub use serve::{Host, ServeError, bind_udp_and_tcp, bootstrap, keep_new_files_private, serve};
 pub use sip_endpoint::{
-    DatagramLoss, EndpointStats, SipSockets, TransactionUser, serve_sip, serve_udp,
+    DatagramLoss, EndpointStats, SipSockets, TlsSide, TransactionUser, serve_sip, serve_udp,
 };
 pub use sip_uac::{CallAttempt, CallResult, UacError, place_call};

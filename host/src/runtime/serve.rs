@@ -42,6 +42,8 @@ pub enum ServeError {
     AlreadyBootstrapped,
     #[error("cannot create the operator: {0}")]
     Bootstrap(String),
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
 }
 
 /// A running host's parts, built from a config.
@@ -97,7 +99,12 @@ impl Host {
         let ledger = Arc::new(Ledger::new());
         let restored = restore_caps(&store, &ledger)?;
         tracing::info!(calls = restored, "cap usage restored from call records");
-        let (names, resolver) = super::Names::start(super::system_lookup());
+        let families = super::Families {
+            ipv4: config.sip_listen.iter().any(SocketAddr::is_ipv4),
+            ipv6: config.sip_listen.iter().any(SocketAddr::is_ipv6),
+        };
+        let (names, resolver) =
+            super::Names::start(super::dns_for(&config.dns_servers), families);
         let targets = store.targets()?;
         let campaigns = store.campaigns()?;
         names.want(
@@ -248,12 +255,38 @@ pub async fn serve(
             config.tenant_policy_cpu_percent,
         )),
     });
+    let tls_client = super::tls::client_config(config.sip_tls.authorities.as_deref())?;
+    // The TLS listener belongs to the first SIP loop.
+    let mut tls_listener = match (&config.sip_tls.listen, &config.sip_tls.certificate, &config.sip_tls.key) {
+        (Some(address), Some(certificate), Some(key)) => {
+            let server = super::tls::server_config(certificate, key)?;
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|cause| ServeError::Listen {
+                    addr: *address,
+                    cause,
+                })?;
+            Some((listener, server))
+        }
+        _ => None,
+    };
     for address in &config.sip_listen {
-        let sockets = bind_sip(*address).await?;
+        let mut sockets = bind_sip(*address).await?;
         let udp = sockets.udp.local_addr().map_err(ServeError::Server)?;
         tracing::info!("SIP listening on udp:{udp} and tcp:{udp}");
+        sockets.tls.client = Some(tls_client.clone());
+        sockets.tls.listener = tls_listener.take();
+        let local_tls = match &sockets.tls.listener {
+            Some((listener, _)) => {
+                let bound = listener.local_addr().map_err(ServeError::Server)?;
+                tracing::info!("SIP listening on tls:{bound}");
+                Some(advertised_tls(bound, config.sip_advertise.as_deref()))
+            }
+            None => None,
+        };
         let switch = SwitchConfig {
             local: super::advertised(udp, config.sip_advertise.as_deref()),
+            local_tls,
             timers: Timers::default(),
             max_calls: config.max_calls,
             retry_after_s: 5,
@@ -270,6 +303,7 @@ pub async fn serve(
             None => None,
         };
         let tcp_idle = sockets.tcp_idle;
+        let tls = sockets.tls;
         // Each SIP loop has a thread and a single-threaded runtime of its
         // own: its sockets wake it directly, with no work stealing between
         // it and the API's tasks (docs/benchmarks.md).
@@ -287,6 +321,7 @@ pub async fn serve(
                     let sockets = super::SipSockets {
                         udp: tokio::net::UdpSocket::from_std(udp)?,
                         tcp: tcp.map(TcpListener::from_std).transpose()?,
+                        tls,
                         tcp_idle,
                         loss: None,
                     };
@@ -334,9 +369,19 @@ async fn bind_sip(address: SocketAddr) -> Result<super::SipSockets, ServeError> 
     Ok(super::SipSockets {
         udp,
         tcp: Some(tcp),
+        tls: super::TlsSide::default(),
         tcp_idle: std::time::Duration::from_secs(120),
         loss: None,
     })
+}
+
+/// The TLS listener's `host:port` for Contact: the advertised host (if one
+/// is configured) at the listener's port, else as [`super::advertised`].
+fn advertised_tls(bound: SocketAddr, advertise: Option<&str>) -> String {
+    match advertise.and_then(|a| a.rsplit_once(':')) {
+        Some((host, _)) => format!("{host}:{}", bound.port()),
+        None => super::advertised(bound, None),
+    }
 }
 
 /// `plugboard admin bootstrap`: the first operator and its key.

@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -51,10 +53,29 @@ pub struct EndpointStats {
 pub struct SipSockets {
     pub udp: UdpSocket,
     pub tcp: Option<TcpListener>,
+    pub tls: TlsSide,
     /// A TCP connection with nothing to read for this long is closed.
     pub tcp_idle: Duration,
     /// Fault injection: datagrams to drop on purpose (none in service).
     pub loss: Option<DatagramLoss>,
+}
+
+/// SIP over TLS: how TLS targets are checked (none: they are unreachable)
+/// and the TLS listener with its certificate, if there is one.
+#[derive(Default)]
+pub struct TlsSide {
+    pub client: Option<Arc<rustls::ClientConfig>>,
+    pub listener: Option<(TcpListener, Arc<rustls::ServerConfig>)>,
+}
+
+impl TlsSide {
+    /// The next connection on the TLS listener (never, without one).
+    pub(super) async fn accept(&self) -> std::io::Result<TcpStream> {
+        match &self.listener {
+            Some((listener, _)) => listener.accept().await.map(|(stream, _)| stream),
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// Drops a share of datagrams, both ways, to show that retransmissions
@@ -100,16 +121,17 @@ enum ReplyPath {
 enum FromConnection {
     Message(u64, SocketAddr, Result<Message, ParseError>),
     Closed(u64),
-    /// A connection we opened to this address could not be made.
-    Unreachable(u64, SocketAddr),
+    /// A connection we opened along this route could not be made.
+    Unreachable(u64, Route),
 }
 
 /// What the connections have for the endpoint.
 pub(super) enum Incoming {
     /// A message framed on connection `id` from `source`.
     Message(u64, SocketAddr, Result<Message, ParseError>),
-    /// A target we meant to reach over TCP refused or did not answer.
-    Unreachable(SocketAddr),
+    /// A target we meant to reach over TCP or TLS refused, did not answer,
+    /// or (TLS) did not prove it is the server its URI names.
+    Unreachable(Route),
 }
 
 /// Messages queued from TCP connections; a full queue slows the readers.
@@ -127,6 +149,7 @@ pub async fn serve_udp(
     let sockets = SipSockets {
         udp: socket,
         tcp: None,
+        tls: TlsSide::default(),
         tcp_idle: Duration::from_secs(60),
         loss: None,
     };
@@ -239,14 +262,21 @@ pub async fn serve_sip(
     }
 }
 
-/// An endpoint's TCP connections: a task per connection frames its stream
-/// into one bounded queue, and has a bounded queue of its own for what goes
-/// out. Dropping this aborts the tasks.
+/// An endpoint's TCP and TLS connections: a task per connection frames its
+/// stream into one bounded queue, and has a bounded queue of its own for
+/// what goes out. Dropping this aborts the tasks.
 pub(super) struct TcpConnections {
     next_id: u64,
     outbound: HashMap<u64, mpsc::Sender<Vec<u8>>>,
-    /// Connections we opened to targets, by their address.
-    opened: HashMap<SocketAddr, u64>,
+    /// Connections we opened to targets, by their route (address, and the
+    /// name a TLS one's certificate was checked for).
+    opened: HashMap<Route, u64>,
+    /// How TLS targets are checked; without it they are unreachable.
+    tls: Option<TlsConnector>,
+    /// The TLS listener's side of the handshake, if there is a listener.
+    tls_accept: Option<TlsAcceptor>,
+    /// Connections accepted on the TLS listener.
+    accepted_tls: std::collections::HashSet<u64>,
     tasks: JoinSet<()>,
     reports: mpsc::Sender<FromConnection>,
     inbound: mpsc::Receiver<FromConnection>,
@@ -263,6 +293,9 @@ impl TcpConnections {
             next_id: 0,
             outbound: HashMap::new(),
             opened: HashMap::new(),
+            tls: None,
+            tls_accept: None,
+            accepted_tls: std::collections::HashSet::new(),
             tasks: JoinSet::new(),
             reports,
             inbound,
@@ -271,30 +304,67 @@ impl TcpConnections {
         }
     }
 
+    /// TLS targets are checked as `tls` says; accepted TLS connections
+    /// shake hands with its listener's certificate.
+    pub(super) fn with_tls(mut self, tls: &TlsSide) -> Self {
+        self.tls = tls.client.clone().map(TlsConnector::from);
+        self.tls_accept = tls
+            .listener
+            .as_ref()
+            .map(|(_, server)| TlsAcceptor::from(server.clone()));
+        self
+    }
+
+    /// Whether connection `id` came in on the TLS listener.
+    pub(super) fn is_accepted_tls(&self, id: u64) -> bool {
+        self.accepted_tls.contains(&id)
+    }
+
     /// Starts serving an accepted connection if SIP's connection budget has
     /// room for it (in all and for its source); closes it otherwise. Whether
     /// it was adopted.
     pub(super) fn adopt(&mut self, stream: TcpStream) -> bool {
-        let Some(ticket) = stream
-            .peer_addr()
-            .ok()
-            .and_then(|peer| self.budget.admit(peer.ip()))
-        else {
-            return false;
+        self.adopt_over(stream, false).is_some()
+    }
+
+    /// As [`TcpConnections::adopt`], for the TLS listener: the handshake
+    /// runs on the connection's task, bounded like a connect. The
+    /// connection's id, if adopted.
+    pub(super) fn adopt_tls(&mut self, stream: TcpStream) -> bool {
+        let adopted = self.adopt_over(stream, true);
+        if let Some(id) = adopted {
+            self.accepted_tls.insert(id);
+        }
+        adopted.is_some()
+    }
+
+    fn adopt_over(&mut self, stream: TcpStream, tls: bool) -> Option<u64> {
+        let peer = stream.peer_addr().ok()?;
+        let ticket = self.budget.admit(peer.ip())?;
+        let acceptor = match (tls, &self.tls_accept) {
+            (false, _) => None,
+            (true, Some(acceptor)) => Some(acceptor.clone()),
+            (true, None) => return None,
         };
         self.next_id += 1;
+        let id = self.next_id;
         let (to_connection, outbound) = mpsc::channel(CONNECTION_QUEUE);
-        self.outbound.insert(self.next_id, to_connection);
+        self.outbound.insert(id, to_connection);
         let reports = self.reports.clone();
-        self.tasks.spawn(connection(
-            self.next_id,
-            stream,
-            reports,
-            outbound,
-            self.idle,
-            ticket,
-        ));
-        true
+        let idle = self.idle;
+        self.tasks.spawn(async move {
+            let Some(acceptor) = acceptor else {
+                return connection(id, stream, peer, reports, outbound, idle, ticket).await;
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => connection(id, tls, peer, reports, outbound, idle, ticket).await,
+                failed => {
+                    tracing::debug!(%peer, ?failed, "TLS handshake with a SIP peer failed");
+                    let _ = reports.send(FromConnection::Closed(id)).await;
+                }
+            }
+        });
+        Some(id)
     }
 
     /// The next message framed on any connection (forgetting closed ones on
@@ -316,37 +386,80 @@ impl TcpConnections {
 
     fn forget(&mut self, id: u64) {
         self.outbound.remove(&id);
+        self.accepted_tls.remove(&id);
         self.opened.retain(|_, opened| *opened != id);
     }
 
-    /// Queues `bytes` for our connection to `to`, opening one if there is
-    /// none: the connect runs on a task, and what is queued meanwhile goes
-    /// out once it is up (or is lost with it, and the transaction times out).
-    fn send_to_peer(&mut self, to: SocketAddr, bytes: &[u8]) {
-        if let Some(id) = self.opened.get(&to).copied()
+    /// Queues `bytes` for our connection along `route` (TCP or TLS to an
+    /// address), opening one if there is none: the connect (and the TLS
+    /// handshake) runs on a task, and what is queued meanwhile goes out once
+    /// it is up (or is lost with it, and the transaction is told at once).
+    fn send_to_peer(&mut self, route: &Route, bytes: &[u8]) {
+        if let Some(id) = self.opened.get(route).copied()
             && self.outbound.contains_key(&id)
         {
             self.send(id, bytes);
             return;
         }
+        self.next_id += 1;
+        let id = self.next_id;
+        let reports = self.reports.clone();
+        let (to, tls) = match route {
+            Route::TcpTo(to) => (*to, None),
+            Route::TlsTo(to, name) => {
+                let checked = self
+                    .tls
+                    .clone()
+                    .zip(ServerName::try_from(name.to_string()).ok());
+                if checked.is_none() {
+                    tracing::warn!(%to, %name, "no TLS client, or no valid name to check the target's certificate for");
+                    let route = route.clone();
+                    self.tasks.spawn(async move {
+                        let _ = reports.send(FromConnection::Unreachable(id, route)).await;
+                    });
+                    return;
+                }
+                (*to, checked)
+            }
+            Route::Udp(_) | Route::Tcp(_) => return,
+        };
         let Some(ticket) = self.budget.admit(to.ip()) else {
             tracing::warn!(%to, "SIP connection budget full; message not sent");
             return;
         };
-        self.next_id += 1;
-        let id = self.next_id;
         let (to_connection, outbound) = mpsc::channel(CONNECTION_QUEUE);
         self.outbound.insert(id, to_connection);
-        self.opened.insert(to, id);
+        self.opened.insert(route.clone(), id);
         self.send(id, bytes);
-        let reports = self.reports.clone();
         let idle = self.idle;
+        let route = route.clone();
         self.tasks.spawn(async move {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to)).await {
-                Ok(Ok(stream)) => connection(id, stream, reports, outbound, idle, ticket).await,
+            let opened = tokio::time::timeout(CONNECT_TIMEOUT, async {
+                let stream = TcpStream::connect(to).await?;
+                let _ = stream.set_nodelay(true);
+                match tls {
+                    None => Ok(Stream::Plain(stream)),
+                    Some((connector, name)) => connector
+                        .connect(name, stream)
+                        .await
+                        .map(|tls| Stream::Tls(Box::new(tls))),
+                }
+            })
+            .await;
+            match opened {
+                Ok(Ok(Stream::Plain(stream))) => {
+                    connection(id, stream, to, reports, outbound, idle, ticket).await;
+                }
+                Ok(Ok(Stream::Tls(stream))) => {
+                    connection(id, *stream, to, reports, outbound, idle, ticket).await;
+                }
                 failed => {
-                    tracing::warn!(%to, ?failed, "cannot connect to a SIP target");
-                    let _ = reports.send(FromConnection::Unreachable(id, to)).await;
+                    let error = match failed {
+                        Ok(Err(error)) => error.to_string(),
+                        _ => "timed out".to_owned(),
+                    };
+                    tracing::warn!(%to, %error, "cannot connect to a SIP target");
+                    let _ = reports.send(FromConnection::Unreachable(id, route)).await;
                 }
             }
         });
@@ -370,22 +483,26 @@ impl TcpConnections {
     }
 }
 
-/// Reads and frames one TCP connection, writes what the endpoint queues for
-/// it, and ends on EOF, an error, a framing error (a stream cannot be
-/// resynchronised) or `idle` without input.
+/// A connection we opened: plain TCP, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Reads and frames one TCP or TLS connection, writes what the endpoint
+/// queues for it, and ends on EOF, an error, a framing error (a stream
+/// cannot be resynchronised) or `idle` without input.
 async fn connection(
     id: u64,
-    stream: TcpStream,
+    stream: impl AsyncRead + AsyncWrite + Send + Unpin,
+    peer: SocketAddr,
     to_endpoint: mpsc::Sender<FromConnection>,
     mut outbound: mpsc::Receiver<Vec<u8>>,
     idle: Duration,
     // Held while the connection lives: its place in the budget.
     _ticket: Ticket,
 ) {
-    let Ok(peer) = stream.peer_addr() else {
-        return;
-    };
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut framer = StreamFramer::new();
     let mut buffer = vec![0u8; 16 * 1024];
     let mut closing = false;
@@ -514,6 +631,6 @@ pub(super) async fn send_to(
             }
         }
         Route::Tcp(id) => connections.send(id, bytes),
-        Route::TcpTo(to) => connections.send_to_peer(to, bytes),
+        Route::TcpTo(_) | Route::TlsTo(..) => connections.send_to_peer(&route, bytes),
     }
 }

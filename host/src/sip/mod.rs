@@ -3,6 +3,7 @@
 //! what tenants configure. Our own small parser, not
 //! rsip: see `docs/sip.md` for why.
 
+pub mod locate;
 mod message;
 mod parse;
 mod response;
@@ -15,6 +16,7 @@ pub use parse::{
     MAX_MESSAGE_BYTES, ParseError, ParseErrorKind, PartialRequest, StreamFramer, parse_datagram,
 };
 pub use response::{default_reason, has_tag, response_to};
+pub use locate::{Location, Transport};
 pub use uri::{SipUri, UriError};
 pub use validate::{ALLOW, Capabilities, Refusal, cseq, uas_check, validate};
 pub use via::{response_address, stamp_received};

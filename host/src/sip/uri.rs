@@ -65,8 +65,10 @@ pub enum UriError {
     Headers,
     #[error("has `maddr`, which would send the call elsewhere than its host")]
     Maddr,
-    #[error("asks for transport `{0}`; targets are reached over UDP or TCP")]
+    #[error("asks for transport `{0}`; targets are reached over UDP, TCP or TLS")]
     Transport(String),
+    #[error("is a sips: URI over UDP; sips: asks for TLS")]
+    SipsOverUdp,
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -234,9 +236,14 @@ impl SipUri {
             match (name.as_str(), value) {
                 ("maddr", _) => return Err(UriError::Maddr),
                 ("transport", Some(t))
-                    if !t.eq_ignore_ascii_case("udp") && !t.eq_ignore_ascii_case("tcp") =>
+                    if !["udp", "tcp", "tls"]
+                        .iter()
+                        .any(|known| t.eq_ignore_ascii_case(known)) =>
                 {
                     return Err(UriError::Transport(t.to_owned()));
+                }
+                ("transport", Some(t)) if scheme == Scheme::Sips && t.eq_ignore_ascii_case("udp") => {
+                    return Err(UriError::SipsOverUdp);
                 }
                 ("transport", None) => return Err(UriError::Param),
                 _ => {}
@@ -253,7 +260,8 @@ impl SipUri {
     }
 
     /// The address the URI's requests go to when its host is an IP literal
-    /// (port 5060 when none is given); a host name needs the resolver.
+    /// (its transport's default port when none is given); a host name needs
+    /// the resolver.
     pub fn ip_destination(&self) -> Option<SocketAddr> {
         match self.host {
             Host::Ip(ip) => Some(SocketAddr::new(ip, self.port_or_default())),
@@ -262,7 +270,11 @@ impl SipUri {
     }
 
     pub fn port_or_default(&self) -> u16 {
-        self.port.unwrap_or(5060)
+        self.port.unwrap_or_else(|| {
+            super::locate::stated_transport(self)
+                .unwrap_or(super::locate::Transport::Udp)
+                .default_port()
+        })
     }
 }
 
@@ -372,6 +384,7 @@ mod tests {
                 "sip:a@127.0.0.1;transport=sctp",
                 UriError::Transport("sctp".into()),
             ),
+            ("sips:a@127.0.0.1;transport=udp", UriError::SipsOverUdp),
             (
                 "sip:a@127.0.0.1;lr;lr",
                 UriError::DuplicateParam("lr".into()),
