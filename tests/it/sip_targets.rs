@@ -7,9 +7,9 @@ use std::sync::Arc;
 use host::runtime::HickoryDns;
 use host::store::CallOutcome;
 use serde_json::json;
-use tests::call_lab::{CallLab, LabSetup, free_port};
+use tests::call_lab::{CALLER, CallLab, LabSetup, NUMBER, free_port};
 use tests::dns::{DnsServer, Zone};
-use tests::tls_peer::{TestAuthority, TlsBuyer};
+use tests::tls_peer::{TestAuthority, TlsBuyer, call_over_tls};
 
 const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -24,8 +24,11 @@ async fn lab_with(dns: &DnsServer, authority: Option<&TestAuthority>) -> CallLab
 
 /// A target of the lab's bidder at `uri`.
 async fn target_at(lab: &CallLab, uri: &str) -> String {
-    lab.target_with(0, json!({"uri": uri, "ring_timeout_s": 20, "max_concurrent": 10}))
-        .await
+    lab.target_with(
+        0,
+        json!({"uri": uri, "ring_timeout_s": 20, "max_concurrent": 10}),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,12 +113,15 @@ async fn a_tls_buyer_that_cannot_prove_its_name_is_not_called_and_the_next_bid_r
     let untrusted = TlsBuyer::start(stranger.issue(&["127.0.0.1"])).await;
     // A trusted authority, the wrong name.
     let misnamed = TlsBuyer::start(trusted.issue(&["other.test"])).await;
-    let dns =
-        DnsServer::start(Zone::default().address("pbx.buyer.test", LOOPBACK)).await;
+    let dns = DnsServer::start(Zone::default().address("pbx.buyer.test", LOOPBACK)).await;
     let lab = lab_with(&dns, Some(&trusted)).await;
     let honest = lab.buyer("buyer_answers", 1).await;
     let first = target_at(&lab, &format!("sips:sales@127.0.0.1:{}", untrusted.port)).await;
-    let second = target_at(&lab, &format!("sips:sales@pbx.buyer.test:{}", misnamed.port)).await;
+    let second = target_at(
+        &lab,
+        &format!("sips:sales@pbx.buyer.test:{}", misnamed.port),
+    )
+    .await;
     let third = lab.target(honest.port, 20, 10).await;
     lab.bid(&first, 9_000_000, 0).await;
     lab.bid(&second, 8_000_000, 0).await;
@@ -135,5 +141,42 @@ async fn a_tls_buyer_that_cannot_prove_its_name_is_not_called_and_the_next_bid_r
         .collect();
     assert_eq!(results, ["unreachable", "unreachable", "answered"]);
     assert!(untrusted.received().is_empty() && misnamed.received().is_empty());
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carrier_calls_over_tls_to_the_tls_listener_and_is_answered_over_tls() {
+    let authority = TestAuthority::new("Plugboard test authority");
+    let (chain, key) = authority.issue(&["127.0.0.1"]);
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server config");
+    let lab = CallLab::build(LabSetup {
+        tls_listener: Some(Arc::new(server)),
+        ..LabSetup::default()
+    })
+    .await;
+    let buyer = lab.buyer("buyer_answers", 1).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    lab.bid(&target, 5_000_000, 0).await;
+    let listener = lab.sip_tls.expect("a TLS listener");
+
+    let received = call_over_tls(listener, &authority, NUMBER, CALLER).await;
+    buyer.finish().await.assert_ok();
+    let ok = received
+        .iter()
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("INVITE"))
+        .expect("the INVITE's 200");
+    assert!(
+        ok.contains(&format!("Contact: <sips:plugboard@{listener}>")),
+        "requests to the carrier come to the TLS listener: {ok}"
+    );
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
     lab.stop().await;
 }

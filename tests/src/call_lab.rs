@@ -12,7 +12,8 @@ use host::auction::Ledger;
 use host::b2bua::{SwitchConfig, SwitchStats};
 use host::policy::Limits;
 use host::runtime::{
-    Answer, CallServices, DatagramLoss, Dns, Families, Names, PolicyCpu, Resolver, SipSockets, TlsSide, serve_calls,
+    Answer, CallServices, DatagramLoss, Dns, Families, Names, PolicyCpu, Resolver, SipSockets,
+    TlsSide, serve_calls,
 };
 use host::store::{CallFilter, CallRecord, Campaign};
 use host::transaction::Timers;
@@ -81,6 +82,8 @@ pub struct LabSetup {
     pub dns: Option<Arc<dyn Dns>>,
     /// How TLS targets are checked (none: no TLS).
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
+    /// A TLS listener with this certificate (none: no listener).
+    pub tls_listener: Option<Arc<rustls::ServerConfig>>,
     pub limits: Limits,
     pub tenant_cpu: PolicyCpu,
     pub first_response_timeout: Duration,
@@ -94,6 +97,7 @@ impl Default for LabSetup {
             loss: None,
             dns: None,
             tls_client: None,
+            tls_listener: None,
             limits: TestApi::LIMITS,
             tenant_cpu: PolicyCpu::for_this_machine(host::runtime::DEFAULT_TENANT_CPU_PERCENT),
             first_response_timeout: host::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
@@ -104,6 +108,8 @@ impl Default for LabSetup {
 pub struct CallLab {
     pub api: TestApi,
     pub sip: SocketAddr,
+    /// The TLS listener's address, if the lab has one.
+    pub sip_tls: Option<SocketAddr>,
     pub marketer_key: String,
     pub bidder_key: String,
     pub bidder_id: String,
@@ -154,6 +160,7 @@ impl CallLab {
             loss,
             dns,
             tls_client,
+            tls_listener,
             limits,
             tenant_cpu,
             first_response_timeout,
@@ -171,6 +178,18 @@ impl CallLab {
             .await
             .expect("bind UDP and TCP");
         let sip = udp.local_addr().expect("address");
+        let tls_listener = match tls_listener {
+            Some(config) => Some((
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind TLS"),
+                config,
+            )),
+            None => None,
+        };
+        let sip_tls = tls_listener
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr().expect("TLS address"));
         let services = Arc::new(CallServices {
             store: api.state.store.clone(),
             names,
@@ -187,7 +206,7 @@ impl CallLab {
                 tcp: Some(tcp),
                 tls: TlsSide {
                     client: tls_client,
-                    listener: None,
+                    listener: tls_listener,
                 },
                 tcp_idle: Duration::from_secs(60),
                 loss,
@@ -195,7 +214,7 @@ impl CallLab {
             services,
             SwitchConfig {
                 local: sip.to_string(),
-                local_tls: None,
+                local_tls: sip_tls.map(|a| a.to_string()),
                 timers,
                 max_calls,
                 retry_after_s: 5,
@@ -226,6 +245,7 @@ impl CallLab {
         assert_eq!(status, 201, "{bidder}");
         CallLab {
             sip,
+            sip_tls,
             marketer_key,
             bidder_key,
             bidder_id: str_field(&bidder, "id"),

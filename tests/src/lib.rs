@@ -13,8 +13,8 @@ use std::sync::Arc;
 pub mod bid_endpoint;
 pub mod call_lab;
 pub mod dns;
-pub mod tls_peer;
 pub mod hostile;
+pub mod tls_peer;
 
 use host::policy::model::{CallFacts, CallTime, Geography, Header};
 use host::policy::{CompiledPolicy, Invocation, InvocationContext, Limits, MemoryKv, PolicyEngine};

@@ -187,3 +187,75 @@ fn responses(request: &Message, port: u16) -> Vec<Message> {
         Some(_) => vec![reply(200, "OK")],
     }
 }
+
+/// A carrier's call over TLS to `server` (whose certificate `authority`
+/// issued for 127.0.0.1): INVITE, ACK of the 200, BYE after a moment.
+/// Every message the carrier received, as text.
+pub async fn call_over_tls(
+    server: std::net::SocketAddr,
+    authority: &TestAuthority,
+    number: &str,
+    caller: &str,
+) -> Vec<String> {
+    let connector = tokio_rustls::TlsConnector::from(authority.client_config());
+    let tcp = tokio::net::TcpStream::connect(server)
+        .await
+        .expect("connect");
+    let local = tcp.local_addr().expect("local address");
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let stream = connector.connect(name, tcp).await.expect("TLS handshake");
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut framer = StreamFramer::new();
+    let mut received = Vec::new();
+    let offer = "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+    let request = |method: &str, uri: &str, cseq: u32, to: &str, body: &str| {
+        let content = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_owned()
+        };
+        format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKtls{cseq}{method}\r\n\
+             From: <sip:{caller}@127.0.0.1>;tag=tlscarrier\r\nTo: {to}\r\nCall-ID: tls-call@127.0.0.1\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sips:carrier@{local}>\r\nMax-Forwards: 70\r\n\
+             {content}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let to = format!("<sip:{number}@{server}>");
+    let invite = request("INVITE", &format!("sip:{number}@{server}"), 1, &to, offer);
+    writer.write_all(invite.as_bytes()).await.expect("INVITE");
+    let ok = read_until(&mut reader, &mut framer, 200, &mut received).await;
+    let answered_to = ok.header("To").expect("To").to_owned();
+    let contact = ok.header("Contact").expect("Contact").to_owned();
+    let target = host::dialog::uri_of(&contact).to_owned();
+    let ack = request("ACK", &target, 1, &answered_to, "");
+    writer.write_all(ack.as_bytes()).await.expect("ACK");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let bye = request("BYE", &target, 2, &answered_to, "");
+    writer.write_all(bye.as_bytes()).await.expect("BYE");
+    read_until(&mut reader, &mut framer, 200, &mut received).await;
+    received
+}
+
+/// Reads messages into `received` until one with status `code`.
+async fn read_until(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    framer: &mut StreamFramer,
+    code: u16,
+    received: &mut Vec<String>,
+) -> Message {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        if let Some(Ok(message)) = framer.next_message() {
+            received.push(String::from_utf8_lossy(&message.to_bytes()).into_owned());
+            if message.status() == code {
+                return message;
+            }
+            continue;
+        }
+        let length = reader.read(&mut buffer).await.expect("read");
+        assert!(length > 0, "closed before {code}: {received:?}");
+        framer.push(&buffer[..length]);
+    }
+}

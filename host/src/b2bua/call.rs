@@ -846,8 +846,7 @@ impl Call {
         let mut invite = self.outbound_invite(index, &ring, transport);
         // §18.1.1: a request within 200 bytes of the 1,500-byte MTU goes
         // over a congestion-controlled transport.
-        let tcp_for_size =
-            transport == Transport::Udp && invite.to_bytes().len() > MAX_UDP_REQUEST;
+        let tcp_for_size = transport == Transport::Udp && invite.to_bytes().len() > MAX_UDP_REQUEST;
         if tcp_for_size {
             transport = Transport::Tcp;
             invite = self.outbound_invite(index, &ring, transport);

@@ -745,12 +745,7 @@ impl Switch {
             }
         }
         let route = resolve(caller, to);
-        let tx = ClientTransaction::start(
-            request,
-            route.is_reliable(),
-            self.config.timers,
-            now,
-        );
+        let tx = ClientTransaction::start(request, route.is_reliable(), self.config.timers, now);
         self.clients.insert(
             key.clone(),
             ClientEntry {

@@ -19,8 +19,8 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::sip::locate::{self, Location, Plan, SrvRecord};
 use crate::sip::SipUri;
+use crate::sip::locate::{self, Location, Plan, SrvRecord};
 
 /// How long locating one URI may take before it counts as unresolved.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -74,8 +74,9 @@ impl HickoryDns {
         options.timeout = LOOKUP_TIMEOUT / 2;
         options.attempts = 1;
         options.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
-        let builder = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-            .with_options(options);
+        let builder =
+            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+                .with_options(options);
         HickoryDns(builder.build())
     }
 }
@@ -187,11 +188,9 @@ fn reachable(addresses: &[IpAddr], families: Families) -> Option<IpAddr> {
 /// best record's target's addresses; no SRV at all, the name's own.
 pub async fn locate(dns: &dyn Dns, plan: &Plan, families: Families) -> Option<Location> {
     match plan {
-        Plan::Literal(destination) => {
-            families
-                .reaches(destination.address.ip())
-                .then(|| destination.clone())
-        }
+        Plan::Literal(destination) => families
+            .reaches(destination.address.ip())
+            .then(|| destination.clone()),
         Plan::Address { name, .. } => {
             let addresses = dns.addresses(name.clone()).await;
             Some(plan.destination(reachable(&addresses, families)?, None))
@@ -439,7 +438,11 @@ mod tests {
         assert!(names.resolve("sip:a@srv.test").await);
         let found = names.destination("sip:a@srv.test").unwrap();
         assert_eq!(found.address, "127.0.0.10:5071".parse().unwrap());
-        assert_eq!(found.transport, Transport::Tcp, "the SRV record's transport");
+        assert_eq!(
+            found.transport,
+            Transport::Tcp,
+            "the SRV record's transport"
+        );
         assert!(names.resolve("sip:a@ok.test").await);
         let plain = names.destination("sip:a@ok.test").unwrap();
         assert_eq!(plain.address, "127.0.0.9:5060".parse().unwrap());

@@ -103,8 +103,7 @@ impl Host {
             ipv4: config.sip_listen.iter().any(SocketAddr::is_ipv4),
             ipv6: config.sip_listen.iter().any(SocketAddr::is_ipv6),
         };
-        let (names, resolver) =
-            super::Names::start(super::dns_for(&config.dns_servers), families);
+        let (names, resolver) = super::Names::start(super::dns_for(&config.dns_servers), families);
         let targets = store.targets()?;
         let campaigns = store.campaigns()?;
         names.want(
@@ -257,15 +256,20 @@ pub async fn serve(
     });
     let tls_client = super::tls::client_config(config.sip_tls.authorities.as_deref())?;
     // The TLS listener belongs to the first SIP loop.
-    let mut tls_listener = match (&config.sip_tls.listen, &config.sip_tls.certificate, &config.sip_tls.key) {
+    let mut tls_listener = match (
+        &config.sip_tls.listen,
+        &config.sip_tls.certificate,
+        &config.sip_tls.key,
+    ) {
         (Some(address), Some(certificate), Some(key)) => {
             let server = super::tls::server_config(certificate, key)?;
-            let listener = TcpListener::bind(address)
-                .await
-                .map_err(|cause| ServeError::Listen {
-                    addr: *address,
-                    cause,
-                })?;
+            let listener =
+                TcpListener::bind(address)
+                    .await
+                    .map_err(|cause| ServeError::Listen {
+                        addr: *address,
+                        cause,
+                    })?;
             Some((listener, server))
         }
         _ => None,

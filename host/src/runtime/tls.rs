@@ -52,12 +52,10 @@ pub fn client_config(extra_authorities: Option<&Path>) -> Result<Arc<ClientConfi
     };
     if let Some(path) = extra_authorities {
         for certificate in certificates(path)? {
-            roots
-                .add(certificate)
-                .map_err(|e| TlsError::BadAuthority {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
+            roots.add(certificate).map_err(|e| TlsError::BadAuthority {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
         }
     }
     let config = ClientConfig::builder_with_provider(provider())

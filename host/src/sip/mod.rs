@@ -11,12 +11,12 @@ pub mod uri;
 mod validate;
 pub(crate) mod via;
 
+pub use locate::{Location, Transport};
 pub use message::{Header, Message, Method, StartLine, canonical_name, tag_param};
 pub use parse::{
     MAX_MESSAGE_BYTES, ParseError, ParseErrorKind, PartialRequest, StreamFramer, parse_datagram,
 };
 pub use response::{default_reason, has_tag, response_to};
-pub use locate::{Location, Transport};
 pub use uri::{SipUri, UriError};
 pub use validate::{ALLOW, Capabilities, Refusal, cseq, uas_check, validate};
 pub use via::{response_address, stamp_received};

@@ -242,7 +242,9 @@ impl SipUri {
                 {
                     return Err(UriError::Transport(t.to_owned()));
                 }
-                ("transport", Some(t)) if scheme == Scheme::Sips && t.eq_ignore_ascii_case("udp") => {
+                ("transport", Some(t))
+                    if scheme == Scheme::Sips && t.eq_ignore_ascii_case("udp") =>
+                {
                     return Err(UriError::SipsOverUdp);
                 }
                 ("transport", None) => return Err(UriError::Param),
