@@ -274,6 +274,25 @@ mod tests {
     }
 
     #[test]
+    fn a_tls_listener_needs_its_certificate_and_key_and_dns_servers_are_addresses() {
+        let file: ConfigFile = toml::from_str(
+            "dns_servers = [\"127.0.0.1:5353\"]\nsip_tls_listen = \"0.0.0.0:5061\"\n\
+             sip_tls_certificate = \"/etc/pb/chain.pem\"\nsip_tls_key = \"/etc/pb/key.pem\"",
+        )
+        .unwrap();
+        assert!(file.check().is_ok());
+        let config = Config::resolve(file, vec![], None, None, None);
+        assert_eq!(config.dns_servers, vec!["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(config.sip_tls.listen, Some("0.0.0.0:5061".parse().unwrap()));
+        let without_key: ConfigFile = toml::from_str(
+            "sip_tls_listen = \"0.0.0.0:5061\"\nsip_tls_certificate = \"/etc/pb/chain.pem\"",
+        )
+        .unwrap();
+        assert!(without_key.check().unwrap_err().contains("sip_tls_key"));
+        assert!(toml::from_str::<ConfigFile>("dns_servers = [\"ns1.example.com\"]").is_err());
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_refused() {
         assert!(toml::from_str::<ConfigFile>("htp_listen = \"x\"").is_err());
     }

@@ -53,6 +53,7 @@ fn config(max_calls: usize) -> SwitchConfig {
     SwitchConfig {
         local: "192.0.2.5:5060".to_owned(),
         local_tls: None,
+        local_other_family: None,
         timers: Timers::default(),
         max_calls,
         retry_after_s: 7,

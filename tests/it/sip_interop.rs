@@ -306,6 +306,7 @@ async fn endpoint_with_tcp(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let sockets = host::runtime::SipSockets {
         udp,
+        udp_other: None,
         tcp: Some(tcp),
         tls: host::runtime::TlsSide::default(),
         tcp_idle: idle,

@@ -180,3 +180,40 @@ async fn a_carrier_calls_over_tls_to_the_tls_listener_and_is_answered_over_tls()
     assert_eq!(record.outcome, CallOutcome::Answered);
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_target_is_rung_from_the_ipv6_socket_beside_an_ipv4_listener() {
+    let lab = CallLab::build(LabSetup {
+        ipv6: true,
+        ..LabSetup::default()
+    })
+    .await;
+    let buyer = lab.buyer_on("::1", "buyer_answers", 1, &[]).await;
+    let target = target_at(&lab, &format!("sip:sales@[::1]:{}", buyer.port)).await;
+    lab.bid(&target, 5_000_000, 0).await;
+
+    // The carrier calls the IPv4 listener.
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    let buyer = buyer.finish().await;
+    buyer.assert_ok();
+    let record = &lab.wait_for_records(1).await[0];
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    let invite = buyer
+        .messages
+        .iter()
+        .find(|m| !m.sent && m.first_line().starts_with("INVITE "))
+        .expect("an INVITE");
+    assert!(
+        invite.text.contains("Via: SIP/2.0/UDP [::1]:"),
+        "{}",
+        invite.text
+    );
+    assert!(
+        invite.text.contains("Contact: <sip:plugboard@[::1]:"),
+        "{}",
+        invite.text
+    );
+    lab.stop().await;
+}

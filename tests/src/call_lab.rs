@@ -84,6 +84,8 @@ pub struct LabSetup {
     pub tls_client: Option<Arc<rustls::ClientConfig>>,
     /// A TLS listener with this certificate (none: no listener).
     pub tls_listener: Option<Arc<rustls::ServerConfig>>,
+    /// A UDP socket on `[::1]` beside the IPv4 listener, for IPv6 targets.
+    pub ipv6: bool,
     pub limits: Limits,
     pub tenant_cpu: PolicyCpu,
     pub first_response_timeout: Duration,
@@ -98,6 +100,7 @@ impl Default for LabSetup {
             dns: None,
             tls_client: None,
             tls_listener: None,
+            ipv6: false,
             limits: TestApi::LIMITS,
             tenant_cpu: PolicyCpu::for_this_machine(host::runtime::DEFAULT_TENANT_CPU_PERCENT),
             first_response_timeout: host::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
@@ -161,14 +164,17 @@ impl CallLab {
             dns,
             tls_client,
             tls_listener,
+            ipv6,
             limits,
             tenant_cpu,
             first_response_timeout,
         } = setup;
         let mut api = TestApi::with_limits(limits).await;
+        let families = Families { ipv4: true, ipv6 };
+        let dns = dns.or_else(|| ipv6.then(|| host::runtime::dns_for(&[])));
         let (names, resolver) = match dns {
             Some(dns) => {
-                let (names, resolver) = Names::start(dns, Families::IPV4);
+                let (names, resolver) = Names::start(dns, families);
                 api.locating_with(names.clone());
                 (names, Some(resolver))
             }
@@ -178,6 +184,17 @@ impl CallLab {
             .await
             .expect("bind UDP and TCP");
         let sip = udp.local_addr().expect("address");
+        let udp_other = match ipv6 {
+            true => Some(
+                tokio::net::UdpSocket::bind("[::1]:0")
+                    .await
+                    .expect("bind [::1]"),
+            ),
+            false => None,
+        };
+        let local_other_family = udp_other
+            .as_ref()
+            .map(|socket| socket.local_addr().expect("address").to_string());
         let tls_listener = match tls_listener {
             Some(config) => Some((
                 tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -203,6 +220,7 @@ impl CallLab {
         let server = tokio::spawn(serve_calls(
             SipSockets {
                 udp,
+                udp_other,
                 tcp: Some(tcp),
                 tls: TlsSide {
                     client: tls_client,
@@ -215,6 +233,7 @@ impl CallLab {
             SwitchConfig {
                 local: sip.to_string(),
                 local_tls: sip_tls.map(|a| a.to_string()),
+                local_other_family,
                 timers,
                 max_calls,
                 retry_after_s: 5,
@@ -517,6 +536,18 @@ impl CallLab {
 
     /// As [`CallLab::buyer`], with more SIPp arguments (`-key name value`…).
     pub async fn buyer_with(&self, scenario_name: &str, calls: u32, extra: &[&str]) -> Sipp {
+        self.buyer_on("127.0.0.1", scenario_name, calls, extra)
+            .await
+    }
+
+    /// As [`CallLab::buyer_with`], the buyer listening on `ip` (`::1`).
+    pub async fn buyer_on(
+        &self,
+        ip: &str,
+        scenario_name: &str,
+        calls: u32,
+        extra: &[&str],
+    ) -> Sipp {
         let port = free_port();
         let log = self.logs.path().join(format!("buyer-{port}.log"));
         let errors = self.logs.path().join(format!("buyer-{port}.err"));
@@ -525,7 +556,7 @@ impl CallLab {
             .current_dir(self.logs.path())
             .arg("-sf")
             .arg(scenario(scenario_name))
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-i", ip, "-p", &port.to_string()])
             .args(["-m", &calls.to_string()])
             .args([
                 "-timeout",
@@ -546,9 +577,9 @@ impl CallLab {
         let over_tcp = extra.windows(2).any(|w| w == ["-t", "t1"]);
         for _ in 0..100 {
             let held = if over_tcp {
-                std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+                std::net::TcpListener::bind((ip, port)).is_err()
             } else {
-                std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
+                std::net::UdpSocket::bind((ip, port)).is_err()
             };
             if held {
                 break;

@@ -240,6 +240,8 @@ pub struct CallSetup {
     /// Our TLS listener's `host:port`, if we have one: the Contact of a
     /// TLS leg, where its peer opens a new connection to us.
     pub local_tls: Option<String>,
+    /// Our `host:port` on the socket of the other address family, if any.
+    pub local_other_family: Option<String>,
     /// How requests towards the caller travel.
     pub caller_transport: Transport,
     pub timers: Timers,
@@ -397,6 +399,15 @@ impl CallSetup {
     /// (the peer then keeps the connection we opened).
     fn tls_local(&self) -> &str {
         self.local_tls.as_deref().unwrap_or(&self.local)
+    }
+
+    /// Our address for requests to `to` (none: the caller): the socket of
+    /// the other address family's for a target of that family.
+    fn local_towards(&self, to: Option<SocketAddr>) -> &str {
+        match (&self.local_other_family, to) {
+            (Some(other), Some(to)) if other.starts_with('[') == to.is_ipv6() => other,
+            _ => &self.local,
+        }
     }
 }
 
@@ -623,12 +634,14 @@ impl Call {
         self.setup.received_at_ms.saturating_add(elapsed)
     }
 
-    fn via(&mut self, transport: Transport) -> String {
+    /// A Via for a request to `to` (a target's address; none for the
+    /// caller) over `transport`.
+    fn via(&mut self, transport: Transport, to: Option<SocketAddr>) -> String {
         self.sequence += 1;
         format!(
             "SIP/2.0/{} {};branch=z9hG4bK{}.{};rport",
             transport.via_name(),
-            self.setup.local,
+            self.setup.local_towards(to),
             self.setup.id.trim_start_matches("call_"),
             self.sequence
         )
@@ -637,13 +650,14 @@ impl Call {
     /// Our Contact for `towards`: with the transport that side's requests
     /// to us should come over.
     fn contact(&self, towards: Side) -> String {
-        self.contact_over(self.transport(towards))
+        self.contact_over(self.transport(towards), self.address_of(towards))
     }
 
-    fn contact_over(&self, transport: Transport) -> String {
+    fn contact_over(&self, transport: Transport, to: Option<SocketAddr>) -> String {
+        let local = self.setup.local_towards(to);
         match transport {
-            Transport::Udp => format!("<sip:plugboard@{}>", self.setup.local),
-            Transport::Tcp => format!("<sip:plugboard@{};transport=tcp>", self.setup.local),
+            Transport::Udp => format!("<sip:plugboard@{local}>"),
+            Transport::Tcp => format!("<sip:plugboard@{local};transport=tcp>"),
             // §8.1.1.8: a sips: request carries a sips: Contact.
             Transport::Tls => format!("<sips:plugboard@{}>", self.setup.tls_local()),
         }
@@ -843,13 +857,13 @@ impl Call {
             tls_name,
         } = location;
         let tls_name: Option<Arc<str>> = tls_name.map(Into::into);
-        let mut invite = self.outbound_invite(index, &ring, transport);
+        let mut invite = self.outbound_invite(index, &ring, transport, destination);
         // §18.1.1: a request within 200 bytes of the 1,500-byte MTU goes
         // over a congestion-controlled transport.
         let tcp_for_size = transport == Transport::Udp && invite.to_bytes().len() > MAX_UDP_REQUEST;
         if tcp_for_size {
             transport = Transport::Tcp;
-            invite = self.outbound_invite(index, &ring, transport);
+            invite = self.outbound_invite(index, &ring, transport, destination);
         }
         let ring_timeout = ring.bid.as_ref().map_or(DEFAULT_RING_TIMEOUT, |(_, t)| {
             Duration::from_secs(u64::from(t.ring_timeout_s.max(1)))
@@ -885,9 +899,15 @@ impl Call {
 
     /// The INVITE towards a target: our own dialog, the caller's number and
     /// SDP offer, and nothing else of the carrier's.
-    fn outbound_invite(&mut self, index: usize, ring: &Ring, transport: Transport) -> Message {
-        let via = self.via(transport);
-        let contact = self.contact_over(transport);
+    fn outbound_invite(
+        &mut self,
+        index: usize,
+        ring: &Ring,
+        transport: Transport,
+        to: SocketAddr,
+    ) -> Message {
+        let via = self.via(transport, Some(to));
+        let contact = self.contact_over(transport, Some(to));
         let invite = &self.setup.invite;
         let caller = &self.caller;
         let max_forwards = invite
@@ -1104,7 +1124,7 @@ impl Call {
             let leg = &self.legs[index];
             if leg.tcp_for_size && !leg.settled && !leg.abandoned {
                 let ring = leg.ring.clone();
-                let invite = self.outbound_invite(index, &ring, Transport::Udp);
+                let invite = self.outbound_invite(index, &ring, Transport::Udp, leg.destination);
                 let leg = &mut self.legs[index];
                 leg.transport = Transport::Udp;
                 leg.tcp_for_size = false;
@@ -1204,7 +1224,7 @@ impl Call {
                 let via = format!(
                     "SIP/2.0/{} {};branch=z9hG4bK{}.a{index};rport",
                     leg.transport.via_name(),
-                    self.setup.local,
+                    self.setup.local_towards(Some(leg.destination)),
                     self.setup.id.trim_start_matches("call_")
                 );
                 let ack = dialog.ack(invite_cseq, &via);
@@ -1290,7 +1310,10 @@ impl Call {
     /// PRACK of the reliable provisional `response` of leg `index`, on its
     /// early dialog (RFC 3262 §7.2): `RAck` names its RSeq and the INVITE.
     fn send_prack(&mut self, index: usize, response: &Message, rseq: u32) {
-        let via = self.via(self.legs[index].transport);
+        let via = self.via(
+            self.legs[index].transport,
+            Some(self.legs[index].destination),
+        );
         let leg = &mut self.legs[index];
         let invite_cseq = cseq_number(&leg.invite);
         let tag = crate::sip::tag_param(response.header("To").unwrap_or_default());
@@ -1388,7 +1411,7 @@ impl Call {
         let via = format!(
             "SIP/2.0/{} {};branch=z9hG4bK{}.a{index}f{};rport",
             leg.transport.via_name(),
-            self.setup.local,
+            self.setup.local_towards(Some(leg.destination)),
             self.setup.id.trim_start_matches("call_"),
             leg.forks.len()
         );
@@ -1399,7 +1422,10 @@ impl Call {
             to: to.clone(),
             ack,
         });
-        let via = self.via(self.legs[index].transport);
+        let via = self.via(
+            self.legs[index].transport,
+            Some(self.legs[index].destination),
+        );
         let bye = fork.request(Method::Bye, &via);
         self.request(to, bye, Purpose::ForkBye(index));
     }
@@ -1475,6 +1501,14 @@ impl Call {
         }
     }
 
+    /// A target's address; none for the caller.
+    fn address_of(&self, side: Side) -> Option<SocketAddr> {
+        match side {
+            Side::Caller => None,
+            Side::Callee(index) => self.legs.get(index).map(|leg| leg.destination),
+        }
+    }
+
     fn transport(&self, side: Side) -> Transport {
         match side {
             Side::Caller => self.setup.caller_transport,
@@ -1495,7 +1529,7 @@ impl Call {
     }
 
     fn bye(&mut self, side: Side) {
-        let via = self.via(self.transport(side));
+        let via = self.via(self.transport(side), self.address_of(side));
         let Some(dialog) = self.dialog_mut(side) else {
             return;
         };
@@ -1620,7 +1654,7 @@ impl Call {
                 return;
             }
         }
-        let via = self.via(self.transport(other));
+        let via = self.via(self.transport(other), self.address_of(other));
         let contact = self.contact(other);
         let Some(dialog) = self.dialog_mut(other) else {
             self.respond(transaction, &request, from, 481);
@@ -1738,7 +1772,7 @@ impl Call {
             // We acknowledge the far side ourselves: at once, or with the
             // near side's answer to an offer the 2xx made (late offer).
             if let Some(other) = self.opposite(from) {
-                let via = self.via(self.transport(other));
+                let via = self.via(self.transport(other), self.address_of(other));
                 if let Some(dialog) = self.dialog_mut(other) {
                     let ack = dialog.ack(relayed_cseq, &via);
                     if late_offer {
@@ -1836,7 +1870,7 @@ impl Call {
     /// UPDATE without a body towards `side`: a refresh that changes nothing
     /// of the media (RFC 4028 §7.4, RFC 3311).
     fn send_refresh(&mut self, side: Side, timer: &SessionTimer) {
-        let via = self.via(self.transport(side));
+        let via = self.via(self.transport(side), self.address_of(side));
         let Some(dialog) = self.dialog_mut(side) else {
             return;
         };

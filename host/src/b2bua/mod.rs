@@ -79,6 +79,9 @@ pub struct SwitchConfig {
     pub local: String,
     /// Our TLS listener's `host:port`, if there is one.
     pub local_tls: Option<String>,
+    /// Our `host:port` on the socket of the other address family, if
+    /// there is one: Via and Contact towards targets of that family.
+    pub local_other_family: Option<String>,
     pub timers: Timers,
     /// Calls at once before new ones get `503`.
     pub max_calls: usize,
@@ -537,6 +540,7 @@ impl Switch {
             invite_transaction: key.clone(),
             local: self.config.local.clone(),
             local_tls: self.config.local_tls.clone(),
+            local_other_family: self.config.local_other_family.clone(),
             caller_transport: match path {
                 Path::Udp => Transport::Udp,
                 Path::Tcp(_) => Transport::Tcp,

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::call_services::CallServices;
 use super::policy_worker::{PolicyWorkers, WorkerCount};
-use super::sip_endpoint::{Incoming, TcpConnections, lost, send_to};
+use super::sip_endpoint::{Datagrams, Incoming, TcpConnections, lost, send_to};
 use super::{DatagramLoss, SipSockets};
 use crate::b2bua::{Finished, Input, Path, Route, Scored, Switch, SwitchConfig, SwitchStats, Work};
 use crate::clock;
@@ -61,6 +61,8 @@ pub async fn serve_calls(
     let mut switch = Switch::new(config, services.ledger.clone(), u64::from_le_bytes(seed));
     let to_tag = format!("pb{:x}", std::process::id());
     let mut buffer = vec![0u8; MAX_MESSAGE_BYTES + 1];
+    let mut other_buffer = vec![0u8; MAX_MESSAGE_BYTES + 1];
+    let datagrams = Datagrams::new(&sockets.udp, sockets.udp_other.as_ref());
     let mut connections = TcpConnections::new(sockets.tcp_idle).with_tls(&sockets.tls);
     let (to_recorder, finished) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(record(services.clone(), finished));
@@ -111,7 +113,7 @@ pub async fn serve_calls(
                 if !lost(&mut sockets.loss) {
                     let message = inspect(&buffer[..length], &caps, &to_tag);
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
-                    pump(&mut switch, &services, &sockets.udp, &mut connections, &mut sockets.loss, &mut side).await;
+                    pump(&mut switch, &services, &datagrams, &mut connections, &mut sockets.loss, &mut side).await;
                 }
                 for _ in 1..UDP_BATCH {
                     let Ok((length, source)) = sockets.udp.try_recv_from(&mut buffer) else {
@@ -124,8 +126,13 @@ pub async fn serve_calls(
                     switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
                     // Each datagram's consequences go out before the next is
                     // read: a call's post-dial delay never waits for a batch.
-                    pump(&mut switch, &services, &sockets.udp, &mut connections, &mut sockets.loss, &mut side).await;
+                    pump(&mut switch, &services, &datagrams, &mut connections, &mut sockets.loss, &mut side).await;
                 }
+            }
+            received = recv_other(sockets.udp_other.as_ref(), &mut other_buffer) => {
+                let (length, source) = received?;
+                let message = inspect(&other_buffer[..length], switch.capabilities(), &to_tag);
+                switch.handle_inbound(clock::now(), clock::unix_ms(), message, source, Path::Udp);
             }
             accepted = accept => {
                 if let Ok((stream, _)) = accepted
@@ -161,7 +168,7 @@ pub async fn serve_calls(
                 while let Some((call, input)) = decision {
                     side.policies.returned(call, &input);
                     switch.handle_input(clock::now(), call, input);
-                    pump(&mut switch, &services, &sockets.udp, &mut connections, &mut sockets.loss, &mut side).await;
+                    pump(&mut switch, &services, &datagrams, &mut connections, &mut sockets.loss, &mut side).await;
                     taken += 1;
                     decision = (taken < DECIDED_BATCH).then(|| decided.try_recv().ok()).flatten();
                 }
@@ -170,7 +177,7 @@ pub async fn serve_calls(
         pump(
             &mut switch,
             &services,
-            &sockets.udp,
+            &datagrams,
             &mut connections,
             &mut sockets.loss,
             &mut side,
@@ -212,6 +219,17 @@ pub async fn serve_calls(
     Ok(switch.stats())
 }
 
+/// The next datagram on the other family's socket (never, without one).
+async fn recv_other(
+    socket: Option<&UdpSocket>,
+    buffer: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buffer).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What the loop hands work to, beside itself: the recorder, and the
 /// policy workers.
 struct Side {
@@ -224,7 +242,7 @@ struct Side {
 async fn pump(
     switch: &mut Switch,
     services: &CallServices,
-    udp: &UdpSocket,
+    udp: &Datagrams<'_>,
     connections: &mut TcpConnections,
     loss: &mut Option<DatagramLoss>,
     side: &mut Side,

@@ -263,24 +263,45 @@ pub async fn serve(
     ) {
         (Some(address), Some(certificate), Some(key)) => {
             let server = super::tls::server_config(certificate, key)?;
-            let listener =
-                TcpListener::bind(address)
-                    .await
-                    .map_err(|cause| ServeError::Listen {
-                        addr: *address,
-                        cause,
-                    })?;
+            let listen = |cause| ServeError::Listen {
+                addr: *address,
+                cause,
+            };
+            let listener = std::net::TcpListener::bind(address).map_err(listen)?;
+            listener.set_nonblocking(true).map_err(listen)?;
             Some((listener, server))
         }
         _ => None,
     };
     for address in &config.sip_listen {
-        let mut sockets = bind_sip(*address).await?;
+        let sockets = bind_sip(*address).await?;
         let udp = sockets.udp.local_addr().map_err(ServeError::Server)?;
         tracing::info!("SIP listening on udp:{udp} and tcp:{udp}");
-        sockets.tls.client = Some(tls_client.clone());
-        sockets.tls.listener = tls_listener.take();
-        let local_tls = match &sockets.tls.listener {
+        // Targets of the other address family, where the node listens on
+        // one too, go out (and answer) through a socket of that family.
+        let udp_other = match config
+            .sip_listen
+            .iter()
+            .find(|other| other.is_ipv6() != address.is_ipv6())
+        {
+            Some(other) => {
+                let at = SocketAddr::new(other.ip(), 0);
+                let socket = std::net::UdpSocket::bind(at)
+                    .map_err(|cause| ServeError::Listen { addr: at, cause })?;
+                socket.set_nonblocking(true).map_err(ServeError::Server)?;
+                Some(socket)
+            }
+            None => None,
+        };
+        let local_other_family = match &udp_other {
+            Some(socket) => Some(super::advertised(
+                socket.local_addr().map_err(ServeError::Server)?,
+                None,
+            )),
+            None => None,
+        };
+        let tls_std = tls_listener.take();
+        let local_tls = match &tls_std {
             Some((listener, _)) => {
                 let bound = listener.local_addr().map_err(ServeError::Server)?;
                 tracing::info!("SIP listening on tls:{bound}");
@@ -291,6 +312,7 @@ pub async fn serve(
         let switch = SwitchConfig {
             local: super::advertised(udp, config.sip_advertise.as_deref()),
             local_tls,
+            local_other_family,
             timers: Timers::default(),
             max_calls: config.max_calls,
             retry_after_s: 5,
@@ -307,7 +329,7 @@ pub async fn serve(
             None => None,
         };
         let tcp_idle = sockets.tcp_idle;
-        let tls = sockets.tls;
+        let tls_client = tls_client.clone();
         // Each SIP loop has a thread and a single-threaded runtime of its
         // own: its sockets wake it directly, with no work stealing between
         // it and the API's tasks (docs/benchmarks.md).
@@ -322,10 +344,20 @@ pub async fn serve(
             ))
             .spawn(move || {
                 runtime.block_on(async move {
+                    let listener = match tls_std {
+                        Some((listener, server)) => {
+                            Some((TcpListener::from_std(listener)?, server))
+                        }
+                        None => None,
+                    };
                     let sockets = super::SipSockets {
                         udp: tokio::net::UdpSocket::from_std(udp)?,
+                        udp_other: udp_other.map(tokio::net::UdpSocket::from_std).transpose()?,
                         tcp: tcp.map(TcpListener::from_std).transpose()?,
-                        tls,
+                        tls: super::TlsSide {
+                            client: Some(tls_client),
+                            listener,
+                        },
                         tcp_idle,
                         loss: None,
                     };
@@ -372,6 +404,7 @@ async fn bind_sip(address: SocketAddr) -> Result<super::SipSockets, ServeError> 
         })?;
     Ok(super::SipSockets {
         udp,
+        udp_other: None,
         tcp: Some(tcp),
         tls: super::TlsSide::default(),
         tcp_idle: std::time::Duration::from_secs(120),

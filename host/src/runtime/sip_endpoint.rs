@@ -52,6 +52,10 @@ pub struct EndpointStats {
 /// The sockets an endpoint serves.
 pub struct SipSockets {
     pub udp: UdpSocket,
+    /// A UDP socket of the other address family (IPv6 beside an IPv4
+    /// listener, or the reverse): targets of that family are reached, and
+    /// answer, through it.
+    pub udp_other: Option<UdpSocket>,
     pub tcp: Option<TcpListener>,
     pub tls: TlsSide,
     /// A TCP connection with nothing to read for this long is closed.
@@ -148,6 +152,7 @@ pub async fn serve_udp(
 ) -> std::io::Result<EndpointStats> {
     let sockets = SipSockets {
         udp: socket,
+        udp_other: None,
         tcp: None,
         tls: TlsSide::default(),
         tcp_idle: Duration::from_secs(60),
@@ -235,7 +240,13 @@ pub async fn serve_sip(
                 Inbound::Refuse(mut refusal) => {
                     stats.refused += 1;
                     stamp_received(&mut refusal, source);
-                    send(&sockets.udp, &mut connections, path, &refusal).await;
+                    send(
+                        &Datagrams::one(&sockets.udp),
+                        &mut connections,
+                        path,
+                        &refusal,
+                    )
+                    .await;
                 }
                 Inbound::Response(_) | Inbound::Drop(_) => stats.dropped += 1,
             }
@@ -246,7 +257,13 @@ pub async fn serve_sip(
                 if *path == ReplyPath::Udp && lost(&mut sockets.loss) {
                     continue;
                 }
-                send(&sockets.udp, &mut connections, *path, &message).await;
+                send(
+                    &Datagrams::one(&sockets.udp),
+                    &mut connections,
+                    *path,
+                    &message,
+                )
+                .await;
             }
             while let Some(event) = tx.poll_event() {
                 match event {
@@ -596,7 +613,7 @@ fn on_request(
 }
 
 async fn send(
-    udp: &UdpSocket,
+    udp: &Datagrams<'_>,
     connections: &mut TcpConnections,
     path: ReplyPath,
     message: &Message,
@@ -617,16 +634,47 @@ async fn send(
 /// How long opening a TCP connection to a target may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The UDP sockets a loop sends from: its listener's, and one of the other
+/// address family if it has one.
+pub(super) struct Datagrams<'a> {
+    listener: &'a UdpSocket,
+    listener_is_ipv6: bool,
+    other: Option<&'a UdpSocket>,
+}
+
+impl<'a> Datagrams<'a> {
+    pub(super) fn one(listener: &'a UdpSocket) -> Self {
+        Self::new(listener, None)
+    }
+
+    pub(super) fn new(listener: &'a UdpSocket, other: Option<&'a UdpSocket>) -> Self {
+        let listener_is_ipv6 = listener.local_addr().is_ok_and(|a| a.is_ipv6());
+        Datagrams {
+            listener,
+            listener_is_ipv6,
+            other,
+        }
+    }
+
+    /// The socket for datagrams to `to`: the one of its family.
+    fn towards(&self, to: SocketAddr) -> &'a UdpSocket {
+        match self.other {
+            Some(other) if to.is_ipv6() != self.listener_is_ipv6 => other,
+            _ => self.listener,
+        }
+    }
+}
+
 /// Sends `bytes` by UDP or on a TCP connection's queue.
 pub(super) async fn send_to(
-    udp: &UdpSocket,
+    udp: &Datagrams<'_>,
     connections: &mut TcpConnections,
     route: Route,
     bytes: &[u8],
 ) {
     match route {
         Route::Udp(to) => {
-            if let Err(error) = udp.send_to(bytes, to).await {
+            if let Err(error) = udp.towards(to).send_to(bytes, to).await {
                 tracing::warn!(%error, %to, "cannot send a SIP message");
             }
         }
