@@ -9,7 +9,7 @@ use host::store::CallOutcome;
 use serde_json::json;
 use tests::call_lab::{CALLER, CallLab, LabSetup, NUMBER, free_port};
 use tests::dns::{DnsServer, Zone};
-use tests::tls_peer::{TestAuthority, TlsBuyer, call_over_tls};
+use tests::tls_peer::{TestAuthority, TlsBuyer, call_over_tls, server_config};
 
 const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -147,17 +147,8 @@ async fn a_tls_buyer_that_cannot_prove_its_name_is_not_called_and_the_next_bid_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_carrier_calls_over_tls_to_the_tls_listener_and_is_answered_over_tls() {
     let authority = TestAuthority::new("Plugboard test authority");
-    let (chain, key) = authority.issue(&["127.0.0.1"]);
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .expect("server config");
     let lab = CallLab::build(LabSetup {
-        tls_listener: Some(Arc::new(server)),
+        tls_listener: Some(server_config(authority.issue(&["127.0.0.1"]))),
         ..LabSetup::default()
     })
     .await;

@@ -57,6 +57,21 @@ impl TestAuthority {
     }
 }
 
+/// A TLS server's configuration with `chain` and `key`.
+pub fn server_config(
+    (chain, key): (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+) -> Arc<rustls::ServerConfig> {
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server config");
+    Arc::new(config)
+}
+
 /// A buyer's PBX on TLS.
 pub struct TlsBuyer {
     pub port: u16,
@@ -76,15 +91,7 @@ impl TlsBuyer {
     pub async fn start(
         (chain, key): (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
     ) -> TlsBuyer {
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = tokio_rustls::TlsAcceptor::from(server_config((chain, key)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind TLS");
