@@ -38,13 +38,28 @@ pub fn advertised(bound: SocketAddr, configured: Option<&str>) -> String {
     if !bound.ip().is_unspecified() {
         return bound.to_string();
     }
-    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
+    // A documentation address of the bound family: the route to it names
+    // the host's own address of that family.
+    let (any, probe_to, loopback) = if bound.is_ipv6() {
+        (
+            "[::]:0",
+            "[2001:db8::1]:5060",
+            std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        )
+    } else {
+        (
+            "0.0.0.0:0",
+            "192.0.2.1:5060",
+            std::net::IpAddr::from([127, 0, 0, 1]),
+        )
+    };
+    let routed = std::net::UdpSocket::bind(any)
         .and_then(|probe| {
-            probe.connect("192.0.2.1:5060")?;
+            probe.connect(probe_to)?;
             probe.local_addr()
         })
         .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        .unwrap_or(loopback);
     SocketAddr::new(routed, bound.port()).to_string()
 }
 
@@ -312,5 +327,26 @@ async fn record(services: Arc<CallServices>, mut finished: mpsc::UnboundedReceiv
         if let Err(error) = services.store.durable().await {
             tracing::error!(%error, "call records not flushed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advertised;
+
+    #[test]
+    fn the_advertised_address_is_of_the_bound_family() {
+        assert_eq!(
+            advertised("0.0.0.0:5060".parse().unwrap(), Some("203.0.113.7:5060")),
+            "203.0.113.7:5060"
+        );
+        assert_eq!(
+            advertised("127.0.0.1:5070".parse().unwrap(), None),
+            "127.0.0.1:5070"
+        );
+        let v4 = advertised("0.0.0.0:5060".parse().unwrap(), None);
+        assert!(!v4.starts_with('[') && v4.ends_with(":5060"), "{v4}");
+        let v6 = advertised("[::]:5060".parse().unwrap(), None);
+        assert!(v6.starts_with('[') && v6.ends_with("]:5060"), "{v6}");
     }
 }
