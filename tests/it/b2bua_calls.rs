@@ -681,17 +681,13 @@ async fn a_buyer_that_needs_100rel_gets_its_prack_and_its_early_media_reaches_th
     .assert_eq(&buyer.flow());
     // The early media went on to the caller, as a plain 183.
     let early = carrier
-        .messages
-        .iter()
-        .find(|m| !m.sent && m.first_line().starts_with("SIP/2.0 183"))
+        .first_received("SIP/2.0 183")
         .expect("the caller heard the early media");
     assert!(early.text.contains("o=buyer"), "{}", early.text);
     // The BYE's CSeq comes after the PRACK's on the buyer's dialog.
     let cseq_of = |first: &str| {
         buyer
-            .messages
-            .iter()
-            .find(|m| !m.sent && m.first_line().starts_with(first))
+            .first_received(first)
             .and_then(|m| {
                 m.text
                     .lines()
@@ -735,11 +731,7 @@ async fn a_target_with_transport_tcp_is_called_over_tcp() {
         received.iter().all(|via| via.contains("SIP/2.0/TCP")),
         "{received:?}"
     );
-    let invite = buyer
-        .messages
-        .iter()
-        .find(|m| !m.sent && m.first_line().starts_with("INVITE "))
-        .expect("an INVITE");
+    let invite = buyer.first_received("INVITE ").expect("an INVITE");
     assert!(
         invite.text.contains(";transport=tcp>"),
         "Contact: {}",
@@ -803,11 +795,7 @@ async fn an_invite_too_large_for_udp_goes_over_tcp_and_back_to_udp_where_tcp_is_
         !vias.is_empty() && vias.iter().all(|v| v.contains("SIP/2.0/UDP")),
         "{vias:?}"
     );
-    let invite = udp_buyer
-        .messages
-        .iter()
-        .find(|m| !m.sent && m.first_line().starts_with("INVITE "))
-        .expect("an INVITE");
+    let invite = udp_buyer.first_received("INVITE ").expect("an INVITE");
     assert!(invite.text.len() > 1300, "{} bytes", invite.text.len());
     let records = lab.wait_for_records(2).await;
     assert!(
@@ -840,9 +828,7 @@ async fn a_keypress_sent_as_info_reaches_the_buyer_with_its_body() {
     let buyer = buyer.finish().await;
     buyer.assert_ok();
     let info = buyer
-        .messages
-        .iter()
-        .find(|m| !m.sent && m.first_line().starts_with("INFO "))
+        .first_received("INFO ")
         .expect("the buyer got the INFO");
     assert!(
         info.text.contains("Signal=5") && info.text.contains("Duration=160"),
@@ -874,9 +860,7 @@ async fn a_late_offer_gets_the_buyers_offer_to_the_caller_and_the_callers_answer
     .assert_eq(&buyer.flow());
     let received = |first: &str| {
         buyer
-            .messages
-            .iter()
-            .find(|m| !m.sent && m.first_line().starts_with(first))
+            .first_received(first)
             .map(|m| m.text.clone())
             .expect("received")
     };

@@ -191,11 +191,7 @@ async fn an_ipv6_target_is_rung_from_the_ipv6_socket_beside_an_ipv4_listener() {
     buyer.assert_ok();
     let record = &lab.wait_for_records(1).await[0];
     assert_eq!(record.outcome, CallOutcome::Answered);
-    let invite = buyer
-        .messages
-        .iter()
-        .find(|m| !m.sent && m.first_line().starts_with("INVITE "))
-        .expect("an INVITE");
+    let invite = buyer.first_received("INVITE ").expect("an INVITE");
     assert!(
         invite.text.contains("Via: SIP/2.0/UDP [::1]:"),
         "{}",

@@ -696,6 +696,13 @@ pub struct Carrier {
 }
 
 impl Carrier {
+    /// The first message received whose first line starts with `start`.
+    pub fn first_received(&self, start: &str) -> Option<&Seen> {
+        self.messages
+            .iter()
+            .find(|m| !m.sent && m.first_line().starts_with(start))
+    }
+
     /// For each call SIPp placed, from its INVITE to its first final
     /// answer, in order of the INVITEs.
     pub fn setup_times(&self) -> Vec<Duration> {
