@@ -174,6 +174,7 @@ pub async fn serve_sip(
     let mut buffer = vec![0u8; MAX_MESSAGE_BYTES + 1];
     let to_tag = format!("pb{:x}", std::process::id());
     let mut connections = TcpConnections::new(sockets.tcp_idle);
+    let datagrams = Datagrams::one(&sockets.udp);
     tokio::pin!(shutdown);
     loop {
         let next = transactions
@@ -240,13 +241,7 @@ pub async fn serve_sip(
                 Inbound::Refuse(mut refusal) => {
                     stats.refused += 1;
                     stamp_received(&mut refusal, source);
-                    send(
-                        &Datagrams::one(&sockets.udp),
-                        &mut connections,
-                        path,
-                        &refusal,
-                    )
-                    .await;
+                    send(&datagrams, &mut connections, path, &refusal).await;
                 }
                 Inbound::Response(_) | Inbound::Drop(_) => stats.dropped += 1,
             }
@@ -257,13 +252,7 @@ pub async fn serve_sip(
                 if *path == ReplyPath::Udp && lost(&mut sockets.loss) {
                     continue;
                 }
-                send(
-                    &Datagrams::one(&sockets.udp),
-                    &mut connections,
-                    *path,
-                    &message,
-                )
-                .await;
+                send(&datagrams, &mut connections, *path, &message).await;
             }
             while let Some(event) = tx.poll_event() {
                 match event {
