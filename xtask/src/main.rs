@@ -22,8 +22,14 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
         Some("serve") => serve(&args[1..]),
-        Some("policies") => guests::build_example_policies().map(drop),
-        Some("guests") => guests::build_test_guests().map(drop),
+        Some("policies") => {
+            guests::ensure_wasm_targets()?;
+            guests::build_example_policies().map(drop)
+        }
+        Some("guests") => {
+            guests::ensure_wasm_targets()?;
+            guests::build_test_guests().map(drop)
+        }
         Some("component") => match &args[1..] {
             [core, out] => guests::componentize_file(core.as_ref(), out.as_ref()),
             _ => bail!("usage: cargo xtask component CORE.wasm OUT.wasm"),
