@@ -9,7 +9,9 @@ use host::cli::{self, AdminCommand, Cli, Command, PolicyCommand, ServeArgs};
 use host::config::{Config, ConfigFile, DEFAULT_DATA_DIR};
 
 // glibc's allocator spent a fifth of the call server's CPU under load
-// (malloc_consolidate behind sled's node copies); mimalloc does not.
+// (malloc_consolidate behind sled's node copies); mimalloc does not. Built
+// without transparent huge pages (`no_thp`): zeroing a fresh 2 MiB page
+// inside a call's allocation put 50-150 ms on the p99 INVITE → 200 time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
