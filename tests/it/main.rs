@@ -6,6 +6,8 @@ mod api_authorization;
 mod api_bad_input;
 /// Call records, caller history and the marketplace through the API.
 mod api_calls;
+/// The OpenAPI document: valid, complete, and what schemathesis finds true.
+mod api_contract;
 /// Data and deployments survive a restart; a SIGKILL loses no acknowledged write.
 mod api_durability;
 /// The HTTP API through its router: every route, happy path and errors.

@@ -421,6 +421,10 @@ async fn lab_with_small_cpu_shares() -> CallLab {
             ..TestApi::LIMITS
         },
         tenant_cpu: PolicyCpu::new(Duration::from_millis(20)),
+        // Spinning guests and the rest of the suite load the two cores: a
+        // SIPp buyer that answers late is still a buyer here (a fresh-clone
+        // run once waited over 2 s for one and rang no one else: 480).
+        first_response_timeout: Duration::from_secs(30),
         ..LabSetup::default()
     })
     .await

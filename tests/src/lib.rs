@@ -14,6 +14,7 @@ pub mod bid_endpoint;
 pub mod call_lab;
 pub mod dns;
 pub mod hostile;
+pub mod served;
 pub mod tls_peer;
 
 use host::policy::model::{CallFacts, CallTime, Geography, Header};

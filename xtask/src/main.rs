@@ -11,6 +11,7 @@
 //!   the guest SDK into a component.
 
 mod guests;
+mod python;
 
 use std::process::Command;
 
@@ -30,12 +31,13 @@ fn main() -> Result<()> {
             guests::ensure_wasm_targets()?;
             guests::build_test_guests().map(drop)
         }
+        Some("python-tools") => python::ensure_python_tools(),
         Some("component") => match &args[1..] {
             [core, out] => guests::componentize_file(core.as_ref(), out.as_ref()),
             _ => bail!("usage: cargo xtask component CORE.wasm OUT.wasm"),
         },
         _ => bail!(
-            "usage: cargo xtask (test | serve [ARGS] | bench [FILTER] | policies | guests | component CORE.wasm OUT.wasm)"
+            "usage: cargo xtask (test | serve [ARGS] | bench [FILTER] | policies | guests | python-tools | component CORE.wasm OUT.wasm)"
         ),
     }
 }
@@ -44,6 +46,7 @@ fn main() -> Result<()> {
 fn test() -> Result<()> {
     guests::ensure_wasm_targets()?;
     ensure_debian_package("/usr/bin/sipp", "sip-tester")?;
+    python::ensure_python_tools()?;
     guests::build_example_policies()?;
     guests::build_test_guests()?;
     cargo(&["fmt", "--all", "--check"])?;

@@ -12,12 +12,11 @@ use utoipa_axum::routes;
 use super::campaigns::{check_policy, check_sip_uri};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller};
-use super::{ApiState, new_id};
+use super::{ApiState, contract, new_id};
 use crate::access;
 use crate::access::quota::{self, Kind};
 use crate::auction::ledger::TargetState;
 use crate::auction::schedule::clock_minutes;
-use crate::auction::{MAX_AMOUNT_MICROS, MAX_MIN_DURATION_S};
 use crate::clock;
 use crate::policy::model::World;
 use crate::sip::uri::check_http_url;
@@ -57,9 +56,7 @@ fn visible_bidder(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Bidd
 
 /// Checks a bidder of `owner_tenant_id` as `spec` describes it.
 fn check_bidder(state: &ApiState, owner_tenant_id: &str, spec: &BidderSpec) -> ApiResult<()> {
-    if spec.name.trim().is_empty() || spec.name.len() > 200 {
-        return Err(invalid("`name` must be 1 to 200 characters"));
-    }
+    contract::NAME.check_text("name", &spec.name)?;
     if let Some(url) = &spec.rtb_url {
         check_http_url(url).map_err(|why| {
             invalid(format!(
@@ -169,21 +166,13 @@ pub struct TargetSpec {
 fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Target> {
     check_sip_uri("uri", &spec.uri)?;
     let ring_timeout_s = spec.ring_timeout_s.unwrap_or(20);
-    if !(1..=300).contains(&ring_timeout_s) {
-        return Err(invalid("`ring_timeout_s` must be 1 to 300"));
-    }
+    contract::RING_TIMEOUT_S.check("ring_timeout_s", ring_timeout_s.into())?;
     let max_concurrent = spec.max_concurrent.unwrap_or(10);
-    if !(1..=100_000).contains(&max_concurrent) {
-        return Err(invalid("`max_concurrent` must be 1 to 100000"));
-    }
+    contract::MAX_CONCURRENT.check("max_concurrent", max_concurrent.into())?;
     let miss_limit = spec.miss_limit.unwrap_or(3);
-    if miss_limit > 1000 {
-        return Err(invalid("`miss_limit` must be 0 to 1000"));
-    }
+    contract::MISS_LIMIT.check("miss_limit", miss_limit.into())?;
     let pause_s = spec.pause_s.unwrap_or(300);
-    if !(1..=86_400).contains(&pause_s) {
-        return Err(invalid("`pause_s` must be 1 to 86400"));
-    }
+    contract::PAUSE_S.check("pause_s", pause_s.into())?;
     Ok(Target {
         id,
         bidder_id: bidder.id.clone(),
@@ -398,27 +387,14 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
         .ok_or_else(|| {
             ApiError::unprocessable("campaign.not_found", "no such campaign open to you")
         })?;
-    if spec.min_quality > 100 {
-        return Err(invalid("`min_quality` must be 0 to 100"));
-    }
-    if !(1..=MAX_AMOUNT_MICROS).contains(&spec.amount_micros) {
-        return Err(invalid(format!(
-            "`amount_micros` must be 1 to {MAX_AMOUNT_MICROS}"
-        )));
-    }
+    contract::MIN_QUALITY.check("min_quality", spec.min_quality.into())?;
+    contract::AMOUNT_MICROS.check("amount_micros", spec.amount_micros)?;
     let min_duration_s = spec.min_duration_s.unwrap_or(DEFAULT_MIN_DURATION_S);
-    if min_duration_s > MAX_MIN_DURATION_S {
-        return Err(invalid(format!(
-            "`min_duration_s` must be 0 to {MAX_MIN_DURATION_S}"
-        )));
-    }
+    contract::MIN_DURATION_S.check("min_duration_s", min_duration_s.into())?;
     let time_zone = spec.time_zone.unwrap_or_else(|| "UTC".to_owned());
     check_schedule(&time_zone, &spec.schedule)?;
-    if spec
-        .duplicate_window_days
-        .is_some_and(|days| !(1..=365).contains(&days))
-    {
-        return Err(invalid("`duplicate_window_days` is 1 to 365"));
+    if let Some(days) = spec.duplicate_window_days {
+        contract::WINDOW_DAYS.check("duplicate_window_days", days.into())?;
     }
     let caps = [
         ("hourly_cap", spec.hourly_cap.map(u64::from)),
@@ -428,10 +404,10 @@ fn bid_from(state: &ApiState, caller: &Caller, spec: BidSpec, id: String) -> Api
         ("daily_payout_cap_micros", spec.daily_payout_cap_micros),
         ("monthly_payout_cap_micros", spec.monthly_payout_cap_micros),
     ];
-    if let Some((name, _)) = caps.iter().find(|(_, cap)| *cap == Some(0)) {
-        return Err(invalid(format!(
-            "`{name}` must be positive (leave it out for no cap)"
-        )));
+    for (name, cap) in caps {
+        if let Some(cap) = cap {
+            contract::CAP.check(name, cap)?;
+        }
     }
     Ok(Bid {
         id,

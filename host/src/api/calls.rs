@@ -11,9 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Caller, Params};
+use super::{ApiState, contract};
 use crate::access::{Viewer, view};
 use crate::clock;
 use crate::marketplace::{self, CampaignMarket};
@@ -31,6 +31,7 @@ pub(super) fn routes() -> OpenApiRouter<ApiState> {
 pub const MAX_PAGE_BYTES: usize = 8 << 20;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CallQuery {
     pub campaign_id: Option<String>,
@@ -91,12 +92,7 @@ async fn list_calls(
     Params(query): Params<CallQuery>,
 ) -> ApiResult<Json<CallList>> {
     let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "request.invalid_query",
-            "`limit` must be 1 to 500",
-        ));
-    }
+    contract::CALLS_PAGE.check_query("limit", limit as u64)?;
     let filter = CallFilter {
         campaign_id: query.campaign_id,
         outcome: query.outcome,
@@ -134,6 +130,7 @@ async fn get_call(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MarketQuery {
     /// Days of calls the figures cover (default 30, at most 365).
@@ -151,12 +148,7 @@ async fn get_marketplace(
     Params(query): Params<MarketQuery>,
 ) -> ApiResult<Json<Vec<CampaignMarket>>> {
     let days = query.window_days.unwrap_or(30);
-    if !(1..=365).contains(&days) {
-        return Err(ApiError::bad_request(
-            "request.invalid_query",
-            "`window_days` must be 1 to 365",
-        ));
-    }
+    contract::WINDOW_DAYS.check_query("window_days", days.into())?;
     let since_ms = (clock::unix_now() - i64::from(days) * 86_400) * 1000;
     let mut markets = Vec::new();
     let mut campaigns = state.store.campaigns()?;

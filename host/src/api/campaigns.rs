@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller, Params};
-use super::{ApiState, DeferredDurability, new_id};
+use super::{ApiState, DeferredDurability, contract, new_id};
 use crate::access::quota::{self, Kind};
 use crate::access::{self, PolicyRefusal};
 use crate::clock;
@@ -135,9 +135,7 @@ pub(super) fn check_policy(
 
 fn check_campaign(state: &ApiState, c: &Campaign) -> ApiResult<()> {
     quota::check(Kind::Numbers, 0, c.numbers.len())?;
-    if c.name.trim().is_empty() || c.name.len() > 200 {
-        return Err(invalid("`name` must be 1 to 200 characters"));
-    }
+    contract::NAME.check_text("name", &c.name)?;
     if let Some(uri) = &c.fallback_target {
         check_sip_uri("fallback_target", uri)?;
     }
@@ -147,9 +145,8 @@ fn check_campaign(state: &ApiState, c: &Campaign) -> ApiResult<()> {
     if let Some(id) = &c.selector_policy_id {
         check_policy(state, &c.tenant_id, id, World::Selector)?;
     }
-    if !(10..=5000).contains(&c.auction_timeout_ms) {
-        return Err(invalid("`auction_timeout_ms` must be 10 to 5000"));
-    }
+    contract::AUCTION_TIMEOUT_MS.check("auction_timeout_ms", c.auction_timeout_ms.into())?;
+    contract::FLOOR_PRICE_MICROS.check("floor_price_micros", c.floor_price_micros)?;
     Ok(())
 }
 
@@ -386,9 +383,7 @@ async fn put_pool(
     let numbers = normalized_numbers(&spec.numbers)?;
     quota::check(Kind::PoolNumbers, 0, numbers.len())?;
     let ttl_s = spec.ttl_s.unwrap_or(1800);
-    if !(60..=86_400).contains(&ttl_s) {
-        return Err(invalid("`ttl_s` must be 60 to 86400 seconds"));
-    }
+    contract::POOL_TTL_S.check("ttl_s", ttl_s.into())?;
     let mut pools = state.dni_pools.lock().unwrap_or_else(|p| p.into_inner());
     let mut pool = match pools.get(&c.id) {
         Some(cached) => cached.pool().clone(),
@@ -441,16 +436,10 @@ async fn create_dni_session(
     Body(request): Body<DniRequest>,
 ) -> ApiResult<axum::response::Response> {
     let c = visible_campaign(&state, &caller, &id)?;
-    if request
-        .session_id
-        .as_ref()
-        .is_some_and(|s| s.is_empty() || s.len() > 128)
-    {
-        return Err(invalid("`session_id` must be 1 to 128 characters"));
+    if let Some(session) = &request.session_id {
+        contract::SESSION_ID.check_text("session_id", session)?;
     }
-    if request.attributes.len() > 32 {
-        return Err(invalid("at most 32 attributes"));
-    }
+    contract::DNI_ATTRIBUTES.check("attributes", request.attributes.len() as u64)?;
     let new_session = new_id("dni")?;
     let assignment = {
         let mut pools = state.dni_pools.lock().unwrap_or_else(|p| p.into_inner());
@@ -527,6 +516,7 @@ async fn create_dni_session(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DniLookup {
     /// A pooled number, any accepted format.

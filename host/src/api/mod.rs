@@ -8,6 +8,7 @@
 mod bidders;
 mod calls;
 mod campaigns;
+pub mod contract;
 mod error;
 mod extract;
 pub mod gate;
@@ -95,6 +96,7 @@ pub fn router(state: ApiState) -> Router {
     let (router, openapi) = routes(upload_limit)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .split_for_parts();
+    let openapi = contract::complete(openapi);
     let gate = gate::Gate {
         state: state.clone(),
         roles: Arc::new(gate::RouteRoles::from_openapi(&openapi)),
@@ -145,7 +147,7 @@ async fn durable_writes(
 
 /// The OpenAPI document alone.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes(0).into_openapi()
+    contract::complete(routes(0).into_openapi())
 }
 
 /// A new object id: a prefix naming the kind, then 16 random hex digits.

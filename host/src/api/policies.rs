@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller, Params};
-use super::{ApiState, new_id};
+use super::{ApiState, contract, new_id};
 use crate::access::quota::{self, Kind};
 use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
@@ -127,6 +127,7 @@ fn owned_policy(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Policy
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// scorer, bidder or selector.
@@ -178,12 +179,7 @@ async fn upload_policy(
         &caller.tenant_id,
     )?;
     let name = query.name.unwrap_or_else(|| query.world.to_string());
-    if name.trim().is_empty() || name.len() > 200 {
-        return Err(ApiError::unprocessable(
-            "request.invalid_field",
-            "`name` must be 1 to 200 characters",
-        ));
-    }
+    contract::NAME.check_text("name", &name)?;
     let policy = Policy {
         id: new_id("pol")?,
         tenant_id: caller.tenant_id.clone(),
@@ -467,12 +463,7 @@ async fn put_test_vectors(
 ) -> ApiResult<Json<Vec<TestVector>>> {
     let policy = owned_policy(&state, &caller, &id)?;
     let mut record = visible_version(&state, &policy, &version)?;
-    if vectors.len() > 100 {
-        return Err(ApiError::unprocessable(
-            "request.invalid_field",
-            "at most 100 test vectors",
-        ));
-    }
+    contract::TEST_VECTORS.check("test vectors", vectors.len() as u64)?;
     record.test_vectors = vectors;
     state.store.put_test_vectors(&record)?;
     Ok(Json(record.test_vectors))

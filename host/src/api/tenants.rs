@@ -76,13 +76,7 @@ fn api_key_record(tenant_id: &str, secret: &str) -> Result<ApiKey, ApiError> {
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.len() > 200 {
-        return Err(ApiError::unprocessable(
-            "request.invalid_field",
-            "`name` must be 1 to 200 characters",
-        ));
-    }
-    Ok(())
+    super::contract::NAME.check_text("name", name)
 }
 
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = NewTenant,
