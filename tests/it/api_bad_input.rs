@@ -246,11 +246,11 @@ async fn bid_schedules_need_a_real_time_zone_and_sane_hours() {
         ),
         (
             json!({"duplicate_window_days": 0}),
-            "`duplicate_window_days` is 1 to 365",
+            "`duplicate_window_days` must be 1 to 365",
         ),
         (
             json!({"hourly_cap": 5, "monthly_payout_cap_micros": 0}),
-            "`monthly_payout_cap_micros` must be positive (leave it out for no cap)",
+            "`monthly_payout_cap_micros` must be positive (leave it out for none)",
         ),
         (
             json!({"daily_cap": -1}),
