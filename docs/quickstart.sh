@@ -45,7 +45,7 @@ POLICY=$(echo "$UPLOAD" | field id)
 VERSION=$(echo "$UPLOAD" | field version)
 json PUT "$MARKETER" "/policies/$POLICY/deployment" \
   "{\"active\": \"$VERSION\", \"canary\": null, \"shadow\": null}" > /dev/null
-json PUT "$MARKETER" "/campaigns/$CAMPAIGN" "{\"scorer_policy_id\": \"$POLICY\"}" > /dev/null
+json PATCH "$MARKETER" "/campaigns/$CAMPAIGN" "{\"scorer_policy_id\": \"$POLICY\"}" > /dev/null
 
 echo "== $CALLS calls: SIPp as the carrier, SIPp as the buyer on port $BUYER_PORT"
 LOGS=$(mktemp -d)

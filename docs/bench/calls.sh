@@ -100,7 +100,7 @@ for i in $(seq 1 10); do
   post POST /bids "$BK" "{\"campaign_id\":\"$CID\",\"target_id\":\"$TID\",\"amount_micros\":${i}000000,\"min_quality\":0,\"min_duration_s\":0}" > /dev/null
 done
 POLICY=$(deploy scorer "$MK" geo-history-scorer.wasm)
-post PUT "/campaigns/$CID" "$MK" "{\"scorer_policy_id\":\"$POLICY\"}" > /dev/null
+post PATCH "/campaigns/$CID" "$MK" "{\"scorer_policy_id\":\"$POLICY\"}" > /dev/null
 POLICIES=${POLICIES:-all}
 if [ "$POLICIES" = all ]; then
   # Ten bidders bidding through the example strategy module (one upload),
@@ -112,7 +112,7 @@ if [ "$POLICIES" = all ]; then
       "{\"uri\":\"sip:module$i@127.0.0.1:$BUYER_PORT$TARGET_PARAMS\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" > /dev/null
   done
   SELECTOR=$(deploy selector "$MK" answer-rate-selector.wasm)
-  post PUT "/campaigns/$CID" "$MK" "{\"selector_policy_id\":\"$SELECTOR\"}" > /dev/null
+  post PATCH "/campaigns/$CID" "$MK" "{\"selector_policy_id\":\"$SELECTOR\"}" > /dev/null
 fi
 # The hostile tenant: its scorer spins to its deadline on every call to
 # its number (the test guest does so for +18005550666); no bids, so 480.

@@ -191,7 +191,11 @@ fn request(
         }
         ("post", "/v1/tenants") => json(json!({"name": "t", "role": "bidder"})),
         ("post", "/v1/campaigns") => json(json!({"name": "c2"})),
-        ("put", "/v1/campaigns/{id}") => json(json!({})),
+        ("put", "/v1/campaigns/{id}") => json(json!({"name": "c3"})),
+        ("patch", "/v1/campaigns/{id}") => json(json!({"early_ringback": true})),
+        ("patch", "/v1/bidders/{id}") => json(json!({"name": "b3"})),
+        ("patch", "/v1/bidders/{id}/targets/{target_id}") => json(json!({"pause_s": 60})),
+        ("patch", "/v1/bids/{id}") => json(json!({"min_quality": 5})),
         ("post", "/v1/campaigns/{id}/numbers") => json(json!({"number": "+18005550999"})),
         ("put", "/v1/campaigns/{id}/pool") => json(json!({"numbers": ["+18005550300"]})),
         ("post", "/v1/campaigns/{id}/dni-sessions") => json(json!({})),

@@ -106,7 +106,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
     refused(
         &api,
         &keys,
-        ("PUT", &format!("/v1/campaigns/{cid}"), &mk, json_body(r#"{"fallback_target": "tel:+18005550100"}"#), "application/json"),
+        ("PATCH", &format!("/v1/campaigns/{cid}"), &mk, json_body(r#"{"fallback_target": "tel:+18005550100"}"#), "application/json"),
         expect![[r#"422 {"code":"request.invalid_field","message":"`fallback_target` must start with sip: or sips:; a target is a SIP URI such as sip:sales@192.0.2.10:5060"}"#]],
     )
     .await;
@@ -114,7 +114,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         &api,
         &keys,
         (
-            "PUT",
+            "PATCH",
             &format!("/v1/campaigns/{cid}"),
             &mk,
             json_body(r#"{"scorer_policy_id": "pol_nope"}"#),

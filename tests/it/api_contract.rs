@@ -178,8 +178,14 @@ fn schemathesis_finds_nothing_the_document_does_not_say() {
         "{report}{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    let operations: usize = document()["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| item.as_object().map_or(0, |ops| ops.len()))
+        .sum();
     assert!(
-        report.contains("47/47"),
+        report.contains(&format!("{operations}/{operations}")),
         "every operation selected:\n{report}"
     );
     assert!(!report.contains("unique failure"), "{report}");

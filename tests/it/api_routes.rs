@@ -143,7 +143,7 @@ async fn quickstart_and_every_route() {
     assert_eq!(status, 200, "{deployment}");
     let (status, updated) = api
         .call(
-            "PUT",
+            "PATCH",
             &format!("/v1/campaigns/{cid}"),
             Some(&mk),
             Some(json!({"scorer_policy_id": policy_id})),

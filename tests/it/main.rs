@@ -12,6 +12,8 @@ mod api_contract;
 mod api_durability;
 /// The HTTP API through its router: every route, happy path and errors.
 mod api_routes;
+/// PUT replaces, PATCH (JSON Merge Patch) changes only what it names.
+mod api_updates;
 /// The auction's eligibility rules on real calls.
 mod auction_rules;
 /// Bid sources and ordering on real calls: bidder modules, selectors, real-time bids.

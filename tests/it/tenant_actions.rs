@@ -223,7 +223,7 @@ async fn uris_that_would_break_the_invite_or_send_it_elsewhere_are_refused() {
         let (status, body) = lab
             .api
             .call(
-                "PUT",
+                "PATCH",
                 &format!("/v1/campaigns/{}", lab.campaign_id),
                 Some(&lab.marketer_key),
                 Some(json!({"fallback_target": uri})),

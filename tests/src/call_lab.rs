@@ -472,7 +472,7 @@ impl CallLab {
         let path = format!("/v1/campaigns/{}", self.campaign_id);
         let (status, body) = self
             .api
-            .call("PUT", &path, Some(&self.marketer_key), Some(patch))
+            .call("PATCH", &path, Some(&self.marketer_key), Some(patch))
             .await;
         assert_eq!(status, 200, "{body}");
     }

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::campaigns::{check_policy, check_sip_uri};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller};
-use super::{ApiState, contract, new_id};
+use super::{ApiState, contract, new_id, patch};
 use crate::access;
 use crate::access::quota::{self, Kind};
 use crate::auction::ledger::TargetState;
@@ -25,18 +25,18 @@ use crate::store::{Bid, Bidder, DEFAULT_MIN_DURATION_S, ScheduleWindow, Target};
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_bidder, list_bidders))
-        .routes(routes!(get_bidder, update_bidder))
+        .routes(routes!(get_bidder, update_bidder, patch_bidder))
         .routes(routes!(create_target, list_targets))
-        .routes(routes!(update_target, delete_target))
+        .routes(routes!(update_target, patch_target, delete_target))
         .routes(routes!(create_bid, list_bids))
-        .routes(routes!(get_bid, update_bid, delete_bid))
+        .routes(routes!(get_bid, update_bid, patch_bid, delete_bid))
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::unprocessable("request.invalid_field", message)
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BidderSpec {
     pub name: String,
@@ -44,6 +44,16 @@ pub struct BidderSpec {
     pub rtb_url: Option<String>,
     /// A `bidder` world policy of this tenant.
     pub strategy_policy_id: Option<String>,
+}
+
+impl From<&Bidder> for BidderSpec {
+    fn from(b: &Bidder) -> Self {
+        BidderSpec {
+            name: b.name.clone(),
+            rtb_url: b.rtb_url.clone(),
+            strategy_policy_id: b.strategy_policy_id.clone(),
+        }
+    }
 }
 
 fn visible_bidder(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<Bidder> {
@@ -135,8 +145,31 @@ async fn update_bidder(
     Path(id): Path<String>,
     Body(spec): Body<BidderSpec>,
 ) -> ApiResult<Json<Bidder>> {
-    let mut bidder = visible_bidder(&state, &caller, &id)?;
-    check_bidder(&state, &bidder.tenant_id, &spec)?;
+    let bidder = visible_bidder(&state, &caller, &id)?;
+    replace_bidder(&state, bidder, spec)
+}
+
+#[utoipa::path(patch, path = "/v1/bidders/{id}", tag = "bidders",
+    request_body(content = BidderSpec, content_type = "application/merge-patch+json"),
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Bidder)))]
+async fn patch_bidder(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(changes): Body<serde_json::Value>,
+) -> ApiResult<Json<Bidder>> {
+    let bidder = visible_bidder(&state, &caller, &id)?;
+    let spec = patch::apply(&BidderSpec::from(&bidder), &changes)?;
+    replace_bidder(&state, bidder, spec)
+}
+
+fn replace_bidder(
+    state: &ApiState,
+    mut bidder: Bidder,
+    spec: BidderSpec,
+) -> ApiResult<Json<Bidder>> {
+    check_bidder(state, &bidder.tenant_id, &spec)?;
     bidder.name = spec.name.trim().to_owned();
     bidder.rtb_url = spec.rtb_url;
     bidder.strategy_policy_id = spec.strategy_policy_id;
@@ -144,7 +177,7 @@ async fn update_bidder(
     Ok(Json(bidder))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     /// SIP URI the call is sent to.
@@ -161,6 +194,19 @@ pub struct TargetSpec {
     /// Follow a 3xx to a URI on the target's own host (default false: a
     /// 3xx is a failure and the next bid rings).
     pub follow_redirects: Option<bool>,
+}
+
+impl From<&Target> for TargetSpec {
+    fn from(t: &Target) -> Self {
+        TargetSpec {
+            uri: t.uri.clone(),
+            ring_timeout_s: Some(t.ring_timeout_s),
+            max_concurrent: Some(t.max_concurrent),
+            miss_limit: Some(t.miss_limit),
+            pause_s: Some(t.pause_s),
+            follow_redirects: Some(t.follow_redirects),
+        }
+    }
 }
 
 fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Target> {
@@ -295,7 +341,31 @@ async fn update_target(
     Body(spec): Body<TargetSpec>,
 ) -> ApiResult<Json<Target>> {
     let (bidder, old) = visible_target(&state, &caller, &id, &target_id)?;
-    let mut target = target_from(spec, old.id, &bidder)?;
+    replace_target(&state, &bidder, old, spec).await
+}
+
+#[utoipa::path(patch, path = "/v1/bidders/{id}/targets/{target_id}", tag = "bidders",
+    request_body(content = TargetSpec, content_type = "application/merge-patch+json"),
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Target)))]
+async fn patch_target(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, target_id)): Path<(String, String)>,
+    Body(changes): Body<serde_json::Value>,
+) -> ApiResult<Json<Target>> {
+    let (bidder, old) = visible_target(&state, &caller, &id, &target_id)?;
+    let spec = patch::apply(&TargetSpec::from(&old), &changes)?;
+    replace_target(&state, &bidder, old, spec).await
+}
+
+async fn replace_target(
+    state: &ApiState,
+    bidder: &Bidder,
+    old: Target,
+    spec: TargetSpec,
+) -> ApiResult<Json<Target>> {
+    let mut target = target_from(spec, old.id, bidder)?;
     target.created_at = old.created_at;
     state.names.resolve(&target.uri).await;
     state.store.put_target(&target)?;
@@ -322,7 +392,7 @@ async fn delete_target(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BidSpec {
     pub campaign_id: String,
@@ -348,6 +418,27 @@ pub struct BidSpec {
     pub schedule: Vec<ScheduleWindow>,
     /// A caller seen within this many days (1 to 365) is not routed to the bid.
     pub duplicate_window_days: Option<u32>,
+}
+
+impl From<&Bid> for BidSpec {
+    fn from(b: &Bid) -> Self {
+        BidSpec {
+            campaign_id: b.campaign_id.clone(),
+            target_id: b.target_id.clone(),
+            amount_micros: b.amount_micros,
+            min_quality: b.min_quality,
+            min_duration_s: Some(b.min_duration_s),
+            hourly_cap: b.hourly_cap,
+            daily_cap: b.daily_cap,
+            monthly_cap: b.monthly_cap,
+            hourly_payout_cap_micros: b.hourly_payout_cap_micros,
+            daily_payout_cap_micros: b.daily_payout_cap_micros,
+            monthly_payout_cap_micros: b.monthly_payout_cap_micros,
+            time_zone: Some(b.time_zone.clone()),
+            schedule: b.schedule.clone(),
+            duplicate_window_days: b.duplicate_window_days,
+        }
+    }
 }
 
 fn check_schedule(time_zone: &str, schedule: &[ScheduleWindow]) -> ApiResult<()> {
@@ -494,7 +585,26 @@ async fn update_bid(
     Body(spec): Body<BidSpec>,
 ) -> ApiResult<Json<Bid>> {
     let old = visible_bid(&state, &caller, &id)?;
-    let mut bid = bid_from(&state, &caller, spec, old.id)?;
+    replace_bid(&state, &caller, old, spec)
+}
+
+#[utoipa::path(patch, path = "/v1/bids/{id}", tag = "bids",
+    request_body(content = BidSpec, content_type = "application/merge-patch+json"),
+    security(("bearer" = ["operator", "bidder"])),
+    responses((status = 200, body = Bid)))]
+async fn patch_bid(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(changes): Body<serde_json::Value>,
+) -> ApiResult<Json<Bid>> {
+    let old = visible_bid(&state, &caller, &id)?;
+    let spec = patch::apply(&BidSpec::from(&old), &changes)?;
+    replace_bid(&state, &caller, old, spec)
+}
+
+fn replace_bid(state: &ApiState, caller: &Caller, old: Bid, spec: BidSpec) -> ApiResult<Json<Bid>> {
+    let mut bid = bid_from(state, caller, spec, old.id)?;
     bid.created_at = old.created_at;
     state.store.put_bid(&bid)?;
     Ok(Json(bid))

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller, Params};
-use super::{ApiState, DeferredDurability, contract, new_id};
+use super::{ApiState, DeferredDurability, contract, new_id, patch};
 use crate::access::quota::{self, Kind};
 use crate::access::{self, PolicyRefusal};
 use crate::clock;
@@ -27,21 +27,19 @@ use axum::response::IntoResponse;
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_campaign, list_campaigns))
-        .routes(routes!(get_campaign, update_campaign, delete_campaign))
+        .routes(routes!(
+            get_campaign,
+            update_campaign,
+            patch_campaign,
+            delete_campaign
+        ))
         .routes(routes!(list_numbers, add_number))
         .routes(routes!(remove_number))
         .routes(routes!(get_pool, put_pool))
         .routes(routes!(create_dni_session, find_dni_session))
 }
 
-/// `Some(None)` for an explicit `null`, `None` when the field is absent.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Ok(Some(Option::deserialize(d)?))
-}
-
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
     pub name: String,
@@ -61,26 +59,46 @@ pub struct NewCampaign {
     pub auction_timeout_ms: Option<u32>,
 }
 
-/// Fields to change; absent fields stay, `null` clears an optional one.
-#[derive(Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CampaignUpdate {
-    pub name: Option<String>,
-    pub numbers: Option<Vec<String>>,
-    pub floor_price_micros: Option<u64>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub fallback_target: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub scorer_policy_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub selector_policy_id: Option<Option<String>>,
-    pub shared_attribution_keys: Option<Vec<String>>,
-    pub bidder_access: Option<BidderAccess>,
-    pub early_ringback: Option<bool>,
-    pub auction_timeout_ms: Option<u32>,
+impl From<&Campaign> for NewCampaign {
+    fn from(c: &Campaign) -> Self {
+        NewCampaign {
+            name: c.name.clone(),
+            numbers: c.numbers.clone(),
+            floor_price_micros: c.floor_price_micros,
+            fallback_target: c.fallback_target.clone(),
+            scorer_policy_id: c.scorer_policy_id.clone(),
+            selector_policy_id: c.selector_policy_id.clone(),
+            shared_attribution_keys: c.shared_attribution_keys.clone(),
+            bidder_access: c.bidder_access.clone(),
+            early_ringback: c.early_ringback,
+            auction_timeout_ms: Some(c.auction_timeout_ms),
+        }
+    }
+}
+
+/// The campaign `new` describes, with the identity of `id`, `tenant_id`
+/// and `created_at`.
+fn campaign_from(
+    new: NewCampaign,
+    id: String,
+    tenant_id: String,
+    created_at: i64,
+) -> ApiResult<Campaign> {
+    Ok(Campaign {
+        id,
+        tenant_id,
+        name: new.name.trim().to_owned(),
+        numbers: normalized_numbers(&new.numbers)?,
+        floor_price_micros: new.floor_price_micros,
+        fallback_target: new.fallback_target,
+        scorer_policy_id: new.scorer_policy_id,
+        selector_policy_id: new.selector_policy_id,
+        shared_attribution_keys: new.shared_attribution_keys,
+        bidder_access: new.bidder_access,
+        early_ringback: new.early_ringback,
+        auction_timeout_ms: new.auction_timeout_ms.unwrap_or(100),
+        created_at,
+    })
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -174,26 +192,13 @@ async fn create_campaign(
         |o| &o.tenant_id,
         &caller.tenant_id,
     )?;
-    let campaign = Campaign {
-        id: new_id("cmp")?,
-        tenant_id: caller.tenant_id.clone(),
-        name: new.name.trim().to_owned(),
-        numbers: normalized_numbers(&new.numbers)?,
-        floor_price_micros: new.floor_price_micros,
-        fallback_target: new.fallback_target,
-        scorer_policy_id: new.scorer_policy_id,
-        selector_policy_id: new.selector_policy_id,
-        shared_attribution_keys: new.shared_attribution_keys,
-        bidder_access: new.bidder_access,
-        early_ringback: new.early_ringback,
-        auction_timeout_ms: new.auction_timeout_ms.unwrap_or(100),
-        created_at: clock::unix_now(),
-    };
-    check_campaign(&state, &campaign)?;
-    if let Some(uri) = &campaign.fallback_target {
-        state.names.resolve(uri).await;
-    }
-    state.store.put_campaign(&campaign)?;
+    let campaign = campaign_from(
+        new,
+        new_id("cmp")?,
+        caller.tenant_id.clone(),
+        clock::unix_now(),
+    )?;
+    let Json(campaign) = store_campaign(&state, campaign).await?;
     Ok((StatusCode::CREATED, Json(campaign)))
 }
 
@@ -225,53 +230,43 @@ async fn get_campaign(
     Ok(Json(visible_campaign(&state, &caller, &id)?))
 }
 
-#[utoipa::path(put, path = "/v1/campaigns/{id}", tag = "campaigns", request_body = CampaignUpdate,
+#[utoipa::path(put, path = "/v1/campaigns/{id}", tag = "campaigns", request_body = NewCampaign,
     security(("bearer" = ["operator", "marketer"])),
-    responses((status = 200, body = Campaign), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Campaign)))]
 async fn update_campaign(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-    Body(update): Body<CampaignUpdate>,
+    Body(new): Body<NewCampaign>,
 ) -> ApiResult<Json<Campaign>> {
-    let mut c = visible_campaign(&state, &caller, &id)?;
-    if let Some(name) = update.name {
-        c.name = name.trim().to_owned();
-    }
-    if let Some(numbers) = update.numbers {
-        c.numbers = normalized_numbers(&numbers)?;
-    }
-    if let Some(floor) = update.floor_price_micros {
-        c.floor_price_micros = floor;
-    }
-    if let Some(fallback) = update.fallback_target {
-        c.fallback_target = fallback;
-    }
-    if let Some(scorer) = update.scorer_policy_id {
-        c.scorer_policy_id = scorer;
-    }
-    if let Some(selector) = update.selector_policy_id {
-        c.selector_policy_id = selector;
-    }
-    if let Some(keys) = update.shared_attribution_keys {
-        c.shared_attribution_keys = keys;
-    }
-    if let Some(access) = update.bidder_access {
-        c.bidder_access = access;
-    }
-    if let Some(early) = update.early_ringback {
-        c.early_ringback = early;
-    }
-    if let Some(timeout) = update.auction_timeout_ms {
-        c.auction_timeout_ms = timeout;
-    }
-    check_campaign(&state, &c)?;
-    if let Some(uri) = &c.fallback_target {
+    let old = visible_campaign(&state, &caller, &id)?;
+    let campaign = campaign_from(new, old.id, old.tenant_id, old.created_at)?;
+    store_campaign(&state, campaign).await
+}
+
+#[utoipa::path(patch, path = "/v1/campaigns/{id}", tag = "campaigns",
+    request_body(content = NewCampaign, content_type = "application/merge-patch+json"),
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = Campaign)))]
+async fn patch_campaign(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(changes): Body<serde_json::Value>,
+) -> ApiResult<Json<Campaign>> {
+    let old = visible_campaign(&state, &caller, &id)?;
+    let new = patch::apply(&NewCampaign::from(&old), &changes)?;
+    let campaign = campaign_from(new, old.id, old.tenant_id, old.created_at)?;
+    store_campaign(&state, campaign).await
+}
+
+async fn store_campaign(state: &ApiState, campaign: Campaign) -> ApiResult<Json<Campaign>> {
+    check_campaign(state, &campaign)?;
+    if let Some(uri) = &campaign.fallback_target {
         state.names.resolve(uri).await;
     }
-    state.store.put_campaign(&c)?;
-    Ok(Json(c))
+    state.store.put_campaign(&campaign)?;
+    Ok(Json(campaign))
 }
 
 #[utoipa::path(delete, path = "/v1/campaigns/{id}", tag = "campaigns",

@@ -152,9 +152,6 @@ const FIELDS: &[(&str, &str, Bound)] = &[
     ("NewCampaign", "name", NAME),
     ("NewCampaign", "auction_timeout_ms", AUCTION_TIMEOUT_MS),
     ("NewCampaign", "floor_price_micros", FLOOR_PRICE_MICROS),
-    ("CampaignUpdate", "floor_price_micros", FLOOR_PRICE_MICROS),
-    ("CampaignUpdate", "name", NAME),
-    ("CampaignUpdate", "auction_timeout_ms", AUCTION_TIMEOUT_MS),
     ("TargetSpec", "ring_timeout_s", RING_TIMEOUT_S),
     ("TargetSpec", "max_concurrent", MAX_CONCURRENT),
     ("TargetSpec", "miss_limit", MISS_LIMIT),
@@ -218,6 +215,7 @@ fn complete_value(document: &mut Value) {
         };
         bound.describe(target);
     }
+    describe_merge_patches(document);
     let Some(paths) = document["paths"].as_object_mut() else {
         return;
     };
@@ -272,6 +270,75 @@ fn declare_path_parameters(path: &str, operation: &mut Map<String, Value>) {
     }
 }
 
+const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// A `PATCH` body is annotated with the object's full description (what a
+/// `PUT` takes); what it accepts is a JSON Merge Patch of it (RFC 7396):
+/// any of its fields, none required, each `null` to reset it. That schema
+/// is made here from the full one, as `<Name>Patch`, and the body is also
+/// accepted as `application/json`.
+fn describe_merge_patches(document: &mut Value) {
+    let mut patched = Vec::new();
+    if let Some(paths) = document["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            let Some(body) = item
+                .get_mut("patch")
+                .and_then(|o| o.get_mut("requestBody"))
+                .and_then(|b| b.get_mut("content"))
+            else {
+                continue;
+            };
+            let Some(full) = body[MERGE_PATCH]["schema"]["$ref"].as_str() else {
+                continue;
+            };
+            let name = full.rsplit('/').next().unwrap_or(full).to_owned();
+            let schema = json!({"schema": {"$ref": format!("#/components/schemas/{name}Patch")}});
+            *body = json!({MERGE_PATCH: schema.clone(), "application/json": schema});
+            patched.push(name);
+        }
+    }
+    let schemas = &mut document["components"]["schemas"];
+    for name in patched {
+        let Some(full) = schemas.get(&name).cloned() else {
+            panic!("the OpenAPI document has no {name} to describe a patch of");
+        };
+        let mut properties = Map::new();
+        for (field, schema) in full["properties"].as_object().into_iter().flatten() {
+            // An object member is merged in turn: any part of it may be sent.
+            let choices = if may_be_object(schema, schemas) {
+                json!([schema, {"type": "null"}, {"type": "object"}])
+            } else {
+                json!([schema, {"type": "null"}])
+            };
+            properties.insert(field.clone(), json!({"anyOf": choices}));
+        }
+        schemas[format!("{name}Patch")] = json!({
+            "type": "object",
+            "description": format!("A JSON Merge Patch (RFC 7396) of a {name}: the fields it names change, `null` resets one to its default, the others stay."),
+            "properties": properties,
+            "additionalProperties": false,
+        });
+    }
+}
+
+/// Whether a value of `schema` may be a JSON object.
+fn may_be_object(schema: &Value, schemas: &Value) -> bool {
+    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+        return may_be_object(&schemas[name], schemas);
+    }
+    let types = &schema["type"];
+    types == "object"
+        || types
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "object"))
+        || schema.get("properties").is_some()
+        || ["oneOf", "anyOf", "allOf"].iter().any(|key| {
+            schema[*key]
+                .as_array()
+                .is_some_and(|options| options.iter().any(|o| may_be_object(o, schemas)))
+        })
+}
+
 /// A body that is not JSON (a component upload) is bytes, not the array of
 /// integers the annotation's `Vec<u8>` reads as; the server reads the bytes
 /// whatever their Content-Type, and generic clients send
@@ -285,11 +352,10 @@ fn describe_bytes(operation: &mut Map<String, Value>) {
         return;
     };
     let bytes = json!({"schema": {"type": "string", "format": "binary", "minLength": 1}});
-    if content
-        .keys()
-        .any(|media_type| media_type != "application/json")
-    {
-        content.retain(|media_type, _| media_type == "application/json");
+    let is_json =
+        |media_type: &String| media_type == "application/json" || media_type.ends_with("+json");
+    if !content.keys().all(is_json) {
+        content.retain(|media_type, _| is_json(media_type));
         content.insert("application/wasm".to_owned(), bytes.clone());
         content.insert("application/octet-stream".to_owned(), bytes);
     }

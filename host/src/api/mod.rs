@@ -12,6 +12,7 @@ pub mod contract;
 mod error;
 mod extract;
 pub mod gate;
+mod patch;
 mod policies;
 mod system;
 mod tenants;
