@@ -29,40 +29,175 @@ struct Families {
     histograms: BTreeMap<&'static str, BTreeMap<Labels, Histogram>>,
 }
 
-/// Every metric has a help line; names follow Prometheus conventions.
-fn help(name: &str) -> &'static str {
-    match name {
-        "plugboard_policy_invocations_total" => {
-            "Policy invocations by policy, version and outcome."
-        }
-        "plugboard_policy_invocation_seconds" => "Policy invocation latency by policy and version.",
-        "plugboard_policy_uploads_total" => "Policy uploads by world and result.",
-        "plugboard_dni_assignments_total" => {
-            "DNI requests by result (assigned, renewed, exhausted)."
-        }
-        "plugboard_http_requests_total" => "HTTP API requests by status class.",
-        "plugboard_policy_deployment_active" => "1 for the version serving a policy's calls.",
-        "plugboard_policy_deployment_canary_percent" => "Share of calls a canary version takes.",
-        "plugboard_policy_deployment_shadow" => "1 for a version running in shadow.",
-        "plugboard_calls_total" => "Finished calls by outcome.",
-        "plugboard_post_dial_delay_seconds" => {
-            "Time from the inbound INVITE to the first outbound INVITE."
-        }
-        "plugboard_auction_seconds" => "Auction latency, from its request to the ring tree.",
-        "plugboard_active_calls" => "Calls in progress.",
-        "plugboard_policy_worker_calls" => {
-            "Calls being scored or auctioned on the policy worker's thread."
-        }
-        "plugboard_target_pauses_total" => {
-            "Targets paused after missing calls in a row, by target."
-        }
-        "plugboard_target_resumptions_total" => "Paused targets that took calls again, by target.",
-        "plugboard_rtb_answers_total" => {
-            "Real-time bid answers by bidder and result (bid, declined, late, malformed, error)."
-        }
-        "plugboard_targets_paused" => "Targets paused now (as of the last recorded call).",
-        _ => "",
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// A metric family: its name (Prometheus conventions), kind, help line, and
+/// the label sets known in advance, which are shown at zero from the start
+/// so that a dashboard or an alert on a rate has a series before the first
+/// event.
+struct Family {
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+    zero: &'static [&'static [(&'static str, &'static str)]],
+}
+
+const fn family(name: &'static str, kind: Kind, help: &'static str) -> Family {
+    Family {
+        name,
+        kind,
+        help,
+        zero: &[],
     }
+}
+
+/// Every metric the host emits; `/metrics` lists each, with its help line,
+/// even before its first sample.
+const FAMILIES: &[Family] = &[
+    Family {
+        zero: &[
+            &[("outcome", "answered")],
+            &[("outcome", "no_answer")],
+            &[("outcome", "abandoned")],
+            &[("outcome", "rejected")],
+            &[("outcome", "failed")],
+        ],
+        ..family(
+            "plugboard_calls_total",
+            Kind::Counter,
+            "Finished calls by outcome.",
+        )
+    },
+    Family {
+        zero: &[&[]],
+        ..family("plugboard_active_calls", Kind::Gauge, "Calls in progress.")
+    },
+    Family {
+        zero: &[&[]],
+        ..family(
+            "plugboard_policy_worker_calls",
+            Kind::Gauge,
+            "Calls being scored or auctioned on the policy worker's thread.",
+        )
+    },
+    family(
+        "plugboard_post_dial_delay_seconds",
+        Kind::Histogram,
+        "Time from the inbound INVITE to the first outbound INVITE.",
+    ),
+    family(
+        "plugboard_auction_seconds",
+        Kind::Histogram,
+        "Auction latency, from its request to the ring tree.",
+    ),
+    Family {
+        zero: &[&[("reason", "untrusted")], &[("reason", "rate")]],
+        ..family(
+            "plugboard_sip_refused_total",
+            Kind::Counter,
+            "New calls refused by source: not a trusted address, or over its INVITE rate.",
+        )
+    },
+    Family {
+        zero: &[&[("listener", "sip_tcp")], &[("listener", "sip_tls")]],
+        ..family(
+            "plugboard_connections_refused_total",
+            Kind::Counter,
+            "SIP connections refused for being over the listener's limit.",
+        )
+    },
+    family(
+        "plugboard_policy_invocations_total",
+        Kind::Counter,
+        "Policy invocations by policy, version, source and outcome.",
+    ),
+    family(
+        "plugboard_policy_invocation_seconds",
+        Kind::Histogram,
+        "Policy invocation latency by policy, version and source.",
+    ),
+    Family {
+        zero: &[
+            &[("world", "scorer"), ("result", "ok")],
+            &[("world", "scorer"), ("result", "rejected")],
+            &[("world", "bidder"), ("result", "ok")],
+            &[("world", "bidder"), ("result", "rejected")],
+            &[("world", "selector"), ("result", "ok")],
+            &[("world", "selector"), ("result", "rejected")],
+        ],
+        ..family(
+            "plugboard_policy_uploads_total",
+            Kind::Counter,
+            "Policy uploads by world and result.",
+        )
+    },
+    family(
+        "plugboard_policy_deployment_active",
+        Kind::Gauge,
+        "1 for the version serving a policy's calls.",
+    ),
+    family(
+        "plugboard_policy_deployment_canary_percent",
+        Kind::Gauge,
+        "Share of calls a canary version takes.",
+    ),
+    family(
+        "plugboard_policy_deployment_shadow",
+        Kind::Gauge,
+        "1 for a version running in shadow.",
+    ),
+    Family {
+        zero: &[
+            &[("result", "assigned")],
+            &[("result", "renewed")],
+            &[("result", "exhausted")],
+        ],
+        ..family(
+            "plugboard_dni_assignments_total",
+            Kind::Counter,
+            "DNI requests by result (assigned, renewed, exhausted).",
+        )
+    },
+    family(
+        "plugboard_http_requests_total",
+        Kind::Counter,
+        "HTTP API requests by method, route (the path template) and status.",
+    ),
+    family(
+        "plugboard_target_pauses_total",
+        Kind::Counter,
+        "Targets paused after missing calls in a row, by target.",
+    ),
+    family(
+        "plugboard_target_resumptions_total",
+        Kind::Counter,
+        "Paused targets that took calls again, by target.",
+    ),
+    Family {
+        zero: &[&[]],
+        ..family(
+            "plugboard_targets_paused",
+            Kind::Gauge,
+            "Targets paused now (as of the last recorded call).",
+        )
+    },
+    family(
+        "plugboard_rtb_answers_total",
+        Kind::Counter,
+        "Real-time bid answers by bidder and result (bid, declined, late, malformed, error).",
+    ),
+];
+
+fn help(name: &str) -> &'static str {
+    FAMILIES
+        .iter()
+        .find(|f| f.name == name)
+        .map_or("", |f| f.help)
 }
 
 #[derive(Default)]
@@ -71,8 +206,33 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics with every known series at zero.
     pub fn new() -> Self {
-        Self::default()
+        let metrics = Self::default();
+        metrics.with(|f| {
+            for family in FAMILIES {
+                for labels in family.zero {
+                    let labels: Labels =
+                        labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+                    match family.kind {
+                        Kind::Counter => {
+                            f.counters.entry(family.name).or_default().insert(labels, 0);
+                        }
+                        Kind::Gauge => {
+                            f.gauges.entry(family.name).or_default().insert(labels, 0);
+                        }
+                        Kind::Histogram => {
+                            f.histograms
+                                .entry(family.name)
+                                .or_default()
+                                .entry(labels)
+                                .or_default();
+                        }
+                    }
+                }
+            }
+        });
+        metrics
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Families) -> R) -> R {
@@ -155,6 +315,19 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.with(|f| {
             let mut out = String::new();
+            for family in FAMILIES {
+                let kind = match family.kind {
+                    Kind::Counter if !f.counters.contains_key(family.name) => "counter",
+                    Kind::Gauge if !f.gauges.contains_key(family.name) => "gauge",
+                    Kind::Histogram if !f.histograms.contains_key(family.name) => "histogram",
+                    _ => continue,
+                };
+                let _ = writeln!(
+                    out,
+                    "# HELP {0} {1}\n# TYPE {0} {kind}",
+                    family.name, family.help
+                );
+            }
             for (name, series) in &f.counters {
                 let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", help(name));
                 for (labels, value) in series {

@@ -698,3 +698,45 @@ async fn a_version_failing_its_test_vectors_cannot_be_activated() {
         .await;
     assert_eq!((status, active["active"].clone()), (200, json!(version)));
 }
+
+#[tokio::test]
+async fn metrics_are_declared_at_zero_and_http_requests_counted_by_route_template() {
+    let api = TestApi::new().await;
+    let fresh = api.metrics().await;
+    for line in [
+        "plugboard_calls_total{outcome=\"answered\"} 0",
+        "plugboard_calls_total{outcome=\"failed\"} 0",
+        "plugboard_sip_refused_total{reason=\"rate\"} 0",
+        "plugboard_active_calls 0",
+        "# TYPE plugboard_rtb_answers_total counter",
+        "# HELP plugboard_connections_refused_total SIP connections refused",
+        "# TYPE plugboard_post_dial_delay_seconds histogram",
+    ] {
+        assert!(fresh.contains(line), "{line} missing from\n{fresh}");
+    }
+    let (_, mk) = api.tenant("acme", "marketer").await;
+    let campaign = api.campaign(&mk, json!({"name": "Solar"})).await;
+    let id = str_field(&campaign, "id");
+    for _ in 0..2 {
+        let (status, _) = api
+            .call("GET", &format!("/v1/campaigns/{id}"), Some(&mk), None)
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = api
+        .call("GET", "/v1/campaigns/cmp_0000000000000000", Some(&mk), None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = api.call("GET", "/v1/no-such-thing/123", None, None).await;
+    assert_eq!(status, 404);
+    let text = api.metrics().await;
+    for line in [
+        "plugboard_http_requests_total{method=\"GET\",route=\"/v1/campaigns/{id}\",status=\"200\"} 2",
+        "plugboard_http_requests_total{method=\"GET\",route=\"/v1/campaigns/{id}\",status=\"404\"} 1",
+        "plugboard_http_requests_total{method=\"POST\",route=\"/v1/campaigns\",status=\"201\"} 1",
+        "plugboard_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    assert!(!text.contains("no-such-thing"), "a path is never a label");
+}

@@ -121,7 +121,40 @@ pub fn router(state: ApiState) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, "route.not_found", "no such route")
         })
         .layer(axum::middleware::from_fn(gate::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            count_requests,
+        ))
         .with_state(state)
+}
+
+/// `plugboard_http_requests_total`: by method, route template (bounded: an
+/// unknown path counts as `unmatched`, never as itself) and status.
+async fn count_requests(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = match request.method().as_str() {
+        known @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => known,
+        _ => "other",
+    }
+    .to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let response = next.run(request).await;
+    metrics.inc(
+        "plugboard_http_requests_total",
+        vec![
+            ("method", method),
+            ("route", route),
+            ("status", response.status().as_u16().to_string()),
+        ],
+    );
+    response
 }
 
 /// Marks a response whose write may reach the disk after it is sent (DNI
