@@ -313,3 +313,54 @@ async fn a_target_that_misses_three_calls_is_paused_then_resumes() {
     )));
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_placed_at_once_from_one_number_count_each_other_as_seen() {
+    let lab = CallLab::start().await;
+    let strict = lab.buyer("buyer_answers", 1).await;
+    let lenient = lab.buyer("buyer_answers", 4).await;
+    let strict_target = lab.target(strict.port, 20, 10).await;
+    let lenient_target = lab.target(lenient.port, 20, 10).await;
+    let strict_bid = lab
+        .bid_with(json!({
+            "target_id": strict_target, "amount_micros": 30_000_000,
+            "duplicate_window_days": 30,
+        }))
+        .await;
+    let lenient_bid = lab.bid(&lenient_target, 10_000_000, 0).await;
+
+    // Five calls from one number within a quarter second, each held a
+    // second: all five are in progress together, none recorded yet.
+    lab.carrier("caller_hangs_up", 5, &["-r", "20", "-l", "5", "-d", "1000"])
+        .await
+        .assert_ok();
+    strict.finish().await.assert_ok();
+    lenient.finish().await.assert_ok();
+    let records = lab.wait_for_records(5).await;
+    let winners: Vec<Option<String>> = records.iter().map(winner).collect();
+    assert_eq!(
+        winners
+            .iter()
+            .filter(|w| **w == Some(strict_bid.clone()))
+            .count(),
+        1,
+        "only the first call is new to the strict bid: {winners:?}"
+    );
+    assert_eq!(
+        winners
+            .iter()
+            .filter(|w| **w == Some(lenient_bid.clone()))
+            .count(),
+        4
+    );
+    for record in records
+        .iter()
+        .filter(|r| winner(r) == Some(lenient_bid.clone()))
+    {
+        assert_eq!(
+            bid_fate(record, &strict_bid),
+            ("ineligible", Some("duplicate_caller"))
+        );
+    }
+    lab.stop().await;
+}

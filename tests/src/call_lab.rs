@@ -214,6 +214,7 @@ impl CallLab {
             metrics: api.state.metrics.clone(),
             ledger: api.state.ledger.clone(),
             cpu: Arc::new(tenant_cpu),
+            arrivals: Default::default(),
         });
         let ledger = api.state.ledger.clone();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);

@@ -23,8 +23,8 @@ use crate::policy::model::{
 };
 use crate::policy::{FailureMode, InvocationContext, PolicyFailure, PolicyKv, Run};
 use crate::store::{
-    Bid, BidTrace, Bidder, CallOutcome, Campaign, DEFAULT_MIN_DURATION_S, Market, NumberOwner,
-    PolicyTrace, Store, Target,
+    Bid, BidTrace, Bidder, CallOutcome, CallerStats, Campaign, DEFAULT_MIN_DURATION_S, Market,
+    NumberOwner, PolicyTrace, Store, Target,
 };
 
 /// Headers a scorer sees at most (a hostile INVITE may carry hundreds).
@@ -48,6 +48,66 @@ pub struct CallServices {
     pub ledger: Arc<Ledger>,
     /// Each tenant's share of the CPU policies take.
     pub cpu: Arc<super::PolicyCpu>,
+    /// Calls that have arrived and are not yet recorded, by caller.
+    pub arrivals: Arrivals,
+}
+
+/// Calls counted in their callers' history from the moment they arrive:
+/// the stored history learns of a call only when its record is written, at
+/// its end, so without these five calls placed at once from one number
+/// would each be that number's first. Bounded by the calls in progress.
+#[derive(Default)]
+pub struct Arrivals(std::sync::Mutex<HashMap<String, Pending>>);
+
+#[derive(Clone, Copy)]
+struct Pending {
+    calls: u32,
+    latest_s: i64,
+}
+
+impl Arrivals {
+    /// The caller's history before this call, `stored` and the calls in
+    /// progress together, and this call counted in it: one step, so two
+    /// calls arriving together each see the other.
+    pub fn arrive(&self, caller: &str, stored: CallerStats, at_s: i64) -> CallerHistory {
+        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let before = pending.get(caller).copied();
+        let entry = pending.entry(caller.to_owned()).or_insert(Pending {
+            calls: 0,
+            latest_s: at_s,
+        });
+        entry.calls = entry.calls.saturating_add(1);
+        entry.latest_s = entry.latest_s.max(at_s);
+        CallerHistory {
+            calls_seen: stored
+                .calls_seen
+                .saturating_add(before.map_or(0, |p| p.calls)),
+            last_seen_unix_seconds: match (stored.last_seen_unix_seconds, before) {
+                (Some(s), Some(p)) => Some(s.max(p.latest_s)),
+                (s, p) => s.or(p.map(|p| p.latest_s)),
+            },
+            conversions: stored.conversions,
+        }
+    }
+
+    /// The call is in the stored history now (its record is written).
+    pub fn recorded(&self, caller: &str) {
+        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = pending.get_mut(caller) {
+            entry.calls -= 1;
+            if entry.calls == 0 {
+                pending.remove(caller);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The campaign a call is for, found by its called number.
@@ -122,7 +182,7 @@ impl CallServices {
             attribution: attribution.clone(),
         };
         let mut scoring = Scoring {
-            history: self.history(&caller),
+            history: self.history(&caller, request.received_at_ms.div_euclid(1000)),
             call: facts,
             campaign,
             called,
@@ -184,14 +244,11 @@ impl CallServices {
         })
     }
 
-    /// The caller's past as policies see it (the `caller-history` import).
-    fn history(&self, caller: &str) -> CallerHistory {
-        let stats = self.store.caller_stats(caller).unwrap_or_default();
-        CallerHistory {
-            calls_seen: stats.calls_seen,
-            last_seen_unix_seconds: stats.last_seen_unix_seconds,
-            conversions: stats.conversions,
-        }
+    /// The caller's past as policies see it (the `caller-history` import),
+    /// the calls still in progress included; this call is counted from now.
+    fn history(&self, caller: &str, at_s: i64) -> CallerHistory {
+        let stored = self.store.caller_stats(caller).unwrap_or_default();
+        self.arrivals.arrive(caller, stored, at_s)
     }
 
     /// Policy traces of one run (and its shadow) for `tenant_id`, with
@@ -541,6 +598,10 @@ impl CallServices {
         if let Err(error) = self.store.record_calls(&records) {
             tracing::error!(%error, calls = records.len(), "call records not stored");
         }
+        // After the write, so that a call is never in neither place.
+        for record in records.iter().filter(|r| !r.campaign_id.is_empty()) {
+            self.arrivals.recorded(&record.caller);
+        }
     }
 }
 
@@ -694,7 +755,42 @@ fn call_time(unix_ms: i64, time_zone: &str) -> CallTime {
 
 #[cfg(test)]
 mod tests {
-    use super::call_time;
+    use super::{Arrivals, CallerStats, call_time};
+
+    #[test]
+    fn a_call_in_progress_is_in_its_callers_history_until_recorded() {
+        let arrivals = Arrivals::default();
+        let stored = CallerStats {
+            calls_seen: 2,
+            last_seen_unix_seconds: Some(100),
+            conversions: 1,
+        };
+        let first = arrivals.arrive("+14155550123", stored, 500);
+        assert_eq!(
+            (first.calls_seen, first.last_seen_unix_seconds),
+            (2, Some(100))
+        );
+        let second = arrivals.arrive("+14155550123", stored, 501);
+        assert_eq!(
+            (second.calls_seen, second.last_seen_unix_seconds),
+            (3, Some(500))
+        );
+        let other = arrivals.arrive("+14155550199", CallerStats::default(), 502);
+        assert_eq!((other.calls_seen, other.last_seen_unix_seconds), (0, None));
+        assert_eq!(arrivals.len(), 2);
+        for caller in [
+            "+14155550123",
+            "+14155550123",
+            "+14155550199",
+            "+14155550199",
+        ] {
+            arrivals.recorded(caller);
+        }
+        assert!(
+            arrivals.is_empty(),
+            "nothing is held once every call is recorded"
+        );
+    }
 
     #[test]
     fn call_time_is_local_to_the_callers_zone() {

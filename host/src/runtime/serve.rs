@@ -253,6 +253,7 @@ pub async fn serve(
         cpu: Arc::new(super::PolicyCpu::for_this_machine(
             config.tenant_policy_cpu_percent,
         )),
+        arrivals: Default::default(),
     });
     let tls_client = super::tls::client_config(config.sip_tls.authorities.as_deref())?;
     // The TLS listener belongs to the first SIP loop.
