@@ -89,7 +89,10 @@ async fn a_bidder_module_sees_no_caller_number_and_its_bid_can_win() {
         (traced.source.as_str(), traced.status.as_str()),
         ("module", "won")
     );
-    assert_eq!(bid_fate(record, &static_bid), ("lost", None));
+    assert_eq!(
+        bid_fate(record, &static_bid),
+        ("lost", Some("earlier_bid_answered"))
+    );
 
     // What the module received, as it logged it.
     let invocation = record
@@ -280,7 +283,10 @@ async fn real_time_bids_in_time_can_win_and_late_or_malformed_ones_are_dropped_a
         bid_fate(record, &format!("{malformed_bidder}:rtb")),
         ("ineligible", Some("rtb_malformed"))
     );
-    assert_eq!(bid_fate(record, &static_bid), ("lost", None));
+    assert_eq!(
+        bid_fate(record, &static_bid),
+        ("lost", Some("earlier_bid_answered"))
+    );
 
     // Every endpoint was asked once, in parallel, with the redacted offer.
     for endpoint in [&timely, &late, &malformed] {
@@ -405,5 +411,59 @@ async fn a_shared_bidder_module_keeps_each_tenants_state_apart() {
             "each tenant's store saw its first offer: {logs}"
         );
     }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bidder_whose_module_has_no_active_version_is_traced_and_counted() {
+    let lab = CallLab::start().await;
+    let static_buyer = lab.buyer("buyer_answers", 1).await;
+    let static_target = lab.target(static_buyer.port, 20, 10).await;
+    lab.bid(&static_target, 10_000_000, 0).await;
+    // Uploaded, never activated.
+    let bidder_key = lab.bidder_key.clone();
+    let uploaded = lab
+        .api
+        .upload(&bidder_key, "bidder", test_guest("echo-bidder.wasm"))
+        .await;
+    let policy = tests::str_field(&uploaded, "id");
+    let module_bidder = lab
+        .new_bidder("Idle module", json!({"strategy_policy_id": policy}))
+        .await;
+
+    lab.carrier("caller_hangs_up", 1, &["-d", "100"])
+        .await
+        .assert_ok();
+    static_buyer.finish().await.assert_ok();
+    let record = &lab.wait_for_records(1).await[0];
+    let trace = record
+        .trace
+        .policies
+        .iter()
+        .find(|p| p.policy_id == policy)
+        .expect("the module's non-run is in the trace");
+    assert_eq!(trace.outcome, "no_active_version");
+    let (_, bidder) = lab
+        .api
+        .call(
+            "GET",
+            &format!("/v1/bidders/{module_bidder}"),
+            Some(&bidder_key),
+            None,
+        )
+        .await;
+    assert_eq!(trace.tenant_id, tests::str_field(&bidder, "tenant_id"));
+    let why = trace.error.as_deref().unwrap_or_default();
+    assert!(
+        why.contains(&module_bidder) && why.contains("did not bid"),
+        "{why}"
+    );
+    let metrics = lab.api.metrics().await;
+    assert!(
+        metrics.contains(&format!(
+            "plugboard_policy_invocations_total{{policy=\"{policy}\",version=\"\",source=\"active\",outcome=\"no_active_version\"}} 1"
+        )),
+        "{metrics}"
+    );
     lab.stop().await;
 }

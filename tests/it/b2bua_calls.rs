@@ -249,7 +249,10 @@ async fn a_busy_first_target_rolls_over_to_the_second() {
 
     let record = &lab.wait_for_records(1).await[0];
     assert_eq!(record.outcome, CallOutcome::Answered);
-    assert_eq!(record.trace.ring_order, [first_bid, second_bid.clone()]);
+    assert_eq!(
+        record.trace.ring_order,
+        [first_bid.clone(), second_bid.clone()]
+    );
     let legs: Vec<(Option<u16>, &str)> = record
         .trace
         .legs
@@ -261,6 +264,8 @@ async fn a_busy_first_target_rolls_over_to_the_second() {
         record.winner.as_ref().map(|w| w.bid_id.clone()),
         Some(second_bid)
     );
+    // The bid that lost says why: its target was busy.
+    assert_eq!(bid_fate(record, &first_bid), ("lost", Some("busy")));
     lab.stop().await;
 }
 

@@ -159,6 +159,17 @@ fn shadow_is_recorded_beside_the_active_result_and_never_replaces_it() {
     let shadow = run.shadow.expect("shadow ran");
     assert_eq!(shadow.version, constant.sha256());
     assert_eq!(shadow.invocation.outcome.map(|q| q.score), Ok(42));
+
+    // A call the host runs no policy for (its tenant's CPU share spent)
+    // leaves the shadow's reason too, not nothing.
+    let skipped: host::policy::Run<host::policy::model::Quality> =
+        deployment.not_run("call-1", host::policy::PolicyFailure::CpuShare);
+    let shadow = skipped.shadow.expect("the shadow's non-run is recorded");
+    assert_eq!(shadow.version, constant.sha256());
+    assert_eq!(
+        shadow.invocation.outcome.map(|q| q.score),
+        Err(host::policy::PolicyFailure::CpuShare)
+    );
 }
 
 #[test]

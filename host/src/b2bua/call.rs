@@ -614,6 +614,24 @@ impl Call {
     }
 
     /// The caller's number in E.164 when it is one, else as sent (`anonymous`).
+    /// Why a bid of the ring tree did not take the call: what its last leg
+    /// ended with (`busy`, `ring_timeout`, `unreachable`, …) if it was rung;
+    /// otherwise an earlier bid answered, or the call ended first.
+    fn why_not_won(&self, bid_id: &str, answered: bool) -> String {
+        let leg = self.legs.iter().rev().find(|leg| {
+            leg.ring
+                .bid
+                .as_ref()
+                .is_some_and(|(bid, _)| bid.id == bid_id)
+        });
+        match leg {
+            Some(leg) if !leg.trace.result.is_empty() => leg.trace.result.clone(),
+            Some(_) => "call_ended".to_owned(),
+            None if answered => "earlier_bid_answered".to_owned(),
+            None => "call_ended_before_its_turn".to_owned(),
+        }
+    }
+
     fn caller_number(&self) -> String {
         crate::number::normalize_e164(&self.caller).unwrap_or_else(|_| self.caller.clone())
     }
@@ -1938,6 +1956,8 @@ impl Call {
             let won = winner_bid.is_some_and(|(bid, _)| bid.id == trace.bid_id);
             if won {
                 trace.status = "won".to_owned();
+            } else if trace.status == "lost" && trace.reason.is_none() {
+                trace.reason = Some(self.why_not_won(&trace.bid_id, winner_bid.is_some()));
             }
         }
         let mut policies = scoring.policies.clone();

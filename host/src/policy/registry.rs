@@ -172,14 +172,18 @@ impl Deployment {
     }
 
     /// The run of a call the host did not invoke the policy for: the version
-    /// that would have served it, failed for `failure`, and no shadow.
+    /// that would have served it, and the shadow if there is one, failed for
+    /// `failure` (so the shadow's trace says why it has no result either).
     pub fn not_run<T>(&self, call_id: &str, failure: PolicyFailure) -> Run<T> {
         let (policy, canary) = self.pick(call_id);
         Run {
             version: policy.sha256().to_owned(),
             canary,
-            invocation: Invocation::not_run(failure),
-            shadow: None,
+            invocation: Invocation::not_run(failure.clone()),
+            shadow: self.shadow.as_ref().map(|shadow| ShadowRun {
+                version: shadow.sha256().to_owned(),
+                invocation: Invocation::not_run(failure),
+            }),
         }
     }
 

@@ -27,6 +27,10 @@ use crate::store::{
     NumberOwner, PolicyTrace, Store, Target,
 };
 
+/// The outcome of a policy the host could not run: none of its versions is
+/// active (deployed but never activated, or its deployment cleared).
+const NO_ACTIVE_VERSION: &str = "no_active_version";
+
 /// Headers a scorer sees at most (a hostile INVITE may carry hundreds).
 const MAX_SCORED_HEADERS: usize = 64;
 
@@ -205,7 +209,18 @@ impl CallServices {
                     &mut scoring.policies,
                 )
             })
-            .and_then(|id| Some((id.to_owned(), self.policies.registry().get(id)?)));
+            .and_then(|id| {
+                let deployment = self.policies.registry().get(id);
+                if deployment.is_none() {
+                    self.without_active_version(
+                        id,
+                        &owner,
+                        "the call kept the default quality",
+                        &mut scoring.policies,
+                    );
+                }
+                Some((id.to_owned(), deployment?))
+            });
         if let Some((policy_id, deployment)) = deployment {
             let ctx = InvocationContext {
                 history: scoring.history,
@@ -249,6 +264,34 @@ impl CallServices {
     fn history(&self, caller: &str, at_s: i64) -> CallerHistory {
         let stored = self.store.caller_stats(caller).unwrap_or_default();
         self.arrivals.arrive(caller, stored, at_s)
+    }
+
+    /// The trace and count of a policy not run for want of an active
+    /// version (uploaded, never activated, or its deployment cleared);
+    /// `instead` says what the call did without it.
+    fn without_active_version(
+        &self,
+        policy_id: &str,
+        tenant_id: &str,
+        instead: &str,
+        traces: &mut Vec<PolicyTrace>,
+    ) {
+        self.metrics
+            .policy_invocation(policy_id, "", "active", NO_ACTIVE_VERSION, Duration::ZERO);
+        traces.push(PolicyTrace {
+            policy_id: policy_id.to_owned(),
+            version: String::new(),
+            role: "active".to_owned(),
+            outcome: NO_ACTIVE_VERSION.to_owned(),
+            error: Some(format!(
+                "policy {policy_id} has no active version: {instead}"
+            )),
+            fuel_used: 0,
+            elapsed_us: 0,
+            logs: Vec::new(),
+            logs_dropped: 0,
+            tenant_id: tenant_id.to_owned(),
+        });
     }
 
     /// Policy traces of one run (and its shadow) for `tenant_id`, with
@@ -357,7 +400,15 @@ impl CallServices {
             World::Bidder,
             traces,
         )?;
-        let deployment = self.policies.registry().get(policy_id)?;
+        let Some(deployment) = self.policies.registry().get(policy_id) else {
+            self.without_active_version(
+                policy_id,
+                &bidder.tenant_id,
+                &format!("bidder {} did not bid", bidder.id),
+                traces,
+            );
+            return None;
+        };
         let ctx = InvocationContext {
             // The bidder world has no caller-history import.
             history: CallerHistory::default(),
@@ -452,8 +503,11 @@ impl CallServices {
         let mut policies = gathering.policies;
         self.select(&market, request, &mut outcome, &mut policies);
         auction::enforce_floor(&mut outcome, campaign.floor_price_micros);
-        for entry in &outcome.ranked {
-            traces.push(bid_trace(&entry.bid, entry.source, "lost", None));
+        for (place, entry) in outcome.ranked.iter().enumerate() {
+            // Past the ring tree's length a bid is never rung; the others'
+            // reason is what their turn came to (the call's record says).
+            let beyond = (place >= auction::MAX_RING_TREE).then_some("beyond_ring_tree");
+            traces.push(bid_trace(&entry.bid, entry.source, "lost", beyond));
         }
         for (bid, source, reason) in &outcome.dropped {
             let status = match reason {
@@ -513,6 +567,12 @@ impl CallServices {
             return;
         };
         let Some(deployment) = self.policies.registry().get(policy_id) else {
+            self.without_active_version(
+                policy_id,
+                owner,
+                "the bids kept the auction's order",
+                traces,
+            );
             return;
         };
         let candidates: Vec<BidCandidate> = outcome
