@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use host::store::{CallOutcome, CallRecord};
 use serde_json::json;
-use tests::call_lab::{CallLab, bid_fate};
+use tests::call_lab::{CallLab, Sipp, bid_fate};
 
 fn winner(record: &CallRecord) -> Option<String> {
     record.winner.as_ref().map(|w| w.bid_id.clone())
@@ -54,11 +54,11 @@ async fn a_bid_whose_schedule_is_closed_is_skipped() {
     lab.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_duplicate_caller_is_not_routed_to_a_bid_with_the_rule() {
-    let lab = CallLab::start().await;
+/// A buyer for one call behind the higher bid, with a 30-day duplicate-caller
+/// rule, and one for `lenient_calls` calls behind a lower bid without it.
+async fn strict_and_lenient(lab: &CallLab, lenient_calls: u32) -> (Sipp, String, Sipp, String) {
     let strict = lab.buyer("buyer_answers", 1).await;
-    let lenient = lab.buyer("buyer_answers", 1).await;
+    let lenient = lab.buyer("buyer_answers", lenient_calls).await;
     let strict_target = lab.target(strict.port, 20, 10).await;
     let lenient_target = lab.target(lenient.port, 20, 10).await;
     let strict_bid = lab
@@ -68,6 +68,13 @@ async fn a_duplicate_caller_is_not_routed_to_a_bid_with_the_rule() {
         }))
         .await;
     let lenient_bid = lab.bid(&lenient_target, 10_000_000, 0).await;
+    (strict, strict_bid, lenient, lenient_bid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_caller_is_not_routed_to_a_bid_with_the_rule() {
+    let lab = CallLab::start().await;
+    let (strict, strict_bid, lenient, lenient_bid) = strict_and_lenient(&lab, 1).await;
 
     // The first call from the number goes to the strict bid…
     lab.carrier("caller_hangs_up", 1, &["-d", "100"])
@@ -317,17 +324,7 @@ async fn a_target_that_misses_three_calls_is_paused_then_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_placed_at_once_from_one_number_count_each_other_as_seen() {
     let lab = CallLab::start().await;
-    let strict = lab.buyer("buyer_answers", 1).await;
-    let lenient = lab.buyer("buyer_answers", 4).await;
-    let strict_target = lab.target(strict.port, 20, 10).await;
-    let lenient_target = lab.target(lenient.port, 20, 10).await;
-    let strict_bid = lab
-        .bid_with(json!({
-            "target_id": strict_target, "amount_micros": 30_000_000,
-            "duplicate_window_days": 30,
-        }))
-        .await;
-    let lenient_bid = lab.bid(&lenient_target, 10_000_000, 0).await;
+    let (strict, strict_bid, lenient, lenient_bid) = strict_and_lenient(&lab, 4).await;
 
     // Five calls from one number within a quarter second, each held a
     // second: all five are in progress together, none recorded yet.
