@@ -194,9 +194,9 @@ if [ -z "${SKIP_KAMAILIO:-}" ]; then
   KAM_BEST=$(ramp 127.0.0.1:$KAM_PORT)
 fi
 HALF=$((PB_BEST / 2))
-curl -sf http://127.0.0.1:$HTTP_PORT/metrics > "$WORK/before.txt"
+curl -sf -H "Authorization: Bearer $OP" http://127.0.0.1:$HTTP_PORT/metrics > "$WORK/before.txt"
 PB_ANSWER=$(answer_times 127.0.0.1:$PB_PORT "$HALF")
-curl -sf http://127.0.0.1:$HTTP_PORT/metrics > "$WORK/after.txt"
+curl -sf -H "Authorization: Bearer $OP" http://127.0.0.1:$HTTP_PORT/metrics > "$WORK/after.txt"
 PDD=$(quantiles "$WORK/before.txt" "$WORK/after.txt")
 KAM_ANSWER=skipped
 [ -z "${SKIP_KAMAILIO:-}" ] && KAM_ANSWER=$(answer_times 127.0.0.1:$KAM_PORT "$HALF")
@@ -213,7 +213,7 @@ attack() {
 # Policy runs the host did not make because their tenant's share of CPU was
 # spent: the hostile scorer's, and every other policy's.
 cpu_share_skips() {
-  curl -sf http://127.0.0.1:$HTTP_PORT/metrics | python3 -c '
+  curl -sf -H "Authorization: Bearer $OP" http://127.0.0.1:$HTTP_PORT/metrics | python3 -c '
 import sys
 spinner, hostile, others = sys.argv[1], 0, 0
 for line in sys.stdin:

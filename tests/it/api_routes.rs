@@ -454,9 +454,11 @@ async fn health_metrics_and_openapi_are_served() {
         (status, report["failure"]["kind"].clone()),
         (200, json!("out_of_fuel"))
     );
-    let (status, metrics) = api.call("GET", "/metrics", None, None).await;
-    assert_eq!(status, 200);
-    let text = metrics.as_str().expect("text");
+    let (status, _) = api.call("GET", "/metrics", None, None).await;
+    assert_eq!(status, 401, "the metrics name every tenant's objects");
+    let (status, _) = api.call("GET", "/metrics", Some(&mk), None).await;
+    assert_eq!(status, 403);
+    let text = api.metrics().await;
     for line in [
         "plugboard_policy_uploads_total{world=\"scorer\",result=\"ok\"} 2".to_owned(),
         format!("plugboard_policy_deployment_active{{policy=\"{id}\",version=\"{v1}\"}} 1"),

@@ -299,7 +299,8 @@ impl TestApi {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let (status, metrics) = self.call("GET", "/metrics", None, None).await;
+        let key = self.operator_key.clone();
+        let (status, metrics) = self.call("GET", "/metrics", Some(&key), None).await;
         assert_eq!(status, 200);
         metrics.as_str().expect("text").to_owned()
     }

@@ -26,8 +26,11 @@ async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text exposition of the host's metrics.
-#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, body = String)))]
+/// Prometheus text exposition of the host's metrics, for the operator
+/// alone: its series name every tenant's policies, bidders and targets.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    security(("bearer" = ["operator"])),
+    responses((status = 200, body = String)))]
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     // Deployments are read from the store at scrape time, so the figures are
     // right after a restart and after every change.
