@@ -313,6 +313,14 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
+        self.render_named(&|_, _| None)
+    }
+
+    /// As [`Metrics::render`], with `{label}_name` beside each opaque-id
+    /// label (`policy`, `bidder`) that `name_of(label, id)` names: the
+    /// names are read when scraped, so a rename shows at once and the call
+    /// path never looks one up.
+    pub fn render_named(&self, name_of: &dyn Fn(&str, &str) -> Option<String>) -> String {
         self.with(|f| {
             let mut out = String::new();
             for family in FAMILIES {
@@ -331,25 +339,33 @@ impl Metrics {
             for (name, series) in &f.counters {
                 let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", help(name));
                 for (labels, value) in series {
-                    let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
+                    let _ = writeln!(
+                        out,
+                        "{name}{} {value}",
+                        render_labels(labels, None, name_of)
+                    );
                 }
             }
             for (name, series) in &f.gauges {
                 let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} gauge", help(name));
                 for (labels, value) in series {
-                    let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
+                    let _ = writeln!(
+                        out,
+                        "{name}{} {value}",
+                        render_labels(labels, None, name_of)
+                    );
                 }
             }
             for (name, series) in &f.histograms {
                 let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} histogram", help(name));
                 for (labels, h) in series {
                     for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
-                        let le = render_labels(labels, Some(&bound.to_string()));
+                        let le = render_labels(labels, Some(&bound.to_string()), name_of);
                         let _ = writeln!(out, "{name}_bucket{le} {count}");
                     }
-                    let inf = render_labels(labels, Some("+Inf"));
+                    let inf = render_labels(labels, Some("+Inf"), name_of);
                     let _ = writeln!(out, "{name}_bucket{inf} {}", h.count);
-                    let plain = render_labels(labels, None);
+                    let plain = render_labels(labels, None, name_of);
                     let _ = writeln!(out, "{name}_sum{plain} {}", h.sum);
                     let _ = writeln!(out, "{name}_count{plain} {}", h.count);
                 }
@@ -359,11 +375,23 @@ impl Metrics {
     }
 }
 
-fn render_labels(labels: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
+fn render_labels(
+    labels: &Labels,
+    le: Option<&str>,
+    name_of: &dyn Fn(&str, &str) -> Option<String>,
+) -> String {
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut parts: Vec<String> = Vec::with_capacity(labels.len() + 2);
+    for (k, v) in labels {
+        parts.push(format!("{k}=\"{}\"", escape(v)));
+        if let Some(name) = name_of(k, v) {
+            parts.push(format!("{k}_name=\"{}\"", escape(&name)));
+        }
+    }
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
     }

@@ -461,10 +461,14 @@ async fn health_metrics_and_openapi_are_served() {
     let text = api.metrics().await;
     for line in [
         "plugboard_policy_uploads_total{world=\"scorer\",result=\"ok\"} 2".to_owned(),
-        format!("plugboard_policy_deployment_active{{policy=\"{id}\",version=\"{v1}\"}} 1"),
-        format!("plugboard_policy_deployment_canary_percent{{policy=\"{id}\",version=\"{v2}\"}} 5"),
         format!(
-            "plugboard_policy_invocations_total{{policy=\"{id}\",version=\"{v2}\",source=\"dry_run\",outcome=\"out_of_fuel\"}} 1"
+            "plugboard_policy_deployment_active{{policy=\"{id}\",policy_name=\"scorer\",version=\"{v1}\"}} 1"
+        ),
+        format!(
+            "plugboard_policy_deployment_canary_percent{{policy=\"{id}\",policy_name=\"scorer\",version=\"{v2}\"}} 5"
+        ),
+        format!(
+            "plugboard_policy_invocations_total{{policy=\"{id}\",policy_name=\"scorer\",version=\"{v2}\",source=\"dry_run\",outcome=\"out_of_fuel\"}} 1"
         ),
     ] {
         assert!(text.contains(&line), "{line} missing from\n{text}");

@@ -308,13 +308,15 @@ async fn real_time_bids_in_time_can_win_and_late_or_malformed_ones_are_dropped_a
     );
 
     let metrics = lab.api.metrics().await;
-    for (bidder, result) in [
-        (&timely_bidder, "bid"),
-        (&late_bidder, "late"),
-        (&malformed_bidder, "malformed"),
+    // Each bidder's id, and its name beside it.
+    for (bidder, name, result) in [
+        (&timely_bidder, "Timely", "bid"),
+        (&late_bidder, "Late", "late"),
+        (&malformed_bidder, "Malformed", "malformed"),
     ] {
-        let line =
-            format!("plugboard_rtb_answers_total{{bidder=\"{bidder}\",result=\"{result}\"}} 1");
+        let line = format!(
+            "plugboard_rtb_answers_total{{bidder=\"{bidder}\",bidder_name=\"{name}\",result=\"{result}\"}} 1"
+        );
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
     lab.stop().await;
@@ -461,7 +463,7 @@ async fn a_bidder_whose_module_has_no_active_version_is_traced_and_counted() {
     let metrics = lab.api.metrics().await;
     assert!(
         metrics.contains(&format!(
-            "plugboard_policy_invocations_total{{policy=\"{policy}\",version=\"\",source=\"active\",outcome=\"no_active_version\"}} 1"
+            "plugboard_policy_invocations_total{{policy=\"{policy}\",policy_name=\"bidder\",version=\"\",source=\"active\",outcome=\"no_active_version\"}} 1"
         )),
         "{metrics}"
     );

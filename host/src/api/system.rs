@@ -67,8 +67,27 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
                 .set_gauge("plugboard_policy_deployment_shadow", series(shadow), 1);
         }
     }
+    let policies: std::collections::HashMap<String, String> = state
+        .store
+        .policies()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let bidders: std::collections::HashMap<String, String> = state
+        .store
+        .bidders()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|b| (b.id, b.name))
+        .collect();
+    let name_of = |label: &str, id: &str| match label {
+        "policy" => policies.get(id).cloned(),
+        "bidder" => bidders.get(id).cloned(),
+        _ => None,
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render_named(&name_of),
     )
 }
