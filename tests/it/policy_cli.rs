@@ -170,3 +170,46 @@ fn run_refuses_malformed_json_with_its_position() {
     assert!(stderr.contains("line 1 column"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn a_sample_names_only_what_it_sets_and_takes_attribution_as_an_object_or_pairs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut reports = Vec::new();
+    for (name, input) in [
+        (
+            "object.json",
+            r#"{"call": {"caller": "+14155550123", "attribution": {"utm_source": "google"}}}"#,
+        ),
+        (
+            "pairs.json",
+            r#"{"call": {"caller": "+14155550123", "attribution": [["utm_source", "google"]]}}"#,
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, input).expect("write input");
+        let (ok, stdout, stderr) = plugboard(&[
+            "policy",
+            "run",
+            &policy_file("geo-history-scorer"),
+            "--world",
+            "scorer",
+            "--input",
+            &path.display().to_string(),
+            "--json",
+        ]);
+        assert!(ok, "{name}: {stderr}");
+        let mut report: serde_json::Value = serde_json::from_str(&stdout).expect("json report");
+        report
+            .as_object_mut()
+            .expect("a report")
+            .remove("elapsed_us");
+        reports.push(report);
+    }
+    assert_eq!(reports[0], reports[1]);
+    assert!(reports[0]["result"]["score"].is_u64(), "{}", reports[0]);
+    let (ok, stderr) = run_scorer_on(r#"{"call": {"attribution": {"utm_source": 7}}}"#);
+    assert!(
+        !ok && stderr.contains("attribution `utm_source` must be a string"),
+        "{stderr}"
+    );
+}

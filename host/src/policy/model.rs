@@ -83,7 +83,7 @@ pub struct Geography {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct CallTime {
     pub unix_seconds: i64,
     /// 0 = Monday … 6 = Sunday, in the caller's local time.
@@ -93,9 +93,10 @@ pub struct CallTime {
     pub local_minute: u8,
 }
 
-/// An inbound call as scorers and selectors see it.
+/// An inbound call as scorers and selectors see it. In a sample every field
+/// may be left out (empty, zero, or the epoch's Thursday 00:00).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct CallFacts {
     pub id: String,
     pub campaign_id: String,
@@ -106,12 +107,14 @@ pub struct CallFacts {
     pub time: CallTime,
     #[serde(default)]
     pub headers: Vec<Header>,
-    /// Attribution attributes in the order the DNI session gave them.
-    #[serde(default)]
+    /// Attribution attributes in the order the DNI session gave them. Read
+    /// as that list of pairs or as an object (`{"utm_source": "google"}`,
+    /// the shape of DNI requests and real-time offers).
+    #[serde(default, deserialize_with = "pairs_or_object")]
     pub attribution: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Quality {
     pub score: u8,
@@ -119,9 +122,10 @@ pub struct Quality {
     pub tags: Vec<String>,
 }
 
-/// A call offered to a bidder strategy module: no caller number, by construction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A call offered to a bidder strategy module: no caller number, by
+/// construction. In a sample every field may be left out.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Offer {
     pub call_id: String,
     pub campaign_id: String,
@@ -129,8 +133,32 @@ pub struct Offer {
     #[serde(default)]
     pub caller_geography: Geography,
     pub time: CallTime,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "pairs_or_object")]
     pub attribution: Vec<(String, String)>,
+}
+
+/// Attribution as a list of `[name, value]` pairs or as an object of them.
+fn pairs_or_object<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<(String, String)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Shape {
+        Pairs(Vec<(String, String)>),
+        Object(serde_json::Map<String, serde_json::Value>),
+    }
+    match Shape::deserialize(d)? {
+        Shape::Pairs(pairs) => Ok(pairs),
+        Shape::Object(members) => members
+            .into_iter()
+            .map(|(name, value)| match value {
+                serde_json::Value::String(value) => Ok((name, value)),
+                other => Err(serde::de::Error::custom(format!(
+                    "attribution `{name}` must be a string, not {other}"
+                ))),
+            })
+            .collect(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +167,8 @@ pub struct BidDecision {
     pub amount_micros: u64,
     #[serde(default)]
     pub target_id: Option<String>,
-    #[serde(default)]
+    /// Also read as `min_duration_s`, the API's and real-time bids' name.
+    #[serde(default, alias = "min_duration_s")]
     pub min_duration_seconds: Option<u32>,
 }
 
@@ -161,7 +190,8 @@ pub struct BidCandidate {
     pub amount_micros: u64,
     #[serde(default)]
     pub min_quality: u8,
-    #[serde(default)]
+    /// Also read as `min_duration_s`, the API's and real-time bids' name.
+    #[serde(default, alias = "min_duration_s")]
     pub min_duration_seconds: u32,
     #[serde(default)]
     pub target_stats: TargetStats,
