@@ -136,20 +136,24 @@ fn run_reports_a_policy_failure_and_exits_non_zero() {
     assert_eq!(stderr, "error: policy ran out of fuel\n");
 }
 
-/// Runs the example scorer on an input file holding `input`.
-fn run_scorer_on(input: &str) -> (bool, String) {
+/// Runs the example scorer on an input file holding `input`, with `extra`
+/// arguments; success, stdout, stderr.
+fn run_scorer_with(input: &str, extra: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("input.json");
     std::fs::write(&path, input).expect("write input");
-    let (ok, _, stderr) = plugboard(&[
-        "policy",
-        "run",
-        &policy_file("geo-history-scorer"),
-        "--world",
-        "scorer",
-        "--input",
-        &path.display().to_string(),
-    ]);
+    let path = path.display().to_string();
+    let scorer = policy_file("geo-history-scorer");
+    let mut args = vec![
+        "policy", "run", &scorer, "--world", "scorer", "--input", &path,
+    ];
+    args.extend_from_slice(extra);
+    plugboard(&args)
+}
+
+/// As [`run_scorer_with`], no extra arguments; success and stderr.
+fn run_scorer_on(input: &str) -> (bool, String) {
+    let (ok, _, stderr) = run_scorer_with(input, &[]);
     (ok, stderr)
 }
 
@@ -173,30 +177,18 @@ fn run_refuses_malformed_json_with_its_position() {
 
 #[test]
 fn a_sample_names_only_what_it_sets_and_takes_attribution_as_an_object_or_pairs() {
-    let dir = tempfile::tempdir().expect("temp dir");
     let mut reports = Vec::new();
     for (name, input) in [
         (
-            "object.json",
+            "object",
             r#"{"call": {"caller": "+14155550123", "attribution": {"utm_source": "google"}}}"#,
         ),
         (
-            "pairs.json",
+            "pairs",
             r#"{"call": {"caller": "+14155550123", "attribution": [["utm_source", "google"]]}}"#,
         ),
     ] {
-        let path = dir.path().join(name);
-        std::fs::write(&path, input).expect("write input");
-        let (ok, stdout, stderr) = plugboard(&[
-            "policy",
-            "run",
-            &policy_file("geo-history-scorer"),
-            "--world",
-            "scorer",
-            "--input",
-            &path.display().to_string(),
-            "--json",
-        ]);
+        let (ok, stdout, stderr) = run_scorer_with(input, &["--json"]);
         assert!(ok, "{name}: {stderr}");
         let mut report: serde_json::Value = serde_json::from_str(&stdout).expect("json report");
         report
