@@ -118,14 +118,7 @@ fn every_operation_declares_its_parameters_errors_and_the_handlers_bounds() {
 async fn a_bound_the_document_states_is_the_one_the_api_enforces() {
     let api = tests::TestApi::new().await;
     let (_, bk) = api.tenant("buyer", "bidder").await;
-    let (_, bidder) = api
-        .call(
-            "POST",
-            "/v1/bidders",
-            Some(&bk),
-            Some(serde_json::json!({"name": "B"})),
-        )
-        .await;
+    let bidder = api.bidder(&bk, serde_json::json!({"name": "B"})).await;
     let bidder = tests::str_field(&bidder, "id");
     let max = document()["components"]["schemas"]["TargetSpec"]["properties"]["ring_timeout_s"]
         ["maximum"]

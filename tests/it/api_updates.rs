@@ -72,12 +72,10 @@ async fn a_patch_changes_the_fields_it_names_and_no_other() {
     )
     .await;
 
-    let (_, bidder) = api
-        .call(
-            "POST",
-            "/v1/bidders",
-            Some(&bk),
-            Some(json!({"name": "Buyer", "rtb_url": "https://bids.example.com/a"})),
+    let bidder = api
+        .bidder(
+            &bk,
+            json!({"name": "Buyer", "rtb_url": "https://bids.example.com/a"}),
         )
         .await;
     let bidder_id = str_field(&bidder, "id");
@@ -209,14 +207,7 @@ async fn a_patch_changes_the_fields_it_names_and_no_other() {
 async fn a_put_replaces_the_whole_object() {
     let api = TestApi::new().await;
     let (_, bk) = api.tenant("buyer", "bidder").await;
-    let (_, bidder) = api
-        .call(
-            "POST",
-            "/v1/bidders",
-            Some(&bk),
-            Some(json!({"name": "Buyer"})),
-        )
-        .await;
+    let bidder = api.bidder(&bk, json!({"name": "Buyer"})).await;
     let bidder_id = str_field(&bidder, "id");
     let (_, target) = api
         .call(

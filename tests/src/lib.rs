@@ -314,6 +314,15 @@ impl TestApi {
         campaign
     }
 
+    /// Creates a bidder through the API (asserting 201); the bidder.
+    pub async fn bidder(&self, key: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, bidder) = self
+            .call("POST", "/v1/bidders", Some(key), Some(body))
+            .await;
+        assert_eq!(status, 201, "{bidder}");
+        bidder
+    }
+
     /// Uploads a component as a new policy of `world` (asserting 201).
     pub async fn upload(&self, key: &str, world: &str, component: Vec<u8>) -> serde_json::Value {
         let path = format!("/v1/policies?world={world}");
