@@ -70,7 +70,7 @@ fn check_refuses_the_wrong_world_with_one_line_and_a_failure_code() {
 fn run_prints_result_cost_and_logs_for_each_example_policy() {
     for (name, world, expected) in [
         ("geo-history-scorer", "scorer", r#""score":"#),
-        ("state-hour-bidder", "bidder", r#""amount_micros":"#),
+        ("state-hour-bidder", "bidder", r#""min_duration_s":90"#),
         ("answer-rate-selector", "selector", "[1,0,2]"),
     ] {
         let (ok, stdout, stderr) = plugboard(&[

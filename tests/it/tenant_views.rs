@@ -57,7 +57,10 @@ fn render(view: &Value, labels: &[(String, &str)]) -> String {
         let logs = p["logs"].as_array().map_or(0, Vec::len);
         format!("{}({} logs)", p["policy_id"].as_str().unwrap_or("?"), logs)
     });
-    let attribution = list("attribution", &|a| a[0].as_str().unwrap_or("?").to_owned());
+    let attribution = trace["attribution"].as_object().map_or_else(
+        || "absent".to_owned(),
+        |names| names.keys().cloned().collect::<Vec<_>>().join(" "),
+    );
     let mut line = format!(
         "shows [{}] bids [{bids}] ring [{ring}] legs [{legs}] policies [{policies}] attribution [{attribution}]",
         present.join(" ")

@@ -51,7 +51,8 @@ impl Shown {
 }
 
 /// One field of the record's JSON form: `a.b` is field `b` of object `a`,
-/// `a[]` an element of array `a`. An opaque field is shown whole (its
+/// `a[]` an element of array `a`, `a.*` any member of map `a` (an object
+/// whose names are data, not ours: attribution). An opaque field is shown whole (its
 /// content is the guest's or the visitor's, with no structure of ours).
 pub struct Rule {
     pub path: &'static str,
@@ -143,7 +144,7 @@ pub const RULES: &[Rule] = &[
     rule("trace.legs[].ended_at_ms", Yes, Yes),
     rule("trace.legs[].other_forks_answered", Yes, Yes),
     rule("trace.attribution", Yes, Yes),
-    opaque("trace.attribution[]", Yes, SharedKey),
+    opaque("trace.attribution.*", Yes, SharedKey),
     rule("trace.target_events", No, Yes),
     rule("trace.target_events[]", No, Own),
     rule("trace.target_events[].target_id", No, Yes),
@@ -222,19 +223,22 @@ fn shown_for(rule: &Rule, role: Role) -> Shown {
     }
 }
 
-/// Whether a value passes its rule; `parent` is the object holding it.
-fn passes(shown: Shown, value: &Value, parent: Option<&Map<String, Value>>, cx: &Context) -> bool {
+/// Whether a value passes its rule; `parent` is the object holding it and
+/// `name` its name there.
+fn passes(
+    shown: Shown,
+    value: &Value,
+    parent: Option<(&Map<String, Value>, &str)>,
+    cx: &Context,
+) -> bool {
     match shown {
         No => false,
         Yes => true,
         Own => value.get("tenant_id").and_then(Value::as_str) == Some(cx.viewer.tenant_id),
         IfWon => cx.won,
-        SharedKey => value
-            .get(0)
-            .and_then(Value::as_str)
-            .is_some_and(|key| cx.shared_keys.iter().any(|k| k == key)),
+        SharedKey => parent.is_some_and(|(_, name)| cx.shared_keys.iter().any(|k| k == name)),
         OwnBidId => value.as_str().is_some_and(|id| cx.own_bid_ids.contains(id)),
-        FallbackOnly => parent.is_some_and(|p| p.get("target_id").is_none_or(Value::is_null)),
+        FallbackOnly => parent.is_some_and(|(p, _)| p.get("target_id").is_none_or(Value::is_null)),
     }
 }
 
@@ -244,9 +248,8 @@ fn filter_value(value: &mut Value, path: &str, cx: &Context) {
             let verdicts: Vec<(String, bool)> = map
                 .iter()
                 .map(|(key, child)| {
-                    let child_path = child_path(path, key);
-                    let keep = rule_for(&child_path).is_some_and(|rule| {
-                        passes(shown_for(rule, cx.viewer.role), child, Some(map), cx)
+                    let keep = member_rule(path, key).is_some_and(|rule| {
+                        passes(shown_for(rule, cx.viewer.role), child, Some((map, key)), cx)
                     });
                     (key.clone(), keep)
                 })
@@ -257,7 +260,7 @@ fn filter_value(value: &mut Value, path: &str, cx: &Context) {
                     continue;
                 }
                 let child_path = child_path(path, &key);
-                if rule_for(&child_path).is_some_and(|r| !r.opaque)
+                if member_rule(path, &key).is_some_and(|r| !r.opaque)
                     && let Some(child) = map.get_mut(&key)
                 {
                     filter_value(child, &child_path, cx);
@@ -280,6 +283,12 @@ fn filter_value(value: &mut Value, path: &str, cx: &Context) {
         }
         _ => {}
     }
+}
+
+/// The rule of member `key` of the object at `path`: its own row, or the
+/// row of any member of that map.
+fn member_rule(path: &str, key: &str) -> Option<&'static Rule> {
+    rule_for(&child_path(path, key)).or_else(|| rule_for(&child_path(path, "*")))
 }
 
 fn child_path(path: &str, key: &str) -> String {
@@ -405,6 +414,25 @@ mod tests {
     }
 
     #[test]
+    fn a_bidder_sees_the_attribution_the_campaign_shares_and_a_marketer_all_of_it() {
+        let mut record = record();
+        record.trace.attribution = vec![
+            ("utm_source".into(), "google".into()),
+            ("gclid".into(), "secret-click".into()),
+        ];
+        let shared = ["utm_source".to_owned()];
+        let seen = |tenant_id, role| {
+            call_view(&Viewer { tenant_id, role }, &record, &shared)["trace"]["attribution"]
+                .to_string()
+        };
+        assert_eq!(seen("b", Role::Bidder), r#"{"utm_source":"google"}"#);
+        assert_eq!(
+            seen("m", Role::Marketer),
+            r#"{"gclid":"secret-click","utm_source":"google"}"#
+        );
+    }
+
+    #[test]
     fn every_row_names_a_field_of_the_record() {
         let mut record = record();
         record.trace.tags = vec!["t".into()];
@@ -441,6 +469,8 @@ mod tests {
                 p == rule.path
                     || p.starts_with(&format!("{}.", rule.path))
                     || p.starts_with(&format!("{}[]", rule.path))
+                    || (rule.path.strip_suffix(".*"))
+                        .is_some_and(|map| p.starts_with(&format!("{map}.")))
             });
             assert!(named, "{} names no field", rule.path);
         }

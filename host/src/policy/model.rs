@@ -107,10 +107,9 @@ pub struct CallFacts {
     pub time: CallTime,
     #[serde(default)]
     pub headers: Vec<Header>,
-    /// Attribution attributes in the order the DNI session gave them. Read
-    /// as that list of pairs or as an object (`{"utm_source": "google"}`,
-    /// the shape of DNI requests and real-time offers).
-    #[serde(default, deserialize_with = "pairs_or_object")]
+    /// Attribution attributes in the order the DNI session gave them, as an
+    /// object (`{"utm_source": "google"}`); see [`attribution`].
+    #[serde(default, with = "attribution")]
     pub attribution: Vec<(String, String)>,
 }
 
@@ -133,31 +132,40 @@ pub struct Offer {
     #[serde(default)]
     pub caller_geography: Geography,
     pub time: CallTime,
-    #[serde(default, deserialize_with = "pairs_or_object")]
+    #[serde(default, with = "attribution")]
     pub attribution: Vec<(String, String)>,
 }
 
-/// Attribution as a list of `[name, value]` pairs or as an object of them.
-fn pairs_or_object<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Vec<(String, String)>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Shape {
-        Pairs(Vec<(String, String)>),
-        Object(serde_json::Map<String, serde_json::Value>),
+/// Attribution on the wire: an object of names to values, written in the
+/// order the DNI session gave them. A list of `[name, value]` pairs is read
+/// too, the shape samples and call records had before, so old samples and
+/// records still load.
+pub mod attribution {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(pairs: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(pairs.iter().map(|(name, value)| (name, value)))
     }
-    match Shape::deserialize(d)? {
-        Shape::Pairs(pairs) => Ok(pairs),
-        Shape::Object(members) => members
-            .into_iter()
-            .map(|(name, value)| match value {
-                serde_json::Value::String(value) => Ok((name, value)),
-                other => Err(serde::de::Error::custom(format!(
-                    "attribution `{name}` must be a string, not {other}"
-                ))),
-            })
-            .collect(),
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            Pairs(Vec<(String, String)>),
+            Object(serde_json::Map<String, serde_json::Value>),
+        }
+        match Shape::deserialize(d)? {
+            Shape::Pairs(pairs) => Ok(pairs),
+            Shape::Object(members) => members
+                .into_iter()
+                .map(|(name, value)| match value {
+                    serde_json::Value::String(value) => Ok((name, value)),
+                    other => Err(serde::de::Error::custom(format!(
+                        "attribution `{name}` must be a string, not {other}"
+                    ))),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -167,8 +175,9 @@ pub struct BidDecision {
     pub amount_micros: u64,
     #[serde(default)]
     pub target_id: Option<String>,
-    /// Also read as `min_duration_s`, the API's and real-time bids' name.
-    #[serde(default, alias = "min_duration_s")]
+    /// `min_duration_s` in JSON, as in the API and real-time bids;
+    /// `min_duration_seconds`, the WIT's name, is read too.
+    #[serde(default, rename = "min_duration_s", alias = "min_duration_seconds")]
     pub min_duration_seconds: Option<u32>,
 }
 
@@ -190,8 +199,9 @@ pub struct BidCandidate {
     pub amount_micros: u64,
     #[serde(default)]
     pub min_quality: u8,
-    /// Also read as `min_duration_s`, the API's and real-time bids' name.
-    #[serde(default, alias = "min_duration_s")]
+    /// `min_duration_s` in JSON, as in the API and real-time bids;
+    /// `min_duration_seconds`, the WIT's name, is read too.
+    #[serde(default, rename = "min_duration_s", alias = "min_duration_seconds")]
     pub min_duration_seconds: u32,
     #[serde(default)]
     pub target_stats: TargetStats,

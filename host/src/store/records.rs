@@ -366,7 +366,9 @@ pub struct DecisionTrace {
     /// Bid ids in the order their targets were rung.
     pub ring_order: Vec<String>,
     pub legs: Vec<LegTrace>,
-    /// Attribution of the DNI session, if any.
+    /// Attribution of the DNI session, if any, as an object of names to values.
+    #[serde(default, with = "crate::policy::model::attribution")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub attribution: Vec<(String, String)>,
     /// Targets this call's legs paused (a run of misses) or found resumed.
     #[serde(default)]
