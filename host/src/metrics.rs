@@ -317,7 +317,7 @@ impl Metrics {
     }
 
     /// As [`Metrics::render`], with `{label}_name` beside each opaque-id
-    /// label (`policy`, `bidder`) that `name_of(label, id)` names: the
+    /// label (`policy`, `bidder`, `target`) that `name_of(label, id)` names: the
     /// names are read when scraped, so a rename shows at once and the call
     /// path never looks one up.
     pub fn render_named(&self, name_of: &dyn Fn(&str, &str) -> Option<String>) -> String {

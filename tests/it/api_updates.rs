@@ -97,7 +97,7 @@ async fn a_patch_changes_the_fields_it_names_and_no_other() {
             &format!("/v1/bidders/{bidder_id}/targets"),
             Some(&bk),
             Some(json!({
-                "uri": "sip:sales@127.0.0.1:5070", "ring_timeout_s": 30, "max_concurrent": 100,
+                "name": "Denver", "uri": "sip:sales@127.0.0.1:5070", "ring_timeout_s": 30, "max_concurrent": 100,
                 "miss_limit": 5, "pause_s": 600, "follow_redirects": true
             })),
         )
@@ -111,6 +111,7 @@ async fn a_patch_changes_the_fields_it_names_and_no_other() {
         &target_path,
         target,
         &[
+            ("name", json!("Denver call centre")),
             ("uri", json!("sip:sales@127.0.0.1:5071")),
             ("ring_timeout_s", json!(45)),
             ("max_concurrent", json!(200)),

@@ -226,7 +226,10 @@ async fn a_target_that_misses_three_calls_is_paused_then_resumes() {
     let flaky = lab.buyer("buyer_busy", 4).await;
     let steady = lab.buyer("buyer_answers", 5).await;
     let flaky_target = lab
-        .target_with(flaky.port, json!({"miss_limit": 3, "pause_s": 2}))
+        .target_with(
+            flaky.port,
+            json!({"name": "Flaky PBX", "miss_limit": 3, "pause_s": 2}),
+        )
         .await;
     let steady_target = lab.target(steady.port, 20, 10).await;
     let flaky_bid = lab.bid(&flaky_target, 30_000_000, 0).await;
@@ -279,7 +282,7 @@ async fn a_target_that_misses_three_calls_is_paused_then_resumes() {
     let metrics = lab.api.metrics().await;
     assert!(
         metrics.contains(&format!(
-            "plugboard_target_pauses_total{{target=\"{flaky_target}\"}} 1"
+            "plugboard_target_pauses_total{{target=\"{flaky_target}\",target_name=\"Flaky PBX\"}} 1"
         )),
         "{metrics}"
     );
@@ -316,7 +319,7 @@ async fn a_target_that_misses_three_calls_is_paused_then_resumes() {
     assert_eq!(fifth.trace.target_events[0].event, "resumed");
     assert_eq!(flaky_status().await["state"], "active");
     assert!(lab.api.metrics().await.contains(&format!(
-        "plugboard_target_resumptions_total{{target=\"{flaky_target}\"}} 1"
+        "plugboard_target_resumptions_total{{target=\"{flaky_target}\",target_name=\"Flaky PBX\"}} 1"
     )));
     lab.stop().await;
 }

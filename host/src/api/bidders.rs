@@ -180,6 +180,8 @@ fn replace_bidder(
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
+    /// What the bidder calls it; shown beside the id in metrics.
+    pub name: Option<String>,
     /// SIP URI the call is sent to.
     pub uri: String,
     /// Seconds to ring before the next bid is tried (default 20).
@@ -199,6 +201,7 @@ pub struct TargetSpec {
 impl From<&Target> for TargetSpec {
     fn from(t: &Target) -> Self {
         TargetSpec {
+            name: t.name.clone(),
             uri: t.uri.clone(),
             ring_timeout_s: Some(t.ring_timeout_s),
             max_concurrent: Some(t.max_concurrent),
@@ -210,6 +213,9 @@ impl From<&Target> for TargetSpec {
 }
 
 fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Target> {
+    if let Some(name) = &spec.name {
+        contract::NAME.check_text("name", name)?;
+    }
     check_sip_uri("uri", &spec.uri)?;
     let ring_timeout_s = spec.ring_timeout_s.unwrap_or(20);
     contract::RING_TIMEOUT_S.check("ring_timeout_s", ring_timeout_s.into())?;
@@ -223,6 +229,7 @@ fn target_from(spec: TargetSpec, id: String, bidder: &Bidder) -> ApiResult<Targe
         id,
         bidder_id: bidder.id.clone(),
         tenant_id: bidder.tenant_id.clone(),
+        name: spec.name,
         uri: spec.uri,
         ring_timeout_s,
         max_concurrent,

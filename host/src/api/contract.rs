@@ -152,6 +152,7 @@ const FIELDS: &[(&str, &str, Bound)] = &[
     ("NewCampaign", "name", NAME),
     ("NewCampaign", "auction_timeout_ms", AUCTION_TIMEOUT_MS),
     ("NewCampaign", "floor_price_micros", FLOOR_PRICE_MICROS),
+    ("TargetSpec", "name", NAME),
     ("TargetSpec", "ring_timeout_s", RING_TIMEOUT_S),
     ("TargetSpec", "max_concurrent", MAX_CONCURRENT),
     ("TargetSpec", "miss_limit", MISS_LIMIT),

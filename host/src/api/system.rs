@@ -81,9 +81,17 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         .into_iter()
         .map(|b| (b.id, b.name))
         .collect();
+    let targets: std::collections::HashMap<String, String> = state
+        .store
+        .targets()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| Some((t.id, t.name?)))
+        .collect();
     let name_of = |label: &str, id: &str| match label {
         "policy" => policies.get(id).cloned(),
         "bidder" => bidders.get(id).cloned(),
+        "target" => targets.get(id).cloned(),
         _ => None,
     };
     (

@@ -305,6 +305,7 @@ pub(crate) mod tests {
             id: bid.target_id.clone(),
             bidder_id: bid.bidder_id.clone(),
             tenant_id: bid.tenant_id.clone(),
+            name: None,
             uri: "sip:t@127.0.0.1:5070".to_owned(),
             ring_timeout_s: 20,
             max_concurrent: 0,

@@ -133,6 +133,10 @@ pub struct Target {
     pub id: String,
     pub bidder_id: String,
     pub tenant_id: String,
+    /// What the bidder calls it ("Denver call centre"), shown beside the
+    /// id in metrics; none for targets made before names existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// SIP URI, e.g. `sip:sales@192.0.2.10:5060`.
     pub uri: String,
     pub ring_timeout_s: u32,
