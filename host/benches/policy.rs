@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use host::policy::model::{
+use host::model::{
     BidCandidate, CallFacts, CallTime, Geography, Offer, Quality, TargetStats, World,
 };
 use host::policy::{

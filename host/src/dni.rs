@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::store::{DniSession, Pool, UnixSeconds};
+use crate::model::{DniSession, Pool, UnixSeconds};
 
 /// What a DNI request gets.
 #[derive(Debug, Clone, PartialEq, Eq)]

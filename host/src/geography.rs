@@ -2,7 +2,7 @@
 //! state or province and its main time zone. Scorers use it;
 //! the bidder offer carries it instead of the number.
 
-use crate::policy::model::Geography;
+use crate::model::Geography;
 
 /// Area codes by region, with the region's main IANA time zone. Toll-free
 /// and other non-geographic codes are left out on purpose: they have no region.

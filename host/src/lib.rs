@@ -33,6 +33,7 @@ pub mod hash;
 pub mod lifecycle;
 pub mod marketplace;
 pub mod metrics;
+pub mod model;
 pub mod number;
 pub mod policy;
 pub mod rate;

@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use crate::clock;
 use crate::fair::{FairGate, Shares};
-use crate::policy::model::World;
+use crate::model::World;
+use crate::model::{CanarySpec, DeploymentRecord, Policy, PolicyVersion};
+use crate::model::{FailureMode, PolicyKv, SampleInput};
 use crate::policy::{
-    ArtifactCache, CompiledPolicy, Compiler, Deployment, DeploymentError, FailureMode, LoadError,
-    MemoryKv, MissingInput, PolicyEngine, PolicyKv, PolicyRegistry, SampleInput, SampleReport,
-    compile_and_load, run_sample,
+    ArtifactCache, CompiledPolicy, Compiler, Deployment, DeploymentError, LoadError, MemoryKv,
+    MissingInput, PolicyEngine, PolicyRegistry, SampleReport, compile_and_load, run_sample,
 };
-use crate::store::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::{CallOutcome, CallRecord};
+use crate::model::{CallOutcome, CallRecord};
 
 /// Quality score histogram buckets: 0–9, 10–19, …, 90–100.
 pub const QUALITY_BUCKETS: usize = 10;

@@ -97,7 +97,7 @@ async fn build_world(api: &TestApi, marketer: &Tenant, bidder: &Tenant) -> World
         .campaign(&campaign)
         .expect("store")
         .expect("campaign");
-    let winner = host::store::Winner {
+    let winner = host::model::Winner {
         bid_id: str_field(&bid, "id"),
         bidder_id: bidder_id.clone(),
         tenant_id: bidder.id.clone(),

@@ -11,8 +11,8 @@ struct Setup {
     marketer: String,
     buyer: String,
     other_buyer: String,
-    campaign: host::store::Campaign,
-    winner: host::store::Winner,
+    campaign: host::model::Campaign,
+    winner: host::model::Winner,
 }
 
 async fn setup() -> Setup {
@@ -32,7 +32,7 @@ async fn setup() -> Setup {
         .campaign(&str_field(&c, "id"))
         .expect("store")
         .expect("campaign");
-    let winner = host::store::Winner {
+    let winner = host::model::Winner {
         bid_id: "bid_1".into(),
         bidder_id: "bdr_1".into(),
         tenant_id: buyer_tenant,

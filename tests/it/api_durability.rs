@@ -274,7 +274,7 @@ async fn caps_count_the_calls_answered_before_a_restart() {
         .campaign(&str_field(&c, "id"))
         .expect("read")
         .expect("campaign");
-    let winner = host::store::Winner {
+    let winner = host::model::Winner {
         bid_id: bid.id.clone(),
         bidder_id: bid.bidder_id.clone(),
         tenant_id: bid.tenant_id.clone(),

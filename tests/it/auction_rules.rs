@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use host::store::{CallOutcome, CallRecord};
+use host::model::{CallOutcome, CallRecord};
 use serde_json::json;
 use tests::call_lab::{CallLab, Sipp, bid_fate};
 

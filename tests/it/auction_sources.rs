@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use host::store::CallRecord;
+use host::model::CallRecord;
 use serde_json::json;
 use tests::bid_endpoint::BidEndpoint;
 use tests::call_lab::{CALLER, CallLab, NUMBER, bid_fate};
@@ -340,7 +340,7 @@ async fn a_caller_who_hangs_up_while_bidders_are_asked_is_never_routed() {
     // 180 at once (early ringback), CANCEL 300 ms later: 487.
     lab.carrier("caller_cancels", 1, &[]).await.assert_ok();
     let record = lab.wait_for_records(1).await[0].clone();
-    assert_eq!(record.outcome, host::store::CallOutcome::Abandoned);
+    assert_eq!(record.outcome, host::model::CallOutcome::Abandoned);
     assert!(record.trace.legs.is_empty(), "{:?}", record.trace.legs);
     // The auction is still out with the policy worker, and says so.
     let pending = |count: u32| format!("plugboard_policy_worker_calls {count}\n");
@@ -362,11 +362,11 @@ async fn a_shared_bidder_module_keeps_each_tenants_state_apart() {
     let lab = CallLab::start().await;
     let buyer = lab.buyer("buyer_answers", 1).await;
     // A shared policy (as the bundled examples are), used by two bidder tenants.
-    let policy = host::store::Policy {
+    let policy = host::model::Policy {
         id: "pol_shared_echo".to_owned(),
         tenant_id: "tnt_plugboard".to_owned(),
         name: "echo".to_owned(),
-        world: host::policy::model::World::Bidder,
+        world: host::model::World::Bidder,
         shared: true,
         created_at: 0,
     };
@@ -379,7 +379,7 @@ async fn a_shared_bidder_module_keeps_each_tenants_state_apart() {
         active: Some(version.version),
         canary: None,
         shadow: None,
-        failure_mode: host::policy::FailureMode::Skip,
+        failure_mode: host::model::FailureMode::Skip,
     };
     policies.deploy(&policy, spec).await.expect("deployed");
     let (_, other_key) = lab.api.tenant("buyer2", "bidder").await;

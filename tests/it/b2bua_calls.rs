@@ -3,7 +3,7 @@
 //! side saw and on the stored call record.
 
 use expect_test::expect;
-use host::store::CallOutcome;
+use host::model::CallOutcome;
 use serde_json::json;
 use tests::call_lab::{CALLER, CallLab, NUMBER, Seen, bid_fate};
 use tests::{example_policy, str_field, test_guest};
@@ -555,7 +555,7 @@ async fn a_target_that_sends_nothing_back_is_given_up_fast_and_the_next_rings() 
 }
 
 /// The legs of a record: target, result, final status, port of the URI.
-fn legs_of(record: &host::store::CallRecord) -> Vec<(Option<&str>, &str, Option<u16>, String)> {
+fn legs_of(record: &host::model::CallRecord) -> Vec<(Option<&str>, &str, Option<u16>, String)> {
     record
         .trace
         .legs

@@ -11,10 +11,10 @@ use host::auction::Ledger;
 use host::b2bua::{
     Input, Path, Ring, RingTree, Route, Scored, Scoring, Switch, SwitchConfig, Work,
 };
+use host::model::{Bid, CallOutcome, CallRecord, Campaign, Target};
 use host::sip::{
     Capabilities, Inbound, Location, Message, StartLine, Transport, inspect, response_to,
 };
-use host::store::{Bid, CallOutcome, CallRecord, Campaign, Target};
 use host::transaction::Timers;
 
 const CARRIER: &str = "192.0.2.1:5060";
@@ -269,8 +269,8 @@ fn scoring() -> Scoring {
         tags: vec![],
         policies: vec![],
         attribution: vec![],
-        call: host::policy::model::CallFacts::default(),
-        history: host::policy::model::CallerHistory::default(),
+        call: host::model::CallFacts::default(),
+        history: host::model::CallerHistory::default(),
     }
 }
 

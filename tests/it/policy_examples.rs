@@ -1,7 +1,7 @@
 //! Each example policy through the host: the built component, on sample input.
 
 use expect_test::expect;
-use host::policy::model::{BidCandidate, CallerHistory, Offer, Quality, TargetStats};
+use host::model::{BidCandidate, CallerHistory, Offer, Quality, TargetStats};
 use tests::{
     World, context, engine, example_policy, example_policy_names, load, render, sample_call,
 };
@@ -75,7 +75,7 @@ fn offer(region: &str, hour: u8, score: u8) -> Offer {
             tags: vec![],
         },
         caller_geography: geography,
-        time: host::policy::model::CallTime {
+        time: host::model::CallTime {
             local_hour: hour,
             ..call.time
         },

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use expect_test::{Expect, expect};
-use host::policy::model::{BidCandidate, Quality, TargetStats};
+use host::model::{BidCandidate, Quality, TargetStats};
 use host::policy::{CompiledPolicy, Limits, LoadError, PolicyEngine, PolicyFailure};
 use tests::hostile::{component_around, slow_to_compile};
 use tests::{World, context, engine, engine_with, example_policy, load, sample_call, test_guest};

@@ -162,7 +162,7 @@ fn shadow_is_recorded_beside_the_active_result_and_never_replaces_it() {
 
     // A call the host runs no policy for (its tenant's CPU share spent)
     // leaves the shadow's reason too, not nothing.
-    let skipped: host::policy::Run<host::policy::model::Quality> =
+    let skipped: host::policy::Run<host::model::Quality> =
         deployment.not_run("call-1", host::policy::PolicyFailure::CpuShare);
     let shadow = skipped.shadow.expect("the shadow's non-run is recorded");
     assert_eq!(shadow.version, constant.sha256());

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use host::store::{BidderAccess, Campaign, NumberOwner, Pool, Store, StoreError};
+use host::model::{BidderAccess, Campaign, NumberOwner, Pool};
+
+use host::store::{Store, StoreError};
 use proptest::prelude::*;
 
 const NUMBERS: [&str; 6] = [
@@ -167,7 +169,7 @@ proptest! {
 /// limits enforced, values kept across a reopen.
 #[test]
 fn the_store_backs_policy_key_value_stores_within_their_limits() {
-    use host::policy::{KvRefusal, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, PolicyKv};
+    use host::model::{KvRefusal, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, PolicyKv};
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open");
     store.set("pol_a", "count", b"1").expect("set");

@@ -12,7 +12,7 @@ use tests::bid_endpoint::BidEndpoint;
 use tests::call_lab::{CallLab, bid_fate};
 use tests::{TestApi, assert_private, example_policy, plugboard_bin, str_field, test_guest};
 
-fn winning_bid(lab_record: &host::store::CallRecord) -> Option<String> {
+fn winning_bid(lab_record: &host::model::CallRecord) -> Option<String> {
     lab_record.winner.as_ref().map(|w| w.bid_id.clone())
 }
 

@@ -3,7 +3,7 @@
 //! name that never resolves fails that target alone (trust between tenants,
 //! part 2).
 
-use host::store::CallOutcome;
+use host::model::CallOutcome;
 use serde_json::json;
 use tests::call_lab::{CallLab, never_answers};
 use tests::{TestApi, str_field};
@@ -278,7 +278,7 @@ async fn a_key_past_its_request_rate_is_refused_while_other_keys_are_served() {
 #[tokio::test]
 async fn a_tenants_policies_share_one_bound_on_key_value_bytes() {
     use host::access::quota::KV_BYTES_PER_TENANT;
-    use host::policy::{KvRefusal, MAX_VALUE_BYTES, PolicyKv};
+    use host::model::{KvRefusal, MAX_VALUE_BYTES, PolicyKv};
     use host::store::Store;
     let api = TestApi::new().await;
     let store = &api.state.store;

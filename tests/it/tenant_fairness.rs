@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use host::model::CallOutcome;
 use host::policy::Limits;
 use host::runtime::PolicyCpu;
-use host::store::CallOutcome;
 use serde_json::json;
 use tests::call_lab::{CallLab, Carrier, LabSetup, Sipp, never_answers};
 use tests::{TestApi, str_field, test_guest};
@@ -432,7 +432,7 @@ async fn lab_with_small_cpu_shares() -> CallLab {
 
 /// The outcomes of `policy_id`'s runs in `records`, and the tenants charged.
 fn policy_outcomes<'r>(
-    records: &'r [host::store::CallRecord],
+    records: &'r [host::model::CallRecord],
     policy_id: &str,
 ) -> Vec<(&'r str, &'r str)> {
     records
@@ -580,6 +580,6 @@ async fn a_bidders_module_is_charged_to_the_bidder_and_not_to_the_marketer_it_bi
 }
 
 /// The tenant of the lab's campaigns, as the records name it.
-fn lab_marketer(records: &[host::store::CallRecord]) -> &str {
+fn lab_marketer(records: &[host::model::CallRecord]) -> &str {
     records[0].tenant_id.as_str()
 }

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use host::auction::Ledger;
 use host::b2bua::{SwitchConfig, SwitchStats};
+use host::model::{CallRecord, Campaign};
 use host::policy::Limits;
 use host::runtime::{
     Answer, CallServices, DatagramLoss, Dns, Families, Names, PolicyCpu, Resolver, SipSockets,
     TlsSide, serve_calls,
 };
-use host::store::{CallFilter, CallRecord, Campaign};
+use host::store::CallFilter;
 use host::transaction::Timers;
 use serde_json::json;
 use tokio::process::{Child, Command};

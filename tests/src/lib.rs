@@ -17,10 +17,10 @@ pub mod hostile;
 pub mod served;
 pub mod tls_peer;
 
-use host::policy::model::{CallFacts, CallTime, Geography, Header};
+use host::model::{CallFacts, CallTime, Geography, Header};
 use host::policy::{CompiledPolicy, Invocation, InvocationContext, Limits, MemoryKv, PolicyEngine};
 
-pub use host::policy::model::World;
+pub use host::model::World;
 
 /// The workspace's target folder, as xtask uses it.
 pub fn target_dir() -> PathBuf {
@@ -195,7 +195,7 @@ impl TestApi {
         let (_, key) = host::api::create_tenant_with_key(
             &self.state.store,
             "operator",
-            host::store::Role::Operator,
+            host::model::Role::Operator,
         )
         .expect("operator");
         self.operator_key = key;
@@ -399,14 +399,14 @@ pub fn redact(value: &serde_json::Value) -> String {
 /// (bid, bidder, bidder tenant, target, amount) or not, with a short trace.
 pub fn call_record(
     id: &str,
-    campaign: &host::store::Campaign,
+    campaign: &host::model::Campaign,
     caller: &str,
     received_at_ms: i64,
     quality: u8,
-    winner: Option<host::store::Winner>,
+    winner: Option<host::model::Winner>,
     duration_s: u32,
-) -> host::store::CallRecord {
-    use host::store::{BidTrace, CallOutcome, CallRecord, DecisionTrace};
+) -> host::model::CallRecord {
+    use host::model::{BidTrace, CallOutcome, CallRecord, DecisionTrace};
     let answered = winner.is_some() && duration_s > 0;
     let bids = winner
         .iter()

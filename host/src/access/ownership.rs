@@ -7,8 +7,8 @@
 //! bidder after its bid was stored) and because bids made for one call
 //! (strategy modules, real-time answers) name targets no API ever checked.
 
-use crate::policy::model::World;
-use crate::store::{Bid, Campaign, Policy, Role, Target};
+use crate::model::World;
+use crate::model::{Bid, Campaign, Policy, Role, Target};
 
 /// A tenant acting through the API, or on whose behalf a bid was made.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +88,7 @@ pub fn bid_may_ring(bid: &Bid, target: &Target) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::BidderAccess;
+    use crate::model::BidderAccess;
 
     fn policy(tenant: &str, world: World, shared: bool) -> Policy {
         Policy {

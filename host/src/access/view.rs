@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use crate::store::{CallRecord, Role};
+use crate::model::{CallRecord, Role};
 
 /// Who reads a call record.
 #[derive(Debug, Clone, Copy)]
@@ -317,7 +317,7 @@ pub fn table_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{BidTrace, CallOutcome, DecisionTrace, LegTrace, Winner};
+    use crate::model::{BidTrace, CallOutcome, DecisionTrace, LegTrace, Winner};
 
     fn record() -> CallRecord {
         CallRecord {
@@ -438,7 +438,7 @@ mod tests {
         record.trace.tags = vec!["t".into()];
         record.trace.ring_order = vec!["bid_b".into()];
         record.trace.attribution = vec![("k".into(), "v".into())];
-        record.trace.policies = vec![crate::store::PolicyTrace {
+        record.trace.policies = vec![crate::model::PolicyTrace {
             policy_id: "p".into(),
             version: "v".into(),
             role: "active".into(),
@@ -446,15 +446,15 @@ mod tests {
             error: Some("e".into()),
             fuel_used: 1,
             elapsed_us: 1,
-            logs: vec![crate::policy::model::GuestLog {
-                level: crate::policy::model::LogLevel::Info,
+            logs: vec![crate::model::GuestLog {
+                level: crate::model::LogLevel::Info,
                 message: "m".into(),
                 fields: Vec::new(),
             }],
             logs_dropped: 1,
             tenant_id: "m".into(),
         }];
-        record.trace.target_events = vec![crate::store::TargetEventTrace {
+        record.trace.target_events = vec![crate::model::TargetEventTrace {
             target_id: "tgt_b".into(),
             tenant_id: "b".into(),
             event: "paused".into(),

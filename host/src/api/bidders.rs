@@ -18,9 +18,9 @@ use crate::access::quota::{self, Kind};
 use crate::auction::ledger::TargetState;
 use crate::auction::schedule::clock_minutes;
 use crate::clock;
-use crate::policy::model::World;
+use crate::model::World;
+use crate::model::{Bid, Bidder, DEFAULT_MIN_DURATION_S, ScheduleWindow, Target};
 use crate::sip::uri::check_http_url;
-use crate::store::{Bid, Bidder, DEFAULT_MIN_DURATION_S, ScheduleWindow, Target};
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

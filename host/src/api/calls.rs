@@ -17,7 +17,8 @@ use super::{ApiState, contract};
 use crate::access::{Viewer, view};
 use crate::clock;
 use crate::marketplace::{self, CampaignMarket};
-use crate::store::{CallFilter, CallOutcome, CallRecord};
+use crate::model::{CallOutcome, CallRecord};
+use crate::store::CallFilter;
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

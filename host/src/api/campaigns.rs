@@ -18,10 +18,10 @@ use crate::access::quota::{self, Kind};
 use crate::access::{self, PolicyRefusal};
 use crate::clock;
 use crate::dni::{self, Assignment, PoolState};
+use crate::model::World;
+use crate::model::{BidderAccess, Campaign, DniSession, Pool};
 use crate::number::normalize_e164;
-use crate::policy::model::World;
 use crate::sip::SipUri;
-use crate::store::{BidderAccess, Campaign, DniSession, Pool};
 use axum::response::IntoResponse;
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {

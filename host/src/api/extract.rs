@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::ApiState;
 use super::error::ApiError;
 use crate::access::Actor;
-use crate::store::Role;
+use crate::model::Role;
 
 /// A JSON body; a failure to read it is a 400/413/415/422 in our error format.
 pub struct Body<T>(pub T);

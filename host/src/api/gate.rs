@@ -20,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::authenticate;
+use crate::model::Role;
 use crate::rate::{Bucket, Rate};
-use crate::store::Role;
 
 /// Longest request target (path and query) accepted, bytes; nginx's default
 /// header buffer is the same size.

@@ -13,7 +13,8 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Caller, key_hash};
 use super::{ApiState, new_api_key, new_id};
 use crate::clock;
-use crate::store::{ApiKey, Role, Store, Tenant};
+use crate::model::{ApiKey, Role, Tenant};
+use crate::store::Store;
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

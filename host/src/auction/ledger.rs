@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::DropReason;
-use crate::store::{Bid, Target};
+use crate::model::{Bid, Target};
 
 /// A cap's period, counted in the bid's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

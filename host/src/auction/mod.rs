@@ -17,7 +17,7 @@ use std::collections::HashMap;
 pub use ledger::{CapKind, Ledger, Period};
 
 use crate::access;
-use crate::store::{Bid, Campaign, Target};
+use crate::model::{Bid, Campaign, Target};
 
 /// The largest amount a bid may offer for one call, micros (10,000 of the
 /// campaign's currency): far above any pay-per-call payout, far below what
@@ -318,7 +318,7 @@ pub(crate) mod tests {
 
     const CAMPAIGN: &str = "c";
 
-    pub(crate) fn campaign(access: crate::store::BidderAccess) -> Campaign {
+    pub(crate) fn campaign(access: crate::model::BidderAccess) -> Campaign {
         Campaign {
             id: CAMPAIGN.to_owned(),
             tenant_id: "m".to_owned(),
@@ -345,7 +345,7 @@ pub(crate) mod tests {
             at_unix_seconds: 0,
             caller_last_seen: None,
         };
-        let open = campaign(crate::store::BidderAccess::All);
+        let open = campaign(crate::model::BidderAccess::All);
         run(bids, targets, &Ledger::new(), &offer, &open)
     }
 
@@ -376,7 +376,7 @@ pub(crate) mod tests {
             &all,
             &Ledger::new(),
             &offer,
-            &campaign(crate::store::BidderAccess::All),
+            &campaign(crate::model::BidderAccess::All),
         );
         let fates: Vec<(&str, &str)> = outcome
             .dropped
@@ -396,7 +396,7 @@ pub(crate) mod tests {
             &all,
             &Ledger::new(),
             &offer,
-            &campaign(crate::store::BidderAccess::Only(vec!["t2".to_owned()])),
+            &campaign(crate::model::BidderAccess::Only(vec!["t2".to_owned()])),
         );
         assert!(closed.ranked.is_empty());
         assert_eq!(closed.dropped[1].2, DropReason::BidderNotAllowed);

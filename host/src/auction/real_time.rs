@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::model::{CallTime, Geography, Offer};
+use crate::model::{CallTime, Geography, Offer};
 
 /// The JSON body POSTed to a bidder's `rtb_url`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Hours of operation: whether a bid takes calls at a moment, in its own
 //! time zone. Time is passed in.
 
-use crate::store::{Bid, ScheduleWindow};
+use crate::model::{Bid, ScheduleWindow};
 
 /// Minutes since midnight of `HH:MM`; `24:00` is the end of the day.
 pub fn clock_minutes(text: &str) -> Option<u32> {

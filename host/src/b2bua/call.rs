@@ -18,14 +18,14 @@ use crate::auction::Ledger;
 use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
 use crate::dialog::session_timer::{self, SessionTimer, UasTimer};
 use crate::dialog::{Dialog, DialogState};
-use crate::policy::model::{CallFacts, CallerHistory, GuestLog};
-use crate::sip::locate::{self, Location, Plan, Transport};
-use crate::sip::uri::SipUri;
-use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};
-use crate::store::{
+use crate::model::{
     Bid, BidTrace, CallOutcome, CallRecord, Campaign, DecisionTrace, LegTrace, PolicyTrace, Target,
     TargetEventTrace, Winner,
 };
+use crate::model::{CallFacts, CallerHistory, GuestLog};
+use crate::sip::locate::{self, Location, Plan, Transport};
+use crate::sip::uri::SipUri;
+use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};
 use crate::transaction::{Timers, TransactionKey};
 
 /// Quality of a call whose campaign has no scorer, or whose scorer failed
@@ -2192,7 +2192,7 @@ fn copy_body(source: &Message, target: &mut Message) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::LogLevel;
+    use crate::model::LogLevel;
 
     #[test]
     fn a_records_policy_logs_are_bounded_in_all_and_the_rest_counted() {

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use policy::{check, compile, run};
 
-use crate::policy::model::World;
+use crate::model::World;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use super::{CheckArgs, CliError, CompileArgs, RunArgs};
 use crate::clock;
+use crate::model::SampleInput;
 use crate::policy::{
     COMPILE_INVALID, CompileBudget, CompiledPolicy, Limits, LoadError, MemoryKv, PolicyEngine,
-    SampleInput, SampleReport, compile_as_child, run_sample,
+    SampleReport, compile_as_child, run_sample,
 };
 
 /// Validates a component as an upload would; returns the report line.

@@ -16,8 +16,8 @@ use wasmtime::component::Component;
 use super::artifact::ArtifactCache;
 use super::compiled::CompiledPolicy;
 use super::engine::{InstanceAllocation, Limits, PolicyEngine};
-use super::model::World;
 use super::validate::LoadError;
+use crate::model::World;
 
 /// What one compile may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

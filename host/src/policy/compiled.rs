@@ -15,8 +15,8 @@ use super::invoke::{
     Invocation, InvocationContext, InvocationState, MAX_ERROR_TEXT, PolicyFailure, guest_text,
     invoke, new_store,
 };
-use super::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
 use super::validate::{self, LoadError};
+use crate::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
 
 enum WorldPre {
     Scorer(scorer::ScorerPre<InvocationState>),

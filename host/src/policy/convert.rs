@@ -3,7 +3,7 @@
 
 use super::bindings::types as wit;
 use super::invoke::PolicyFailure;
-use super::model::{
+use crate::model::{
     BidCandidate, BidDecision, CallFacts, CallTime, Geography, Header, Offer, Quality,
 };
 

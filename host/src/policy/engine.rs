@@ -11,8 +11,8 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use super::bindings;
 use super::invoke::InvocationState;
-use super::model::World;
 use super::validate;
+use crate::model::World;
 
 /// Budgets applied to every invocation, and to every upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,9 +8,9 @@ use serde::Serialize;
 use wasmtime::{ResourceLimiter, Store, Trap};
 
 use super::engine::PolicyEngine;
-use super::kv::PolicyKv;
-use super::model::{CallerHistory, GuestLog};
 use crate::clock;
+use crate::model::PolicyKv;
+use crate::model::{CallerHistory, GuestLog};
 
 /// Lines a guest may log per invocation; later lines are counted, not kept.
 pub(crate) const MAX_LOG_LINES: usize = 64;

@@ -1,32 +1,9 @@
 //! The per-policy key-value store behind the `kv` import. The trait lets the
 //! control plane back it with the durable store; `MemoryKv` serves local runs.
 
+use crate::model::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, PolicyKv};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-
-/// Longest key a policy may write, in bytes.
-pub const MAX_KEY_BYTES: usize = 256;
-/// Longest value a policy may write, in bytes.
-pub const MAX_VALUE_BYTES: usize = 64 << 10;
-/// Most keys one policy may hold.
-pub const MAX_KEYS_PER_POLICY: usize = 1000;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KvRefusal {
-    #[error("the key or the value is too large")]
-    TooLarge,
-    #[error("the policy holds the maximum number of keys")]
-    QuotaExceeded,
-    #[error("{0}")]
-    Other(String),
-}
-
-/// Storage of the `kv` import; `namespace` separates policies.
-pub trait PolicyKv: Send + Sync {
-    fn get(&self, namespace: &str, key: &str) -> Option<Vec<u8>>;
-    fn set(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), KvRefusal>;
-    fn delete(&self, namespace: &str, key: &str);
-}
 
 /// An in-process store, for `plugboard policy run` and for tests of the runtime.
 #[derive(Default)]

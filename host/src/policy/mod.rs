@@ -1,7 +1,9 @@
 //! The policy runtime: WebAssembly components that score calls, bid and order
 //! bids. `wasmtime` and the WIT-generated types live here and nowhere else.
 //!
-//! Reading order: [`model`] (what policies see and return), [`PolicyEngine`]
+//! What policies see and return is the shared vocabulary, `crate::model`;
+//! `convert` maps it to and from the WIT-generated types. Reading order:
+//! [`PolicyEngine`]
 //! (engine and limits), [`CompiledPolicy`] (validate, compile, invoke),
 //! [`PolicyRegistry`] (hot swap, canary, shadow).
 
@@ -14,7 +16,6 @@ mod engine;
 mod imports;
 mod invoke;
 mod kv;
-pub mod model;
 mod registry;
 mod sample;
 mod validate;
@@ -26,9 +27,7 @@ pub use compile_process::{
 pub use compiled::{CompiledPolicy, WarmScorer, content_address};
 pub use engine::{EPOCH_TICK, EngineError, InstanceAllocation, Limits, PolicyEngine};
 pub use invoke::{Invocation, InvocationContext, MAX_ERROR_TEXT, PolicyFailure};
-pub use kv::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, MemoryKv, PolicyKv};
-pub use registry::{
-    Canary, Deployment, DeploymentError, FailureMode, PolicyRegistry, Run, ShadowRun,
-};
-pub use sample::{MissingInput, SampleInput, SampleReport, run_sample};
+pub use kv::MemoryKv;
+pub use registry::{Canary, Deployment, DeploymentError, PolicyRegistry, Run, ShadowRun};
+pub use sample::{MissingInput, SampleReport, run_sample};
 pub use validate::{LoadError, PACKAGE, PACKAGE_VERSION};

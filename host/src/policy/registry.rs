@@ -2,26 +2,16 @@
 //! An invocation holds the `Deployment` it started with, so activating another
 //! version never blocks it or changes it midway.
 
+use crate::model::FailureMode;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::compiled::CompiledPolicy;
 use super::invoke::{Invocation, InvocationContext, PolicyFailure};
-use super::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
-
-/// What the host does when an invocation fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureMode {
-    /// Carry on as if there were no policy: default score, built-in ranking.
-    #[default]
-    Fallback,
-    /// Drop what the policy would have contributed (a bidder module: no bid).
-    Skip,
-}
+use crate::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeploymentError {

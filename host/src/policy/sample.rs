@@ -1,33 +1,15 @@
 //! Running a policy once on a sample input, as `plugboard policy run` and the
 //! API's dry-run do: the input format and the report.
 
+use crate::model::SampleInput;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::compiled::CompiledPolicy;
 use super::invoke::{Invocation, InvocationContext, PolicyFailure};
-use super::kv::PolicyKv;
-use super::model::{BidCandidate, CallFacts, CallerHistory, GuestLog, Offer, Quality, World};
-
-/// A sample input; which fields are needed depends on the world: `call`
-/// (+ `caller_history`) for a scorer, `offer` for a bidder, `call`, `quality`
-/// and `bids` for a selector.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SampleInput {
-    #[schema(value_type = Option<Object>)]
-    pub call: Option<CallFacts>,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub caller_history: CallerHistory,
-    #[schema(value_type = Option<Object>)]
-    pub offer: Option<Offer>,
-    #[schema(value_type = Option<Object>)]
-    pub quality: Option<Quality>,
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub bids: Option<Vec<BidCandidate>>,
-}
+use crate::model::PolicyKv;
+use crate::model::{GuestLog, World};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a {world} needs `{field}` in its input")]

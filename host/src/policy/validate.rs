@@ -4,7 +4,7 @@
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::model::World;
+use crate::model::World;
 
 /// The package version this host implements; imports must name it.
 pub const PACKAGE: &str = "plugboard:policy";

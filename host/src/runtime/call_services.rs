@@ -16,16 +16,18 @@ use crate::b2bua::{
 };
 use crate::lifecycle::PolicyLifecycle;
 use crate::metrics::Metrics;
-use crate::number::normalize_e164;
-use crate::policy::model::{
+use crate::model::{
+    Bid, BidTrace, Bidder, CallOutcome, CallerStats, Campaign, DEFAULT_MIN_DURATION_S, NumberOwner,
+    PolicyTrace, Target,
+};
+use crate::model::{
     BidCandidate, CallFacts, CallTime, CallerHistory, Header, Offer as PolicyOffer, Quality,
     TargetStats, World,
 };
-use crate::policy::{FailureMode, InvocationContext, PolicyFailure, PolicyKv, Run};
-use crate::store::{
-    Bid, BidTrace, Bidder, CallOutcome, CallerStats, Campaign, DEFAULT_MIN_DURATION_S, Market,
-    NumberOwner, PolicyTrace, Store, Target,
-};
+use crate::model::{FailureMode, PolicyKv};
+use crate::number::normalize_e164;
+use crate::policy::{InvocationContext, PolicyFailure, Run};
+use crate::store::{Market, Store};
 
 /// The outcome of a policy the host could not run: none of its versions is
 /// active (deployed but never activated, or its deployment cleared).

@@ -16,9 +16,11 @@ use crate::clock;
 use crate::config::Config;
 use crate::lifecycle::{DeploymentSpec, PolicyLifecycle};
 use crate::metrics::Metrics;
-use crate::policy::model::World;
-use crate::policy::{ArtifactCache, EngineError, FailureMode, PolicyEngine, PolicyRegistry};
-use crate::store::{Bid, CallFilter, CallOutcome, Policy, Role, Store, StoreError, Tenant};
+use crate::model::FailureMode;
+use crate::model::World;
+use crate::model::{Bid, CallOutcome, Policy, Role, Tenant};
+use crate::policy::{ArtifactCache, EngineError, PolicyEngine, PolicyRegistry};
+use crate::store::{CallFilter, Store, StoreError};
 use crate::transaction::Timers;
 
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +226,7 @@ async fn load_examples(state: &ApiState, dir: &Path) -> Result<(), ServeError> {
     // Marks the examples as loaded: a tenant without keys, owner of the examples.
     state.store.create_tenant(
         &system,
-        &crate::store::ApiKey {
+        &crate::model::ApiKey {
             id: "key_none".to_owned(),
             tenant_id: system.id.clone(),
             hash: "none".to_owned(),

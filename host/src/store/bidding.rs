@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{Bid, Bidder, Policy, Store, StoreError, Target};
+use crate::model::{Bid, Bidder, Policy, Target};
+
+use super::{Store, StoreError};
 
 /// Every bid, bidder, target and policy, decoded once per change: what each
 /// call's auction reads, without a scan of four keyspaces per call.

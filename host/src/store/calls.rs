@@ -5,7 +5,9 @@ use std::collections::hash_map::Entry;
 
 use sled::transaction::Transactional;
 
-use super::{CallFilter, CallPage, CallRecord, CallerStats, Store, StoreError, call_key, codec};
+use super::{CallFilter, CallPage, Store, StoreError, call_key, codec};
+
+use crate::model::{CallRecord, CallerStats};
 
 impl Store {
     /// Stores a finished call and updates its caller's history, together.

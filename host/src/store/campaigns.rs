@@ -2,10 +2,9 @@
 
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 
-use super::{
-    Bid, Campaign, DniSession, NumberOwner, Pool, Store, StoreError, abort, codec, exhausted_key,
-    holder_key,
-};
+use crate::model::{Bid, Campaign, DniSession, NumberOwner, Pool};
+
+use super::{Store, StoreError, abort, codec, exhausted_key, holder_key};
 
 impl Store {
     /// Creates or replaces a campaign, moving its number index in the same

@@ -113,7 +113,7 @@ impl Store {
 }
 
 /// The `kv` import of policies.
-impl crate::policy::PolicyKv for Store {
+impl crate::model::PolicyKv for Store {
     fn get(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
         self.kv_get(namespace, key).unwrap_or_else(|error| {
             tracing::warn!(%error, "policy key-value read failed");
@@ -121,13 +121,8 @@ impl crate::policy::PolicyKv for Store {
         })
     }
 
-    fn set(
-        &self,
-        namespace: &str,
-        key: &str,
-        value: &[u8],
-    ) -> Result<(), crate::policy::KvRefusal> {
-        use crate::policy::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES};
+    fn set(&self, namespace: &str, key: &str, value: &[u8]) -> Result<(), crate::model::KvRefusal> {
+        use crate::model::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES};
         if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
             return Err(KvRefusal::TooLarge);
         }

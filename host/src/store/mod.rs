@@ -19,15 +19,13 @@ mod codec;
 mod commit;
 mod kv;
 mod policies;
-mod records;
 
+use crate::model::{ApiKey, CallOutcome, CallRecord, Tenant};
 use std::path::Path;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-
-pub use records::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -98,23 +96,6 @@ impl Keyspace {
                 codec::decode(self.name, &bytes)
             })
             .collect()
-    }
-}
-
-/// Where a number belongs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum NumberOwner {
-    /// A static number of the campaign.
-    Campaign(String),
-    /// A pooled number of the campaign.
-    Pool(String),
-}
-
-impl NumberOwner {
-    pub fn campaign_id(&self) -> &str {
-        match self {
-            NumberOwner::Campaign(id) | NumberOwner::Pool(id) => id,
-        }
     }
 }
 

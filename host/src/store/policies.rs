@@ -2,7 +2,9 @@
 
 use sled::transaction::Transactional;
 
-use super::{DeploymentRecord, Policy, PolicyVersion, Store, StoreError, codec};
+use crate::model::{DeploymentRecord, Policy, PolicyVersion};
+
+use super::{Store, StoreError, codec};
 
 impl Store {
     /// Stores a policy (new or not) with a version and its bytes, together.

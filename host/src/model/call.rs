@@ -1,70 +1,8 @@
-//! Host-side types of what policies read and return. WIT-generated types stay in
-//! `bindings`; the rest of the host, the CLI and the API speak these.
+//! A call as policies see it: its facts, its quality, the offer bidders
+//! get, the bids a selector ranks, and the caller's history.
 
 use serde::{Deserialize, Serialize};
-
-/// The three kinds of policy, one per WIT world.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum World {
-    Scorer,
-    Bidder,
-    Selector,
-}
-
-impl World {
-    pub const ALL: [World; 3] = [World::Scorer, World::Bidder, World::Selector];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            World::Scorer => "scorer",
-            World::Bidder => "bidder",
-            World::Selector => "selector",
-        }
-    }
-
-    /// The function the world exports, named as in `wit/policy.wit`.
-    pub fn export_name(self) -> &'static str {
-        match self {
-            World::Scorer => "score",
-            World::Bidder => "bid",
-            World::Selector => "select",
-        }
-    }
-}
-
-impl std::fmt::Display for World {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for World {
-    type Err = UnknownWorld;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        World::ALL
-            .into_iter()
-            .find(|w| w.as_str() == s)
-            .ok_or_else(|| UnknownWorld(s.to_owned()))
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("unknown world `{0}` (expected scorer, bidder or selector)")]
-pub struct UnknownWorld(pub String);
+use utoipa::ToSchema;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,33 +154,10 @@ pub struct CallerHistory {
     pub conversions: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-/// One structured line a guest logged during an invocation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuestLog {
-    pub level: LogLevel,
-    pub message: String,
-    pub fields: Vec<(String, String)>,
-}
-
-impl GuestLog {
-    /// Bytes of its text: the message, field names and values. What the
-    /// log bounds count.
-    pub fn bytes(&self) -> usize {
-        self.message.len()
-            + self
-                .fields
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
-    }
+/// What the host knows of a caller (the `caller-history` import).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct CallerStats {
+    pub calls_seen: u32,
+    pub last_seen_unix_seconds: Option<i64>,
+    pub conversions: u32,
 }

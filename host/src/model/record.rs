@@ -1,0 +1,164 @@
+//! What is kept of a call: its outcome, the winner and the decision trace
+//! (score, bids and their fates, ring order, legs).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::GuestLog;
+
+/// How a call ended, from the caller's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// A buyer answered; the legs were bridged.
+    Answered,
+    /// Every target failed or rang out, and there was no fallback.
+    NoAnswer,
+    /// The caller hung up (CANCEL) before anyone answered.
+    Abandoned,
+    /// Refused before routing: unknown number, overload, malformed request.
+    Rejected,
+    /// An internal failure ended the call.
+    Failed,
+}
+
+/// A bid as the auction saw it for one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BidTrace {
+    pub bid_id: String,
+    pub bidder_id: String,
+    /// The bidder's tenant: the bid is its own.
+    #[serde(default)]
+    pub tenant_id: String,
+    pub target_id: String,
+    pub amount_micros: u64,
+    /// `static`, `module` (the bidder's strategy module) or `real_time`.
+    #[serde(default)]
+    pub source: String,
+    /// `won`, `lost` (eligible, ranked lower, not reached or not selected)
+    /// or `ineligible`.
+    pub status: String,
+    /// Why an ineligible bid was dropped (reason code, e.g. `below_quality_floor`).
+    pub reason: Option<String>,
+}
+
+/// One policy invocation of a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyTrace {
+    pub policy_id: String,
+    pub version: String,
+    /// `active`, `canary` or `shadow`.
+    pub role: String,
+    /// `ok`, or the failure kind (`trap`, `timeout`, `out_of_fuel`, …).
+    pub outcome: String,
+    pub error: Option<String>,
+    pub fuel_used: u64,
+    pub elapsed_us: u64,
+    #[schema(value_type = Vec<Object>)]
+    pub logs: Vec<GuestLog>,
+    /// Log lines not kept: past the invocation's bound, or the record's.
+    #[serde(default)]
+    pub logs_dropped: u32,
+    /// The tenant the invocation ran for: the campaign's marketer for its
+    /// scorer and selector, the bidder for its strategy module. Only that
+    /// tenant (and the operator) sees the invocation.
+    #[serde(default)]
+    pub tenant_id: String,
+}
+
+/// One outbound leg towards a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LegTrace {
+    pub target_id: Option<String>,
+    /// The target's tenant; none for the campaign's fallback.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    pub uri: String,
+    /// The final SIP status the target answered, if any (200, 486, 487…).
+    pub final_status: Option<u16>,
+    /// `answered`, `busy`, `rejected`, `ring_timeout`, `no_response` (nothing
+    /// back within `sip_first_response_ms`), `cancelled`, `failed`, or why it
+    /// was not rung (`unresolvable`, `at_capacity`, …).
+    pub result: String,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    /// 2xx answers from other branches of a forking proxy, acknowledged and
+    /// hung up at once (RFC 3261 §13.2.2.4).
+    #[serde(default)]
+    pub other_forks_answered: u32,
+}
+
+/// Why the call went where it went: score, bids and their fates, ring order, legs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct DecisionTrace {
+    pub tags: Vec<String>,
+    pub policies: Vec<PolicyTrace>,
+    /// The bids considered, those of the ring tree first; at most a hundred.
+    pub bids: Vec<BidTrace>,
+    /// Bids considered beyond those kept in `bids`.
+    #[serde(default)]
+    pub bids_omitted: u32,
+    /// Bid ids in the order their targets were rung.
+    pub ring_order: Vec<String>,
+    pub legs: Vec<LegTrace>,
+    /// Attribution of the DNI session, if any, as an object of names to values.
+    #[serde(default, with = "super::attribution")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub attribution: Vec<(String, String)>,
+    /// Targets this call's legs paused (a run of misses) or found resumed.
+    #[serde(default)]
+    pub target_events: Vec<TargetEventTrace>,
+    /// Who ended an answered call: `caller`, `buyer`, `session_expired` (no
+    /// session refresh in time, RFC 4028), `no_ack` (the caller never
+    /// acknowledged the answer) or `shutdown`.
+    #[serde(default)]
+    pub ended_by: Option<String>,
+}
+
+/// A target paused or resumed during a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TargetEventTrace {
+    pub target_id: String,
+    /// The target's tenant.
+    #[serde(default)]
+    pub tenant_id: String,
+    /// `paused` or `resumed`.
+    pub event: String,
+    /// End of the pause (Unix seconds).
+    pub until: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// The winning bid of an answered (or attempted) call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Winner {
+    pub bid_id: String,
+    pub bidder_id: String,
+    /// The bidder's tenant: it may read this call.
+    pub tenant_id: String,
+    pub target_id: String,
+    pub amount_micros: u64,
+}
+
+/// A call detail record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CallRecord {
+    pub id: String,
+    pub campaign_id: String,
+    /// The campaign's tenant.
+    pub tenant_id: String,
+    pub caller: String,
+    pub called: String,
+    pub outcome: CallOutcome,
+    pub quality: Option<u8>,
+    pub winner: Option<Winner>,
+    pub received_at_ms: i64,
+    pub routed_at_ms: Option<i64>,
+    pub answered_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    pub duration_s: u32,
+    /// Answered and at least the winning bid's minimum duration.
+    pub billable: bool,
+    pub payout_micros: u64,
+    pub trace: DecisionTrace,
+}
