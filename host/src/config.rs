@@ -184,7 +184,7 @@ impl Config {
             ),
             tenant_policy_cpu_percent: file
                 .tenant_policy_cpu_percent
-                .unwrap_or(crate::runtime::DEFAULT_TENANT_CPU_PERCENT),
+                .unwrap_or(crate::fair::DEFAULT_TENANT_CPU_PERCENT),
             policy_compiler,
             dns_servers: file.dns_servers.clone().unwrap_or_default(),
             sip_tls: SipTls {

@@ -34,6 +34,7 @@ pub mod lifecycle;
 pub mod marketplace;
 pub mod metrics;
 pub mod model;
+pub mod names;
 pub mod number;
 pub mod policy;
 pub mod rate;

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::clock;
 use crate::fair::{FairGate, Shares};
-use crate::model::World;
-use crate::model::{CanarySpec, DeploymentRecord, Policy, PolicyVersion};
-use crate::model::{FailureMode, PolicyKv, SampleInput};
+use crate::model::{
+    CanarySpec, DeploymentRecord, FailureMode, Policy, PolicyKv, PolicyVersion, SampleInput, World,
+};
 use crate::policy::{
     ArtifactCache, CompiledPolicy, Compiler, Deployment, DeploymentError, LoadError, MemoryKv,
     MissingInput, PolicyEngine, PolicyRegistry, SampleReport, compile_and_load, run_sample,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use host::model::CallOutcome;
-use host::runtime::HickoryDns;
+use host::names::HickoryDns;
 use serde_json::json;
 use tests::call_lab::{CALLER, CallLab, LabSetup, NUMBER, free_port};
 use tests::dns::{DnsServer, Zone};

@@ -22,7 +22,7 @@ const DEADLINE: Duration = Duration::from_secs(1);
 /// and key, and the scorer's id. No tenant's CPU share runs out here, so
 /// that what is tested is the workers' queue; the share has tests of its own.
 async fn lab_with_hostile_tenant(
-    dns: Option<std::sync::Arc<dyn host::runtime::Dns>>,
+    dns: Option<std::sync::Arc<dyn host::names::Dns>>,
 ) -> (CallLab, String, String, String) {
     let lab = CallLab::build(LabSetup {
         limits: Limits {

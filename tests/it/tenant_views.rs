@@ -222,7 +222,7 @@ fn the_visibility_docs_hold_the_table_the_code_applies() {
     let marker_end = rest.find("-->").expect("marker closes") + 3;
     let (marker, rest) = rest.split_at(marker_end);
     let (table, after) = rest.split_at(rest.find(end).expect("table end marker"));
-    let wanted = format!("\n{}", host::access::view::table_markdown());
+    let wanted = format!("\n{}", host::api::view::table_markdown());
     if table == wanted {
         return;
     }

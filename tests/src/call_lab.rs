@@ -11,11 +11,9 @@ use std::time::Duration;
 use host::auction::Ledger;
 use host::b2bua::{SwitchConfig, SwitchStats};
 use host::model::{CallRecord, Campaign};
+use host::names::{Answer, Dns, Families, Names, Resolver};
 use host::policy::Limits;
-use host::runtime::{
-    Answer, CallServices, DatagramLoss, Dns, Families, Names, PolicyCpu, Resolver, SipSockets,
-    TlsSide, serve_calls,
-};
+use host::runtime::{CallServices, DatagramLoss, PolicyCpu, SipSockets, TlsSide, serve_calls};
 use host::store::CallFilter;
 use host::transaction::Timers;
 use serde_json::json;
@@ -103,7 +101,7 @@ impl Default for LabSetup {
             tls_listener: None,
             ipv6: false,
             limits: TestApi::LIMITS,
-            tenant_cpu: PolicyCpu::for_this_machine(host::runtime::DEFAULT_TENANT_CPU_PERCENT),
+            tenant_cpu: PolicyCpu::for_this_machine(host::fair::DEFAULT_TENANT_CPU_PERCENT),
             first_response_timeout: host::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
         }
     }
@@ -172,7 +170,7 @@ impl CallLab {
         } = setup;
         let mut api = TestApi::with_limits(limits).await;
         let families = Families { ipv4: true, ipv6 };
-        let dns = dns.or_else(|| ipv6.then(|| host::runtime::dns_for(&[])));
+        let dns = dns.or_else(|| ipv6.then(|| host::names::dns_for(&[])));
         let (names, resolver) = match dns {
             Some(dns) => {
                 let (names, resolver) = Names::start(dns, families);

@@ -186,7 +186,7 @@ impl TestApi {
 
     /// The host locating targets with `names` (the API when a target is
     /// saved, as the call server does).
-    pub fn locating_with(&mut self, names: std::sync::Arc<host::runtime::Names>) {
+    pub fn locating_with(&mut self, names: std::sync::Arc<host::names::Names>) {
         self.state.names = names;
         self.router = host::api::router(self.state.clone());
     }
@@ -219,7 +219,7 @@ impl TestApi {
             sip_trusted_sources: Vec::new(),
             sip_invite_rate: host::config::DEFAULT_INVITE_RATE,
             sip_first_response: host::b2bua::DEFAULT_FIRST_RESPONSE_TIMEOUT,
-            tenant_policy_cpu_percent: host::runtime::DEFAULT_TENANT_CPU_PERCENT,
+            tenant_policy_cpu_percent: host::fair::DEFAULT_TENANT_CPU_PERCENT,
             dns_servers: Vec::new(),
             sip_tls: host::config::SipTls::default(),
             // As a server compiles: in a child of the real binary, with

@@ -7,8 +7,7 @@
 //! bidder after its bid was stored) and because bids made for one call
 //! (strategy modules, real-time answers) name targets no API ever checked.
 
-use crate::model::World;
-use crate::model::{Bid, Campaign, Policy, Role, Target};
+use crate::model::{Bid, Campaign, Policy, Role, Target, World};
 
 /// A tenant acting through the API, or on whose behalf a bid was made.
 #[derive(Debug, Clone, Copy)]
@@ -162,7 +161,7 @@ mod tests {
 
     #[test]
     fn bidder_access_decides_who_bids_now() {
-        let mut campaign = crate::auction::tests::campaign(BidderAccess::All);
+        let mut campaign = Campaign::default();
         assert!(campaign_takes_bids_of(&campaign, "t1"));
         campaign.bidder_access = BidderAccess::Only(vec!["t2".into()]);
         assert!(!campaign_takes_bids_of(&campaign, "t1"));

@@ -18,8 +18,7 @@ use crate::access::quota::{self, Kind};
 use crate::auction::ledger::TargetState;
 use crate::auction::schedule::clock_minutes;
 use crate::clock;
-use crate::model::World;
-use crate::model::{Bid, Bidder, DEFAULT_MIN_DURATION_S, ScheduleWindow, Target};
+use crate::model::{Bid, Bidder, DEFAULT_MIN_DURATION_S, ScheduleWindow, Target, World};
 use crate::sip::uri::check_http_url;
 
 pub(super) fn routes() -> OpenApiRouter<ApiState> {

@@ -1,5 +1,5 @@
 //! Call records (CDRs with their decision trace) and the bidders' marketplace.
-//! Which calls a caller sees, and what of each, is `access::view`'s to say.
+//! Which calls a caller sees, and what of each, is `view`'s to say.
 
 use std::collections::HashMap;
 
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Caller, Params};
 use super::{ApiState, contract};
-use crate::access::{Viewer, view};
+use super::view::{self, Viewer};
 use crate::clock;
 use crate::marketplace::{self, CampaignMarket};
 use crate::model::{CallOutcome, CallRecord};

@@ -16,6 +16,7 @@ mod patch;
 mod policies;
 mod system;
 mod tenants;
+pub mod view;
 
 use std::sync::Arc;
 
@@ -52,9 +53,9 @@ pub struct ApiState {
     pub ledger: Arc<crate::auction::Ledger>,
     /// Target and fallback host names, resolved off the call path; the API
     /// resolves a name when a target or fallback naming it is saved.
-    pub names: Arc<crate::runtime::Names>,
+    pub names: Arc<crate::names::Names>,
     /// The task behind `names`, stopped with the last clone of the state.
-    pub resolver: Arc<crate::runtime::Resolver>,
+    pub resolver: Arc<crate::names::Resolver>,
 }
 
 #[derive(OpenApi)]

@@ -17,9 +17,10 @@ use super::{ApiState, contract, new_id};
 use crate::access::quota::{self, Kind};
 use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
-use crate::model::World;
-use crate::model::{CanarySpec, DeploymentRecord, Policy, PolicyVersion, TestVector};
-use crate::model::{FailureMode, SampleInput};
+use crate::model::{
+    CanarySpec, DeploymentRecord, FailureMode, Policy, PolicyVersion, SampleInput, TestVector,
+    World,
+};
 use crate::policy::{LoadError, SampleReport};
 
 /// Routes; `upload_limit` is the component size limit (uploads get one more

@@ -19,10 +19,9 @@ use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
 use crate::dialog::session_timer::{self, SessionTimer, UasTimer};
 use crate::dialog::{Dialog, DialogState};
 use crate::model::{
-    Bid, BidTrace, CallOutcome, CallRecord, Campaign, DecisionTrace, LegTrace, PolicyTrace, Target,
-    TargetEventTrace, Winner,
+    Bid, BidTrace, CallFacts, CallOutcome, CallRecord, CallerHistory, Campaign, DecisionTrace,
+    GuestLog, LegTrace, PolicyTrace, Target, TargetEventTrace, Winner,
 };
-use crate::model::{CallFacts, CallerHistory, GuestLog};
 use crate::sip::locate::{self, Location, Plan, Transport};
 use crate::sip::uri::SipUri;
 use crate::sip::{Header, Message, Method, StartLine, cseq, response_to};

@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::rate::{Bucket, Rate};
 
+/// The share of the node's CPU one tenant's policies may take while others
+/// have calls, by default: a quarter.
+pub const DEFAULT_TENANT_CPU_PERCENT: u8 = 25;
+
 /// How long after its last call a tenant still counts as having calls.
 pub const ACTIVE_WINDOW: Duration = Duration::from_secs(1);
 

@@ -6,7 +6,7 @@
 
 mod cpu_shares;
 
-pub use cpu_shares::{ACTIVE_WINDOW, CpuShares};
+pub use cpu_shares::{ACTIVE_WINDOW, CpuShares, DEFAULT_TENANT_CPU_PERCENT};
 
 use std::collections::{HashMap, VecDeque};
 

@@ -26,7 +26,7 @@ impl BidderAccess {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 pub struct Campaign {
     pub id: String,
     pub tenant_id: String,

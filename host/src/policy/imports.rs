@@ -5,8 +5,7 @@ use super::bindings::{caller_history, kv, log, types};
 use super::invoke::{
     InvocationState, MAX_LOG_BYTES, MAX_LOG_FIELDS, MAX_LOG_LINES, MAX_LOG_TEXT, guest_text,
 };
-use crate::model::{GuestLog, LogLevel};
-use crate::model::{KvRefusal, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::model::{GuestLog, KvRefusal, LogLevel, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 impl types::Host for InvocationState {}
 

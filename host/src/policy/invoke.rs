@@ -9,8 +9,7 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 
 use super::engine::PolicyEngine;
 use crate::clock;
-use crate::model::PolicyKv;
-use crate::model::{CallerHistory, GuestLog};
+use crate::model::{CallerHistory, GuestLog, PolicyKv};
 
 /// Lines a guest may log per invocation; later lines are counted, not kept.
 pub(crate) const MAX_LOG_LINES: usize = 64;

@@ -2,7 +2,7 @@
 //! An invocation holds the `Deployment` it started with, so activating another
 //! version never blocks it or changes it midway.
 
-use crate::model::FailureMode;
+use crate::model::{BidCandidate, BidDecision, CallFacts, FailureMode, Offer, Quality, World};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use super::compiled::CompiledPolicy;
 use super::invoke::{Invocation, InvocationContext, PolicyFailure};
-use crate::model::{BidCandidate, BidDecision, CallFacts, Offer, Quality, World};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeploymentError {

@@ -17,14 +17,10 @@ use crate::b2bua::{
 use crate::lifecycle::PolicyLifecycle;
 use crate::metrics::Metrics;
 use crate::model::{
-    Bid, BidTrace, Bidder, CallOutcome, CallerStats, Campaign, DEFAULT_MIN_DURATION_S, NumberOwner,
-    PolicyTrace, Target,
+    Bid, BidCandidate, BidTrace, Bidder, CallFacts, CallOutcome, CallTime, CallerHistory,
+    CallerStats, Campaign, DEFAULT_MIN_DURATION_S, FailureMode, Header, NumberOwner,
+    Offer as PolicyOffer, PolicyKv, PolicyTrace, Quality, Target, TargetStats, World,
 };
-use crate::model::{
-    BidCandidate, CallFacts, CallTime, CallerHistory, Header, Offer as PolicyOffer, Quality,
-    TargetStats, World,
-};
-use crate::model::{FailureMode, PolicyKv};
 use crate::number::normalize_e164;
 use crate::policy::{InvocationContext, PolicyFailure, Run};
 use crate::store::{Market, Store};
@@ -48,7 +44,7 @@ pub struct Gathering {
 pub struct CallServices {
     pub store: Arc<Store>,
     /// Where target and fallback host names resolve, read from a cache.
-    pub names: Arc<super::Names>,
+    pub names: Arc<crate::names::Names>,
     pub policies: Arc<PolicyLifecycle>,
     pub metrics: Arc<Metrics>,
     pub ledger: Arc<Ledger>,

@@ -5,7 +5,6 @@ pub mod budget;
 mod call_server;
 mod call_services;
 mod http;
-mod names;
 mod policy_cpu;
 mod policy_worker;
 mod real_time_bids;
@@ -17,8 +16,7 @@ pub mod tls;
 pub use call_server::{advertised, serve_calls};
 pub use call_services::{CallServices, Destination, Gathering};
 pub use http::serve_http;
-pub use names::{Answer, Dns, Families, HickoryDns, Names, Resolver, SystemDns, dns_for};
-pub use policy_cpu::{DEFAULT_TENANT_CPU_PERCENT, PolicyCpu};
+pub use policy_cpu::PolicyCpu;
 pub use real_time_bids::{RealTimeAnswer, RealTimeBids};
 pub use serve::{Host, ServeError, bind_udp_and_tcp, bootstrap, keep_new_files_private, serve};
 pub use sip_endpoint::{

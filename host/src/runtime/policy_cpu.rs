@@ -11,10 +11,6 @@ use rustix::time::{ClockId, clock_gettime};
 use crate::clock;
 use crate::fair::CpuShares;
 
-/// The share of the node's CPU one tenant's policies may take while others
-/// have calls, by default: a quarter.
-pub const DEFAULT_TENANT_CPU_PERCENT: u8 = 25;
-
 pub struct PolicyCpu {
     shares: Mutex<CpuShares>,
 }

@@ -13,8 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::auction::real_time::{Answer, BidRequest, Failure, MAX_ANSWER_BYTES, parse_answer};
-use crate::model::Bidder;
-use crate::model::Offer;
+use crate::model::{Bidder, Offer};
 
 /// One bidder's answer, or why there is none.
 pub type RealTimeAnswer = (Bidder, Result<Answer, Failure>);

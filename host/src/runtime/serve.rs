@@ -16,9 +16,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::lifecycle::{DeploymentSpec, PolicyLifecycle};
 use crate::metrics::Metrics;
-use crate::model::FailureMode;
-use crate::model::World;
-use crate::model::{Bid, CallOutcome, Policy, Role, Tenant};
+use crate::model::{Bid, CallOutcome, FailureMode, Policy, Role, Tenant, World};
 use crate::policy::{ArtifactCache, EngineError, PolicyEngine, PolicyRegistry};
 use crate::store::{CallFilter, Store, StoreError};
 use crate::transaction::Timers;
@@ -101,11 +99,12 @@ impl Host {
         let ledger = Arc::new(Ledger::new());
         let restored = restore_caps(&store, &ledger)?;
         tracing::info!(calls = restored, "cap usage restored from call records");
-        let families = super::Families {
+        let families = crate::names::Families {
             ipv4: config.sip_listen.iter().any(SocketAddr::is_ipv4),
             ipv6: config.sip_listen.iter().any(SocketAddr::is_ipv6),
         };
-        let (names, resolver) = super::Names::start(super::dns_for(&config.dns_servers), families);
+        let (names, resolver) =
+            crate::names::Names::start(crate::names::dns_for(&config.dns_servers), families);
         let targets = store.targets()?;
         let campaigns = store.campaigns()?;
         names.want(
