@@ -22,6 +22,8 @@ mod auction_sources;
 mod b2bua_calls;
 /// The B2BUA's switch on simulated time: retransmissions, timeouts, limits.
 mod b2bua_switch;
+/// No module imports one its layer may not use (the arrows of docs/ARCHITECTURE.md).
+mod layering;
 /// `plugboard policy check` / `policy run` as a user runs them.
 mod policy_cli;
 /// Each example policy run through the host, results as snapshots.

@@ -214,21 +214,9 @@ async fn each_role_sees_only_its_own_part_of_a_call() {
 
 #[test]
 fn the_visibility_docs_hold_the_table_the_code_applies() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/visibility.md");
-    let docs = std::fs::read_to_string(&path).expect("docs/visibility.md");
-    let start = "<!-- the table:";
-    let end = "<!-- end of the table -->";
-    let (before, rest) = docs.split_at(docs.find(start).expect("table start marker"));
-    let marker_end = rest.find("-->").expect("marker closes") + 3;
-    let (marker, rest) = rest.split_at(marker_end);
-    let (table, after) = rest.split_at(rest.find(end).expect("table end marker"));
-    let wanted = format!("\n{}", host::api::view::table_markdown());
-    if table == wanted {
-        return;
-    }
-    if std::env::var_os("UPDATE_EXPECT").is_some() {
-        std::fs::write(&path, format!("{before}{marker}{wanted}{after}")).expect("write docs");
-        return;
-    }
-    panic!("docs/visibility.md's table differs from the code's; run with UPDATE_EXPECT=1");
+    tests::generated_docs::assert_section(
+        "visibility.md",
+        "the table",
+        &host::api::view::table_markdown(),
+    );
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub mod bid_endpoint;
 pub mod call_lab;
 pub mod dns;
+pub mod generated_docs;
 pub mod hostile;
 pub mod served;
 pub mod tls_peer;

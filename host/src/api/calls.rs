@@ -13,8 +13,8 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Caller, Params};
-use super::{ApiState, contract};
 use super::view::{self, Viewer};
+use super::{ApiState, contract};
 use crate::clock;
 use crate::marketplace::{self, CampaignMarket};
 use crate::model::{CallOutcome, CallRecord};
