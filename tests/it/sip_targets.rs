@@ -84,7 +84,7 @@ async fn a_sips_target_is_called_over_tls_and_its_certificate_checked_for_its_do
         records.iter().all(|r| r.outcome == CallOutcome::Answered),
         "{records:?}"
     );
-    let received = buyer.received();
+    let received = buyer.received_at_least(6).await;
     let methods: Vec<&str> = received
         .iter()
         .map(|m| m.split(' ').next().unwrap_or_default())

@@ -308,4 +308,17 @@ fn the_data_directory_is_readable_by_its_user_alone() {
         .expect("bootstrap runs");
     assert!(bootstrap.status.success(), "{bootstrap:?}");
     assert_private(&dir);
+
+    // Run again (as `cargo xtask serve` does on every start), it keeps the
+    // keys and says so in the words xtask looks for.
+    let again = Command::new(plugboard_bin())
+        .args(["admin", "bootstrap", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("bootstrap runs");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already bootstrapped"),
+        "{again:?}"
+    );
 }

@@ -128,6 +128,20 @@ impl TlsBuyer {
         self.received.lock().expect("log").clone()
     }
 
+    /// The messages received once there are `count` of them, or after ten
+    /// seconds whatever there is: the record of a call can be written
+    /// before its last BYE has crossed the connection.
+    pub async fn received_at_least(&self, count: usize) -> Vec<String> {
+        for _ in 0..100 {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.received()
+    }
+
     /// TLS handshakes completed so far.
     pub fn handshakes(&self) -> usize {
         self.handshakes.load(Ordering::Relaxed)

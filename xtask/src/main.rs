@@ -74,35 +74,69 @@ fn serve(args: &[String]) -> Result<()> {
         .and_then(|p| p.parent())
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    // A fresh data directory gets its first operator key (printed once);
-    // an existing one says it is already bootstrapped, which is fine.
     let data_dir = args
         .iter()
         .position(|a| a == "--data-dir")
         .and_then(|i| args.get(i + 1))
         .map_or("plugboard-data", String::as_str);
-    let plugboard = [
-        "run",
-        "--quiet",
-        "--release",
-        "-p",
-        "host",
-        "--bin",
-        "plugboard",
-        "--",
-    ];
-    let mut bootstrap = plugboard.to_vec();
-    bootstrap.extend(["admin", "bootstrap", "--data-dir", data_dir]);
-    if cargo(&bootstrap).is_ok() {
-        eprintln!("xtask: that is the operator's API key; it is shown only once");
+    eprintln!(
+        "xtask: building plugboard (release); the first build compiles wasmtime and \
+         everything else, about 15 minutes on 2 cores; later ones take seconds"
+    );
+    cargo(&["build", "--release", "-p", "host", "--bin", "plugboard"])?;
+    let plugboard = guests::target_dir().join("release/plugboard");
+    // A fresh data directory gets its first operator key, printed once; one
+    // bootstrapped before keeps its keys, and that is no error.
+    let bootstrap = Command::new(&plugboard)
+        .args(["admin", "bootstrap", "--data-dir", data_dir])
+        .output()
+        .context("cannot run plugboard admin bootstrap")?;
+    match bootstrapped(
+        bootstrap.status.success(),
+        &String::from_utf8_lossy(&bootstrap.stdout),
+        &String::from_utf8_lossy(&bootstrap.stderr),
+    ) {
+        Ok(Bootstrap::NewKey(key)) => {
+            println!("{key}");
+            eprintln!("xtask: that is the operator's API key; it is shown only once");
+        }
+        Ok(Bootstrap::Already) => eprintln!(
+            "xtask: {data_dir} has its operator already; use the key its first run printed"
+        ),
+        Err(error) => bail!("plugboard admin bootstrap: {error}"),
     }
-    let mut serve = plugboard.to_vec();
-    serve.push("serve");
+    let mut serve: Vec<String> = vec!["serve".into()];
     if !args.iter().any(|a| a.starts_with("--example-policies")) {
-        serve.extend(["--example-policies", folder.as_str()]);
+        serve.extend(["--example-policies".into(), folder]);
     }
-    serve.extend(args.iter().map(String::as_str));
-    cargo(&serve)
+    serve.extend(args.iter().cloned());
+    eprintln!("xtask: {} {}", plugboard.display(), serve.join(" "));
+    let status = Command::new(&plugboard)
+        .args(&serve)
+        .status()
+        .context("cannot run plugboard serve")?;
+    if !status.success() {
+        bail!("plugboard serve ended: {status}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, PartialEq)]
+enum Bootstrap {
+    NewKey(String),
+    Already,
+}
+
+/// What `plugboard admin bootstrap` said: a new key, a data directory that
+/// has its operator already, or an error worth stopping for.
+fn bootstrapped(success: bool, stdout: &str, stderr: &str) -> Result<Bootstrap, String> {
+    if success {
+        Ok(Bootstrap::NewKey(stdout.trim().to_owned()))
+    } else if stderr.contains("already bootstrapped") {
+        Ok(Bootstrap::Already)
+    } else {
+        Err(stderr.trim().to_owned())
+    }
 }
 
 fn bench(filter: &[String]) -> Result<()> {
@@ -142,4 +176,23 @@ pub(crate) fn cargo(args: &[&str]) -> Result<()> {
         bail!("cargo {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bootstrap, bootstrapped};
+
+    #[test]
+    fn a_second_bootstrap_is_no_error_and_a_real_failure_is() {
+        assert_eq!(
+            bootstrapped(true, "pbk_abc\n", ""),
+            Ok(Bootstrap::NewKey("pbk_abc".into()))
+        );
+        let again = "error: already bootstrapped: an operator tenant exists; create more keys with POST /v1/api-keys\n";
+        assert_eq!(bootstrapped(false, "", again), Ok(Bootstrap::Already));
+        assert_eq!(
+            bootstrapped(false, "", "error: cannot open the store: locked\n"),
+            Err("error: cannot open the store: locked".into())
+        );
+    }
 }

@@ -187,7 +187,7 @@ impl CallServices {
     }
 }
 
-pub(super) fn bid_trace(bid: &Bid, source: Source, status: &str, reason: Option<&str>) -> BidTrace {
+fn bid_trace(bid: &Bid, source: Source, status: &str, reason: Option<&str>) -> BidTrace {
     BidTrace {
         bid_id: bid.id.clone(),
         bidder_id: bid.bidder_id.clone(),
