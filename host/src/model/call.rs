@@ -145,18 +145,11 @@ pub struct BidCandidate {
     pub target_stats: TargetStats,
 }
 
-/// What the host knows of a caller before the current call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// What the host knows of a caller before the current call: what the
+/// store keeps per caller, and what the `caller-history` import answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallerHistory {
-    pub calls_seen: u32,
-    pub last_seen_unix_seconds: Option<i64>,
-    pub conversions: u32,
-}
-
-/// What the host knows of a caller (the `caller-history` import).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-pub struct CallerStats {
     pub calls_seen: u32,
     pub last_seen_unix_seconds: Option<i64>,
     pub conversions: u32,

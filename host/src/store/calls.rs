@@ -7,7 +7,7 @@ use sled::transaction::Transactional;
 
 use super::{CallFilter, CallPage, Store, StoreError, call_key, codec};
 
-use crate::model::{CallRecord, CallerStats};
+use crate::model::{CallRecord, CallerHistory};
 
 impl Store {
     /// Stores a finished call and updates its caller's history, together.
@@ -19,7 +19,7 @@ impl Store {
     /// (the call server records in batches). Callers are read and written by
     /// one recorder at a time, so a history never loses a call.
     pub fn record_calls(&self, records: &[CallRecord]) -> Result<(), StoreError> {
-        let mut stats: HashMap<&str, CallerStats> = HashMap::new();
+        let mut stats: HashMap<&str, CallerHistory> = HashMap::new();
         let mut rows = Vec::with_capacity(records.len());
         for record in records {
             let caller = match stats.entry(record.caller.as_str()) {
@@ -129,7 +129,7 @@ impl Store {
     }
 
     /// The caller's history before any call not yet recorded.
-    pub fn caller_stats(&self, caller: &str) -> Result<CallerStats, StoreError> {
+    pub fn caller_stats(&self, caller: &str) -> Result<CallerHistory, StoreError> {
         Ok(self.caller_history.get(caller)?.unwrap_or_default())
     }
 }

@@ -7,7 +7,7 @@
 //! `targets`, `bids`, `policies`, `versions` (`<policy>/<version>`), `blobs`
 //! (component bytes by SHA-256), `deployments`, `calls` (by arrival time,
 //! `<received_at_ms as 16 hex>/<id>`), `call_index` (id → calls key) and
-//! `caller_history` (E.164 → `CallerStats`), `policy_kv` (the policies'
+//! `caller_history` (E.164 → `CallerHistory`), `policy_kv` (the policies'
 //! key-value stores, `<namespace>\0<key>` → bytes) and `kv_usage` (tenant →
 //! bytes of its policies' key-value stores, u64 little-endian).
 

@@ -28,9 +28,9 @@ use crate::b2bua::{
 use crate::lifecycle::PolicyLifecycle;
 use crate::metrics::Metrics;
 use crate::model::{
-    Bid, BidCandidate, BidTrace, Bidder, CallFacts, CallOutcome, CallTime, CallerHistory,
-    CallerStats, Campaign, DEFAULT_MIN_DURATION_S, FailureMode, Header, NumberOwner,
-    Offer as PolicyOffer, PolicyKv, PolicyTrace, Quality, Target, TargetStats, World,
+    Bid, BidCandidate, BidTrace, Bidder, CallFacts, CallOutcome, CallTime, CallerHistory, Campaign,
+    DEFAULT_MIN_DURATION_S, FailureMode, Header, NumberOwner, Offer as PolicyOffer, PolicyKv,
+    PolicyTrace, Quality, Target, TargetStats, World,
 };
 use crate::number::normalize_e164;
 use crate::policy::{InvocationContext, PolicyFailure, Run};
@@ -70,7 +70,7 @@ impl Arrivals {
     /// The caller's history before this call, `stored` and the calls in
     /// progress together, and this call counted in it: one step, so two
     /// calls arriving together each see the other.
-    pub fn arrive(&self, caller: &str, stored: CallerStats, at_s: i64) -> CallerHistory {
+    pub fn arrive(&self, caller: &str, stored: CallerHistory, at_s: i64) -> CallerHistory {
         let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let before = pending.get(caller).copied();
         let entry = pending.entry(caller.to_owned()).or_insert(Pending {
@@ -320,12 +320,12 @@ fn usable<'a>(
 #[cfg(test)]
 mod tests {
     use super::scoring::call_time;
-    use super::{Arrivals, CallerStats};
+    use super::{Arrivals, CallerHistory};
 
     #[test]
     fn a_call_in_progress_is_in_its_callers_history_until_recorded() {
         let arrivals = Arrivals::default();
-        let stored = CallerStats {
+        let stored = CallerHistory {
             calls_seen: 2,
             last_seen_unix_seconds: Some(100),
             conversions: 1,
@@ -340,7 +340,7 @@ mod tests {
             (second.calls_seen, second.last_seen_unix_seconds),
             (3, Some(500))
         );
-        let other = arrivals.arrive("+14155550199", CallerStats::default(), 502);
+        let other = arrivals.arrive("+14155550199", CallerHistory::default(), 502);
         assert_eq!((other.calls_seen, other.last_seen_unix_seconds), (0, None));
         assert_eq!(arrivals.len(), 2);
         for caller in [
