@@ -621,7 +621,7 @@ async fn dni_assigns_renews_exhausts_and_attributes() {
         )
         .await;
     assert_eq!(status, 200, "{attributed}");
-    assert_eq!(attributed["attributes"], json!([["source", "google-ads"]]));
+    assert_eq!(attributed["attributes"], json!({"source": "google-ads"}));
     let after = first["expires_at"].as_i64().expect("expiry") + 1;
     let (status, _) = api
         .call(

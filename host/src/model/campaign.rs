@@ -71,6 +71,9 @@ pub struct DniSession {
     pub id: String,
     pub campaign_id: String,
     pub number: String,
+    /// As an object of names to values, the shape of the request that made it.
+    #[serde(default, with = "super::attribution")]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub attributes: Vec<(String, String)>,
     pub assigned_at: UnixSeconds,
     pub expires_at: UnixSeconds,
