@@ -34,6 +34,8 @@ mod policy_hostile;
 mod policy_registry;
 /// docs/quickstart.sh against `plugboard serve`: the quickstart end to end.
 mod quickstart;
+/// What a call record keeps of its policies' inputs, for judging another version.
+mod rollout;
 /// RFC 3261 dialogs: ids, route sets, targets, CSeq.
 mod sip_dialogs;
 /// SIPp against the SIP layers over real UDP on loopback.

@@ -460,6 +460,7 @@ pub fn call_record(
             bids,
             ..DecisionTrace::default()
         },
+        inputs: None,
     }
 }
 

@@ -105,6 +105,7 @@ pub const RULES: &[Rule] = &[
     rule("duration_s", Yes, IfWon),
     rule("billable", Yes, IfWon),
     rule("payout_micros", Yes, IfWon),
+    opaque("inputs", Yes, No),
     rule("trace", Yes, Yes),
     rule("trace.tags", Yes, Yes),
     rule("trace.tags[]", Yes, Yes),
@@ -365,6 +366,7 @@ mod tests {
                 }],
                 ..DecisionTrace::default()
             },
+            inputs: Some(crate::model::PolicyInputs::default()),
         }
     }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::GuestLog;
+use super::{BidCandidate, CallFacts, CallerHistory, GuestLog, Offer};
 
 /// How a call ended, from the caller's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -161,4 +161,35 @@ pub struct CallRecord {
     pub billable: bool,
     pub payout_micros: u64,
     pub trace: DecisionTrace,
+    /// What the call's policies saw, so that another version can be run
+    /// on the same call later; none on calls refused before their campaign
+    /// was known, and on calls recorded before inputs were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<PolicyInputs>,
 }
+
+/// The inputs of a call's policies, as they were when it was routed.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct PolicyInputs {
+    /// The call as the scorer and the selector saw it (headers bounded as
+    /// the scorer gets them).
+    #[schema(value_type = Object)]
+    pub call: CallFacts,
+    /// The caller's history when the call arrived.
+    #[schema(value_type = Object)]
+    pub caller_history: CallerHistory,
+    /// The redacted offer every bidder strategy module saw.
+    #[schema(value_type = Object)]
+    pub offer: Offer,
+    /// The eligible bids in the auction's order: what the campaign's
+    /// selector saw, or would have seen had it one. At most
+    /// [`MAX_KEPT_CANDIDATES`], the first.
+    #[schema(value_type = Vec<Object>)]
+    pub candidates: Vec<BidCandidate>,
+    /// Candidates beyond those kept.
+    #[serde(default)]
+    pub candidates_omitted: u32,
+}
+
+/// Candidates a record keeps at most, as it keeps a hundred bids.
+pub const MAX_KEPT_CANDIDATES: usize = 100;

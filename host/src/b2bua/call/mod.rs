@@ -27,8 +27,9 @@ use crate::auction::ledger::{Hold, LegEnd, TargetEvent};
 use crate::dialog::session_timer::{self, SessionTimer, UasTimer};
 use crate::dialog::{Dialog, DialogState};
 use crate::model::{
-    Bid, BidTrace, CallFacts, CallOutcome, CallRecord, CallerHistory, Campaign, DecisionTrace,
-    GuestLog, LegTrace, PolicyTrace, Target, TargetEventTrace, Winner,
+    Bid, BidCandidate, BidTrace, CallFacts, CallOutcome, CallRecord, CallerHistory, Campaign,
+    DecisionTrace, GuestLog, LegTrace, MAX_KEPT_CANDIDATES, Offer, PolicyInputs, PolicyTrace,
+    Target, TargetEventTrace, Winner,
 };
 use crate::sip::locate::{self, Location, Plan, Transport};
 use crate::sip::uri::SipUri;
@@ -166,6 +167,10 @@ pub struct RingTree {
     /// Bids considered beyond those in `bids` (the record's bound).
     pub bids_omitted: u32,
     pub policies: Vec<PolicyTrace>,
+    /// The offer bidder modules saw and the candidates the selector saw,
+    /// kept in the record with the call's facts.
+    pub offer: Offer,
+    pub candidates: Vec<BidCandidate>,
 }
 
 /// A finished call's record, and what metrics want of it.

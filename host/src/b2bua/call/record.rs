@@ -114,6 +114,7 @@ impl Call {
                     .collect(),
                 ended_by: self.answered_at.and(self.ended_by).map(str::to_owned),
             },
+            inputs: Some(self.inputs(scoring)),
         };
         self.out.push_back(Command::Record(Box::new(Finished {
             record,
@@ -122,6 +123,19 @@ impl Call {
                 .map(|at| at.saturating_duration_since(self.received)),
             auction_latency: self.auction_latency,
         })));
+    }
+
+    /// What the call's policies saw, bounded as the record is.
+    fn inputs(&self, scoring: &Scoring) -> PolicyInputs {
+        let candidates = &self.tree.candidates;
+        let kept = candidates.len().min(MAX_KEPT_CANDIDATES);
+        PolicyInputs {
+            call: scoring.call.clone(),
+            caller_history: scoring.history,
+            offer: self.tree.offer.clone(),
+            candidates: candidates[..kept].to_vec(),
+            candidates_omitted: u32::try_from(candidates.len() - kept).unwrap_or(u32::MAX),
+        }
     }
 
     /// The record of a call refused before its campaign was known.
@@ -143,6 +157,7 @@ impl Call {
             billable: false,
             payout_micros: 0,
             trace: DecisionTrace::default(),
+            inputs: None,
         }
     }
 }

@@ -71,7 +71,8 @@ impl CallServices {
         };
         let mut outcome = auction::run(bids, &market.targets, &self.ledger, &offer, campaign);
         let mut policies = gathering.policies;
-        self.select(&market, request, &mut outcome, &mut policies);
+        let candidates = self.candidates(&outcome);
+        self.select(&market, request, &mut outcome, &candidates, &mut policies);
         auction::enforce_floor(&mut outcome, campaign.floor_price_micros);
         for (place, entry) in outcome.ranked.iter().enumerate() {
             // Past the ring tree's length a bid is never rung; the others'
@@ -111,7 +112,34 @@ impl CallServices {
             bids: traces,
             bids_omitted: u32::try_from(bids_omitted).unwrap_or(u32::MAX),
             policies,
+            offer: gathering.offer,
+            candidates,
         }
+    }
+
+    /// The eligible bids as a selector sees them, in the auction's order,
+    /// with what each target's record of answering is now.
+    fn candidates(&self, outcome: &auction::Outcome) -> Vec<BidCandidate> {
+        outcome
+            .ranked
+            .iter()
+            .map(|entry| {
+                let answering = self.ledger.answering(&entry.target.id);
+                BidCandidate {
+                    id: entry.bid.id.clone(),
+                    bidder_id: entry.bid.bidder_id.clone(),
+                    target_id: entry.target.id.clone(),
+                    amount_micros: entry.bid.amount_micros,
+                    min_quality: entry.bid.min_quality,
+                    min_duration_seconds: entry.bid.min_duration_s,
+                    target_stats: TargetStats {
+                        offered: answering.offered,
+                        answered: answering.answered,
+                        average_duration_seconds: answering.average_talk_s(),
+                    },
+                }
+            })
+            .collect()
     }
 
     /// The campaign's selector reorders the eligible bids; when it fails or
@@ -121,6 +149,7 @@ impl CallServices {
         market: &Market,
         request: &AuctionRequest,
         outcome: &mut auction::Outcome,
+        candidates: &[BidCandidate],
         traces: &mut Vec<PolicyTrace>,
     ) {
         let scoring = &request.scoring;
@@ -145,26 +174,6 @@ impl CallServices {
             );
             return;
         };
-        let candidates: Vec<BidCandidate> = outcome
-            .ranked
-            .iter()
-            .map(|entry| {
-                let answering = self.ledger.answering(&entry.target.id);
-                BidCandidate {
-                    id: entry.bid.id.clone(),
-                    bidder_id: entry.bid.bidder_id.clone(),
-                    target_id: entry.target.id.clone(),
-                    amount_micros: entry.bid.amount_micros,
-                    min_quality: entry.bid.min_quality,
-                    min_duration_seconds: entry.bid.min_duration_s,
-                    target_stats: TargetStats {
-                        offered: answering.offered,
-                        answered: answering.answered,
-                        average_duration_seconds: answering.average_talk_s(),
-                    },
-                }
-            })
-            .collect();
         let ctx = InvocationContext {
             history: scoring.history,
             kv: self.store.clone() as Arc<dyn PolicyKv>,
@@ -177,7 +186,7 @@ impl CallServices {
         let run = self
             .cpu
             .run(owner, || {
-                deployment.select(&ctx, &scoring.call, &quality, &candidates)
+                deployment.select(&ctx, &scoring.call, &quality, candidates)
             })
             .unwrap_or_else(|| deployment.not_run(&scoring.call.id, PolicyFailure::CpuShare));
         traces.extend(self.traces(policy_id, owner, &run));
