@@ -1,6 +1,7 @@
 //! Policy lifecycle between the store and the runtime: upload (validate,
 //! compile on a blocking worker, store), deploy (active, canary, shadow), roll
-//! back, and restore every deployment after a restart.
+//! back, take out a canary or shadow that fails, and restore every
+//! deployment after a restart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use crate::clock;
 use crate::fair::{FairGate, Shares};
 use crate::model::{
-    CanarySpec, DeploymentRecord, FailureMode, Policy, PolicyKv, PolicyVersion, SampleInput, World,
+    CanarySpec, Demotion, DemotionRule, DeploymentRecord, FailureMode, MAX_DEMOTIONS_KEPT, Policy,
+    PolicyKv, PolicyVersion, SampleInput, World,
 };
 use crate::policy::{
-    ArtifactCache, CompiledPolicy, Compiler, Deployment, DeploymentError, LoadError, MemoryKv,
-    MissingInput, PolicyEngine, PolicyRegistry, SampleReport, compile_and_load, run_sample,
+    ArtifactCache, CompiledPolicy, Compiler, Demote, Deployment, DeploymentError, LoadError,
+    MemoryKv, MissingInput, PolicyEngine, PolicyRegistry, SampleReport, compile_and_load,
+    run_sample,
 };
 use crate::store::{Store, StoreError};
 
@@ -52,6 +55,7 @@ pub struct DeploymentSpec {
     pub canary: Option<CanarySpec>,
     pub shadow: Option<String>,
     pub failure_mode: FailureMode,
+    pub demotion: DemotionRule,
 }
 
 pub struct PolicyLifecycle {
@@ -267,6 +271,11 @@ impl PolicyLifecycle {
         history: Vec<String>,
     ) -> Result<DeploymentRecord, LifecycleError> {
         let deployment = self.build(policy, &spec).await?;
+        let demotions = self
+            .store
+            .deployment(&policy.id)?
+            .map(|previous| previous.demotions)
+            .unwrap_or_default();
         let record = DeploymentRecord {
             policy_id: policy.id.clone(),
             active: spec.active,
@@ -275,6 +284,8 @@ impl PolicyLifecycle {
             failure_mode: spec.failure_mode,
             history,
             updated_at: clock::unix_now(),
+            demotion: spec.demotion,
+            demotions,
         };
         self.store.put_deployment(&record)?;
         self.install(&policy.id, deployment);
@@ -295,6 +306,7 @@ impl PolicyLifecycle {
                 canary: None,
                 shadow: current.shadow.clone(),
                 failure_mode: current.failure_mode,
+                demotion: current.demotion,
             };
             return self.deploy(policy, spec).await;
         }
@@ -305,6 +317,7 @@ impl PolicyLifecycle {
             canary: None,
             shadow: None,
             failure_mode: current.failure_mode,
+            demotion: current.demotion,
         };
         // The version served before: its test vectors passed then.
         self.apply(policy, spec, history).await
@@ -371,7 +384,8 @@ impl PolicyLifecycle {
             return Ok(None);
         };
         let mut deployment = Deployment::new(self.version(policy, active).await?)
-            .with_failure_mode(spec.failure_mode);
+            .with_failure_mode(spec.failure_mode)
+            .with_demotion(spec.demotion);
         if let Some(canary) = &spec.canary {
             deployment = deployment
                 .with_canary(self.version(policy, &canary.version).await?, canary.percent)?;
@@ -391,6 +405,43 @@ impl PolicyLifecycle {
         }
     }
 
+    /// Takes a failing canary or shadow out of `policy_id`'s deployment,
+    /// on the call path's say-so: at once in the registry, then in the
+    /// record with when and why. Whether it was still there to take out
+    /// (an operator's change since, or another call's demotion, wins).
+    pub fn demote(&self, policy_id: &str, demote: &Demote) -> Result<bool, StoreError> {
+        let Some(current) = self.registry.get(policy_id) else {
+            return Ok(false);
+        };
+        if current.version_in(demote.role) != Some(demote.version.as_str()) {
+            return Ok(false);
+        }
+        self.registry
+            .deploy(policy_id, current.without(demote.role));
+        let Some(mut record) = self.store.deployment(policy_id)? else {
+            return Ok(true);
+        };
+        let named = |version: &str| demote.version.starts_with(version);
+        match demote.role {
+            "canary" if record.canary.as_ref().is_some_and(|c| named(&c.version)) => {
+                record.canary = None;
+            }
+            "shadow" if record.shadow.as_deref().is_some_and(named) => record.shadow = None,
+            _ => {}
+        }
+        record.demotions.push(Demotion {
+            version: demote.version.chars().take(16).collect(),
+            role: demote.role.to_owned(),
+            at: clock::unix_now(),
+            reason: demote.reason.clone(),
+        });
+        let excess = record.demotions.len().saturating_sub(MAX_DEMOTIONS_KEPT);
+        record.demotions.drain(..excess);
+        record.updated_at = clock::unix_now();
+        self.store.put_deployment(&record)?;
+        Ok(true)
+    }
+
     /// Re-creates every stored deployment in the registry (after a restart).
     /// A deployment that cannot be restored is logged and skipped: the host
     /// still starts, and calls use the failure mode's fallback.
@@ -405,6 +456,7 @@ impl PolicyLifecycle {
                 canary: record.canary.clone(),
                 shadow: record.shadow.clone(),
                 failure_mode: record.failure_mode,
+                demotion: record.demotion,
             };
             match self.build(&policy, &spec).await {
                 Ok(deployment) => {

@@ -117,6 +117,11 @@ const FAMILIES: &[Family] = &[
         "Policy invocations by policy, version, source and outcome.",
     ),
     family(
+        "plugboard_policy_demotions_total",
+        Kind::Counter,
+        "Canary and shadow versions taken out of their deployment for failing, by policy, version and role.",
+    ),
+    family(
         "plugboard_policy_invocation_seconds",
         Kind::Histogram,
         "Policy invocation latency by policy, version and source.",

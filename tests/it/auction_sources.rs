@@ -380,6 +380,7 @@ async fn a_shared_bidder_module_keeps_each_tenants_state_apart() {
         canary: None,
         shadow: None,
         failure_mode: host::model::FailureMode::Skip,
+        demotion: Default::default(),
     };
     policies.deploy(&policy, spec).await.expect("deployed");
     let (_, other_key) = lab.api.tenant("buyer2", "bidder").await;

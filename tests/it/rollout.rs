@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use tests::call_lab::{CALLER, CallLab};
-use tests::str_field;
+use tests::{example_policy, str_field, test_guest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_record_keeps_what_each_policy_saw_and_shows_it_to_the_marketer_alone() {
@@ -73,4 +73,146 @@ async fn a_call_record_keeps_what_each_policy_saw_and_shows_it_to_the_marketer_a
     assert!(seen_by_bidder.get("inputs").is_none(), "{seen_by_bidder}");
     assert_eq!(str_field(&seen_by_bidder, "id"), record.id);
     lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_fails_too_often_is_taken_out_and_the_next_calls_use_the_active_version() {
+    let lab = CallLab::start().await;
+    let every_other = "+18005550668";
+    let marketer = lab.marketer_key.clone();
+    let uploaded = lab
+        .api
+        .upload(&marketer, "scorer", example_policy("geo-history-scorer"))
+        .await;
+    let (policy, steady) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
+    let (status, canary) = lab
+        .api
+        .raw(
+            "POST",
+            &format!("/v1/policies/{policy}/versions"),
+            Some(&marketer),
+            Some(test_guest("hostile-scorer.wasm")),
+            "application/wasm",
+        )
+        .await;
+    assert_eq!(status, 201, "{canary}");
+    let canary = str_field(&canary, "version");
+    let deployment = format!("/v1/policies/{policy}/deployment");
+    let (status, body) = lab
+        .api
+        .call(
+            "PUT",
+            &deployment,
+            Some(&marketer),
+            Some(json!({
+                "active": steady,
+                "canary": {"version": canary, "percent": 100},
+                "failure_mode": "fallback",
+                "demotion": {"window": 10, "max_failure_percent": 40},
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    lab.update_campaign(json!({"numbers": [every_other], "scorer_policy_id": policy}))
+        .await;
+    let (buyer, _) = lab.bidding_buyer("buyer_answers", 16).await;
+
+    lab.carrier_to(every_other, "caller_hangs_up", 16, &["-d", "10", "-l", "1"])
+        .await
+        .assert_ok();
+    buyer.finish().await.assert_ok();
+    let mut records = lab.wait_for_records(16).await;
+    records.sort_by_key(|r| r.received_at_ms);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.outcome == host::model::CallOutcome::Answered),
+        "a failing policy loses no call"
+    );
+    // The canary served every call until its tenth failed it out: five of
+    // its ten runs had trapped, more than 40 %.
+    let served: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            let run = &r.trace.policies[0];
+            (run.role.clone(), run.outcome.clone())
+        })
+        .collect();
+    let canary_runs: Vec<&str> = served[..10].iter().map(|(_, o)| o.as_str()).collect();
+    assert!(
+        served[..10].iter().all(|(role, _)| role == "canary"),
+        "{served:?}"
+    );
+    assert_eq!(
+        canary_runs,
+        [
+            "ok", "trap", "ok", "trap", "ok", "trap", "ok", "trap", "ok", "trap"
+        ]
+    );
+    assert!(
+        served[10..]
+            .iter()
+            .all(|(role, outcome)| role == "active" && outcome == "ok"),
+        "{served:?}"
+    );
+
+    let (status, after) = lab
+        .api
+        .call("GET", &deployment, Some(&marketer), None)
+        .await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["active"], json!(steady));
+    assert_eq!(after["canary"], json!(null), "{after}");
+    assert_eq!(after["demotions"][0]["version"], json!(canary));
+    assert_eq!(after["demotions"][0]["role"], "canary");
+    assert_eq!(
+        after["demotions"][0]["reason"],
+        "failed 5 of its last 10 invocations (trap 5)"
+    );
+    let metrics = lab.api.metrics().await;
+    assert!(
+        metrics.contains(&format!(
+            "plugboard_policy_demotions_total{{policy=\"{policy}\",policy_name=\"scorer\",version=\"{canary}\",role=\"canary\"}} 1"
+        )),
+        "{metrics}"
+    );
+    lab.stop().await;
+}
+
+#[tokio::test]
+async fn a_demotion_rule_out_of_bounds_is_refused_and_changes_nothing() {
+    let api = tests::TestApi::new().await;
+    let (_, marketer) = api.tenant("acme", "marketer").await;
+    let uploaded = api
+        .upload(&marketer, "scorer", example_policy("geo-history-scorer"))
+        .await;
+    let (policy, version) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
+    let deployment = format!("/v1/policies/{policy}/deployment");
+    for (rule, field) in [
+        (json!({"window": 0}), "demotion.window"),
+        (json!({"window": 10_001}), "demotion.window"),
+        (
+            json!({"max_failure_percent": 101}),
+            "demotion.max_failure_percent",
+        ),
+    ] {
+        let (status, body) = api
+            .call(
+                "PUT",
+                &deployment,
+                Some(&marketer),
+                Some(json!({"active": version, "demotion": rule})),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(field),
+            "{body}"
+        );
+    }
+    let (_, stored) = api.call("GET", &deployment, Some(&marketer), None).await;
+    assert_eq!(stored["active"], json!(null), "{stored}");
 }

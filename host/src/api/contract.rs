@@ -50,6 +50,11 @@ pub const FLOOR_PRICE_MICROS: Bound = Bound::Range {
     max: crate::auction::MAX_AMOUNT_MICROS,
 };
 pub const MIN_QUALITY: Bound = Bound::Range { min: 0, max: 100 };
+pub const PERCENT: Bound = Bound::Range { min: 0, max: 100 };
+pub const DEMOTION_WINDOW: Bound = Bound::Range {
+    min: 1,
+    max: 10_000,
+};
 pub const AMOUNT_MICROS: Bound = Bound::Range {
     min: 1,
     max: crate::auction::MAX_AMOUNT_MICROS,
@@ -170,6 +175,9 @@ const FIELDS: &[(&str, &str, Bound)] = &[
     ("PoolSpec", "ttl_s", POOL_TTL_S),
     ("DniRequest", "session_id", SESSION_ID),
     ("DniRequest", "attributes", DNI_ATTRIBUTES),
+    ("CanarySpec", "percent", PERCENT),
+    ("DemotionRule", "window", DEMOTION_WINDOW),
+    ("DemotionRule", "max_failure_percent", PERCENT),
 ];
 
 /// Query parameters: (path, method, parameter, bound).

@@ -18,8 +18,8 @@ use crate::access::quota::{self, Kind};
 use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
 use crate::model::{
-    CanarySpec, DeploymentRecord, FailureMode, Policy, PolicyVersion, SampleInput, TestVector,
-    World,
+    CanarySpec, DemotionRule, DeploymentRecord, FailureMode, Policy, PolicyVersion, SampleInput,
+    TestVector, World,
 };
 use crate::policy::{LoadError, SampleReport};
 
@@ -294,6 +294,8 @@ fn empty_deployment(policy_id: &str) -> DeploymentRecord {
         failure_mode: FailureMode::Fallback,
         history: vec![],
         updated_at: 0,
+        demotion: DemotionRule::default(),
+        demotions: vec![],
     }
 }
 
@@ -327,6 +329,10 @@ pub struct DeploymentRequest {
     pub shadow: Option<String>,
     #[serde(default)]
     pub failure_mode: FailureMode,
+    /// When a failing canary or shadow is taken out on its own (default:
+    /// over 50 % of its last 100 invocations failed).
+    #[serde(default)]
+    pub demotion: DemotionRule,
 }
 
 /// Activates versions atomically: calls in flight finish on the version they
@@ -341,11 +347,17 @@ async fn put_deployment(
     Body(request): Body<DeploymentRequest>,
 ) -> ApiResult<Json<DeploymentRecord>> {
     let policy = owned_policy(&state, &caller, &id)?;
+    contract::DEMOTION_WINDOW.check("demotion.window", request.demotion.window.into())?;
+    contract::PERCENT.check(
+        "demotion.max_failure_percent",
+        request.demotion.max_failure_percent.into(),
+    )?;
     let spec = DeploymentSpec {
         active: request.active,
         canary: request.canary,
         shadow: request.shadow,
         failure_mode: request.failure_mode,
+        demotion: request.demotion,
     };
     Ok(Json(
         state

@@ -122,7 +122,49 @@ pub struct DeploymentRecord {
     /// Earlier active versions, most recent last, for rollback.
     pub history: Vec<String>,
     pub updated_at: UnixSeconds,
+    /// When a failing canary or shadow is taken out on its own.
+    #[serde(default)]
+    pub demotion: DemotionRule,
+    /// Versions taken out because they failed, most recent last; at most
+    /// [`MAX_DEMOTIONS_KEPT`].
+    #[serde(default)]
+    pub demotions: Vec<Demotion>,
 }
+
+/// A canary or shadow that fails more than `max_failure_percent` of its
+/// last `window` invocations is taken out of the deployment at once. An
+/// active version is never taken out: with no other version to fall back
+/// to, its failure mode decides each call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemotionRule {
+    pub window: u32,
+    /// 100 never demotes.
+    pub max_failure_percent: u8,
+}
+
+impl Default for DemotionRule {
+    fn default() -> Self {
+        DemotionRule {
+            window: 100,
+            max_failure_percent: 50,
+        }
+    }
+}
+
+/// A version taken out of a deployment because it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Demotion {
+    pub version: String,
+    /// `canary` or `shadow`.
+    pub role: String,
+    pub at: UnixSeconds,
+    /// What it failed with, e.g. `failed 6 of its last 10 invocations (trap 6)`.
+    pub reason: String,
+}
+
+/// Demotions a deployment record remembers.
+pub const MAX_DEMOTIONS_KEPT: usize = 20;
 
 /// What the host does when an invocation fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]

@@ -1,9 +1,10 @@
 //! The per-policy key-value store behind the `kv` import. The trait lets the
 //! control plane back it with the durable store; `MemoryKv` serves local runs.
 
-use crate::model::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, PolicyKv};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+
+use crate::model::{KvRefusal, MAX_KEY_BYTES, MAX_KEYS_PER_POLICY, MAX_VALUE_BYTES, PolicyKv};
 
 /// An in-process store, for `plugboard policy run` and for tests of the runtime.
 #[derive(Default)]

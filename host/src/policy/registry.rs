@@ -2,15 +2,19 @@
 //! An invocation holds the `Deployment` it started with, so activating another
 //! version never blocks it or changes it midway.
 
-use crate::model::{BidCandidate, BidDecision, CallFacts, FailureMode, Offer, Quality, World};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
 use super::compiled::CompiledPolicy;
+use super::demotion::FailureWindow;
 use super::invoke::{Invocation, InvocationContext, PolicyFailure};
+
+use crate::model::{
+    BidCandidate, BidDecision, CallFacts, DemotionRule, FailureMode, Offer, Quality, World,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeploymentError {
@@ -38,6 +42,11 @@ pub struct Deployment {
     canary: Option<Canary>,
     shadow: Option<Arc<CompiledPolicy>>,
     failure_mode: FailureMode,
+    demotion: DemotionRule,
+    /// The canary's and the shadow's last outcomes, shared by every call
+    /// this deployment serves.
+    canary_failures: Arc<Mutex<FailureWindow>>,
+    shadow_failures: Arc<Mutex<FailureWindow>>,
 }
 
 /// The result of a deployment serving one call.
@@ -50,6 +59,19 @@ pub struct Run<T> {
     pub invocation: Invocation<T>,
     /// The shadow version's run, recorded but never used for routing.
     pub shadow: Option<ShadowRun<T>>,
+    /// The canary or shadow this run showed to fail too often: the caller
+    /// takes it out of the deployment (each is named once).
+    pub demotions: Vec<Demote>,
+}
+
+/// A version to take out of its deployment, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Demote {
+    /// `canary` or `shadow`.
+    pub role: &'static str,
+    /// Its SHA-256.
+    pub version: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,12 +82,36 @@ pub struct ShadowRun<T> {
 
 impl Deployment {
     pub fn new(active: Arc<CompiledPolicy>) -> Self {
+        let demotion = DemotionRule::default();
         Deployment {
             active,
             canary: None,
             shadow: None,
             failure_mode: FailureMode::default(),
+            demotion,
+            canary_failures: Arc::new(Mutex::new(FailureWindow::new(demotion))),
+            shadow_failures: Arc::new(Mutex::new(FailureWindow::new(demotion))),
         }
+    }
+
+    /// When the canary or shadow is taken out on its own (it starts
+    /// counting afresh).
+    pub fn with_demotion(mut self, rule: DemotionRule) -> Self {
+        self.demotion = rule;
+        self.canary_failures = Arc::new(Mutex::new(FailureWindow::new(rule)));
+        self.shadow_failures = Arc::new(Mutex::new(FailureWindow::new(rule)));
+        self
+    }
+
+    /// This deployment without its canary or its shadow (`role`); the
+    /// other keeps its count.
+    pub fn without(&self, role: &str) -> Deployment {
+        let mut rest = self.clone();
+        match role {
+            "canary" => rest.canary = None,
+            _ => rest.shadow = None,
+        }
+        rest
     }
 
     pub fn with_canary(
@@ -127,6 +173,14 @@ impl Deployment {
         self.failure_mode
     }
 
+    /// The SHA-256 of the version in `role` (`canary` or `shadow`), if any.
+    pub fn version_in(&self, role: &str) -> Option<&str> {
+        match role {
+            "canary" => self.canary.as_ref().map(|c| c.version.sha256()),
+            _ => self.shadow.as_ref().map(|s| s.sha256()),
+        }
+    }
+
     /// The version that serves `call_id`: the canary for a stable `percent` of
     /// call ids (the same call always lands on the same side), else the active one.
     pub fn pick(&self, call_id: &str) -> (&Arc<CompiledPolicy>, bool) {
@@ -173,6 +227,7 @@ impl Deployment {
                 version: shadow.sha256().to_owned(),
                 invocation: Invocation::not_run(failure),
             }),
+            demotions: Vec::new(),
         }
     }
 
@@ -196,13 +251,47 @@ impl Deployment {
                 invocation: invoke(shadow, &shadow_ctx),
             }
         });
+        let mut demotions = Vec::new();
+        if canary && let Some(reason) = judge(&self.canary_failures, &invocation) {
+            demotions.push(Demote {
+                role: "canary",
+                version: policy.sha256().to_owned(),
+                reason,
+            });
+        }
+        if let Some(shadow) = &shadow
+            && let Some(reason) = judge(&self.shadow_failures, &shadow.invocation)
+        {
+            demotions.push(Demote {
+                role: "shadow",
+                version: shadow.version.clone(),
+                reason,
+            });
+        }
         Run {
             version: policy.sha256().to_owned(),
             canary,
             invocation,
             shadow,
+            demotions,
         }
     }
+}
+
+/// Counts an invocation in its version's window; the reason to demote the
+/// version, the one time it is due. A run the host did not make (no
+/// instance free, the tenant past its CPU share) says nothing of the
+/// version and is not counted.
+fn judge<T>(window: &Mutex<FailureWindow>, invocation: &Invocation<T>) -> Option<String> {
+    let failure = match &invocation.outcome {
+        Ok(_) => None,
+        Err(PolicyFailure::Unavailable(_) | PolicyFailure::CpuShare) => return None,
+        Err(failure) => Some(failure.kind()),
+    };
+    window
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .observe(failure)
 }
 
 /// 0–99 from FNV-1a of the call id and the canary version: deterministic,

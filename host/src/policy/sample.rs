@@ -1,13 +1,14 @@
 //! Running a policy once on a sample input, as `plugboard policy run` and the
 //! API's dry-run do: the input format and the report.
 
-use crate::model::{GuestLog, PolicyKv, SampleInput, World};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::compiled::CompiledPolicy;
 use super::invoke::{Invocation, InvocationContext, PolicyFailure};
+
+use crate::model::{GuestLog, PolicyKv, SampleInput, World};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a {world} needs `{field}` in its input")]

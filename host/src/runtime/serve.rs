@@ -212,6 +212,7 @@ async fn load_examples(state: &ApiState, dir: &Path) -> Result<(), ServeError> {
                 canary: None,
                 shadow: None,
                 failure_mode: FailureMode::Fallback,
+                demotion: Default::default(),
             };
             state.policies.deploy(&policy, spec).await
         };

@@ -20,12 +20,13 @@ mod commit;
 mod kv;
 mod policies;
 
-use crate::model::{ApiKey, CallOutcome, CallRecord, Tenant};
 use std::path::Path;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use crate::model::{ApiKey, CallOutcome, CallRecord, Tenant};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {

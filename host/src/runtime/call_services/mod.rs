@@ -33,7 +33,7 @@ use crate::model::{
     PolicyTrace, Quality, Target, TargetStats, World,
 };
 use crate::number::normalize_e164;
-use crate::policy::{InvocationContext, PolicyFailure, Run};
+use crate::policy::{Demote, InvocationContext, PolicyFailure, Run};
 use crate::store::{Market, Store};
 
 /// The outcome of a policy the host could not run: none of its versions is
@@ -193,7 +193,40 @@ impl CallServices {
                 Duration::from_micros(trace.elapsed_us),
             );
         }
+        for demote in &run.demotions {
+            self.demote(policy_id, demote);
+        }
         traces
+    }
+
+    /// Takes a canary or shadow that fails too often out of its deployment.
+    /// Rare (once per version), so the store write is made here, on the
+    /// policy worker that saw it, never on the SIP loop (a call that runs
+    /// a policy is never routed there).
+    fn demote(&self, policy_id: &str, demote: &Demote) {
+        match self.policies.demote(policy_id, demote) {
+            Ok(true) => {
+                tracing::warn!(
+                    policy = policy_id,
+                    version = %demote.version,
+                    role = demote.role,
+                    reason = %demote.reason,
+                    "version taken out of its deployment"
+                );
+                self.metrics.inc(
+                    "plugboard_policy_demotions_total",
+                    vec![
+                        ("policy", policy_id.to_owned()),
+                        ("version", demote.version.chars().take(16).collect()),
+                        ("role", demote.role.to_owned()),
+                    ],
+                );
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(policy = policy_id, %error, "cannot record a demotion");
+            }
+        }
     }
 
     /// Whether routing a call to the campaign runs any policy: its scorer,

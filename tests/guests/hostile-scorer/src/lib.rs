@@ -1,7 +1,8 @@
 //! A scorer that misbehaves as its call's `campaign_id` asks, so that the host's
 //! sandbox can be tested against each kind of hostile guest with one build.
 //! Any other campaign gets a well-behaved constant score of 42; a call to
-//! +18005550666 spins whatever its campaign.
+//! +18005550666 spins whatever its campaign, and calls to +18005550668
+//! panic every other time (the first scores, the second panics, …).
 
 use std::hint::black_box;
 
@@ -12,11 +13,24 @@ pub struct HostileScorer;
 /// Called numbers that spin whatever the campaign, for set-ups that cannot
 /// choose campaign ids (the benchmark scripts).
 const SPIN_NUMBER: &str = "+18005550666";
+/// Called number whose calls fail every other time, counted in the kv store.
+const EVERY_OTHER_NUMBER: &str = "+18005550668";
 
 impl Scorer for HostileScorer {
     fn score(call: &Call, host: &impl CallerHistory) -> Result<Quality, String> {
         if call.called == SPIN_NUMBER {
             spin();
+        }
+        if call.called == EVERY_OTHER_NUMBER {
+            let seen = host
+                .kv_get("every-other")
+                .map_or(0, |v| v.first().copied().unwrap_or(0));
+            host.kv_set("every-other", &[seen.wrapping_add(1)])
+                .map_err(|e| format!("{e:?}"))?;
+            if seen % 2 == 1 {
+                panic!("hostile guest panics every other call");
+            }
+            return Ok(Quality::new(42).tag("every-other"));
         }
         match call.campaign_id.as_str() {
             "spin" => spin(),
