@@ -145,10 +145,12 @@ answer_times() {
   rm -f "$WORK"/caller_hangs_up_*_rtt.csv
   (cd "$WORK" && step "$1" "$2" -trace_rtt -rtt_freq 100) || echo -n "(calls failed) "
   python3 - "$WORK"/caller_hangs_up_*_rtt.csv <<'PY'
-import sys
-times = sorted(float(line.split(';')[1]) for line in open(sys.argv[1]).readlines()[1:])
+import os, sys
+# SIPp writes no file when no call completed (the glob stays as it is).
+lines = open(sys.argv[1]).readlines()[1:] if os.path.exists(sys.argv[1]) else []
+times = sorted(float(line.split(';')[1]) for line in lines)
 q = lambda p: times[min(len(times) - 1, int(len(times) * p))]
-print(f"calls={len(times)} p50={q(0.5):.0f}ms p99={q(0.99):.0f}ms")
+print(f"calls={len(times)} p50={q(0.5):.0f}ms p99={q(0.99):.0f}ms" if times else "no call completed")
 PY
 }
 

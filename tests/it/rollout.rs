@@ -1,5 +1,6 @@
-//! Safe rollout: what a call record keeps of its policies' inputs, so that
-//! another version can be judged on real calls.
+//! Safe rollout: what a call record keeps of its policies' inputs and of
+//! a shadow's results, so that another version can be judged on real calls,
+//! and a canary that fails too often taken out without anyone watching.
 
 use serde_json::json;
 use tests::call_lab::{CALLER, CallLab};
@@ -215,4 +216,103 @@ async fn a_demotion_rule_out_of_bounds_is_refused_and_changes_nothing() {
     }
     let (_, stored) = api.call("GET", &deployment, Some(&marketer), None).await;
     assert_eq!(stored["active"], json!(null), "{stored}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadows_results_are_kept_beside_the_served_ones_and_its_agreement_reported() {
+    let lab = CallLab::start().await;
+    let every_other = "+18005550668";
+    let marketer = lab.marketer_key.clone();
+    let uploaded = lab
+        .api
+        .upload(&marketer, "scorer", example_policy("geo-history-scorer"))
+        .await;
+    let (policy, served) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
+    let (status, shadow) = lab
+        .api
+        .raw(
+            "POST",
+            &format!("/v1/policies/{policy}/versions"),
+            Some(&marketer),
+            Some(test_guest("hostile-scorer.wasm")),
+            "application/wasm",
+        )
+        .await;
+    assert_eq!(status, 201, "{shadow}");
+    let shadow = str_field(&shadow, "version");
+    let deployment = format!("/v1/policies/{policy}/deployment");
+    let (status, body) = lab
+        .api
+        .call(
+            "PUT",
+            &deployment,
+            Some(&marketer),
+            Some(json!({"active": served, "shadow": shadow})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    lab.update_campaign(json!({"numbers": [every_other], "scorer_policy_id": policy}))
+        .await;
+    let (buyer, _) = lab.bidding_buyer("buyer_answers", 6).await;
+
+    lab.carrier_to(every_other, "caller_hangs_up", 6, &["-d", "10", "-l", "1"])
+        .await
+        .assert_ok();
+    buyer.finish().await.assert_ok();
+    let mut records = lab.wait_for_records(6).await;
+    records.sort_by_key(|r| r.received_at_ms);
+    let mut differences = Vec::new();
+    let mut same = 0;
+    for (i, record) in records.iter().enumerate() {
+        let run = |role: &str| {
+            record
+                .trace
+                .policies
+                .iter()
+                .find(|p| p.role == role)
+                .unwrap_or_else(|| panic!("a {role} run in {:?}", record.trace.policies))
+        };
+        let (active, shadowed) = (run("active"), run("shadow"));
+        let active_score = active.result.as_ref().expect("the served result")["score"].clone();
+        assert_eq!(record.quality, active_score.as_u64().map(|s| s as u8));
+        if i % 2 == 0 {
+            // The hostile version scores 42 on its first call, then every other.
+            assert_eq!(shadowed.outcome, "ok");
+            let result = shadowed.result.as_ref().expect("the shadow's result");
+            assert_eq!(result, &json!({"score": 42, "tags": ["every-other"]}));
+            let active_score = active_score.as_u64().expect("a score");
+            differences.push(active_score.abs_diff(42));
+            same += usize::from(active.result == shadowed.result);
+        } else {
+            assert_eq!(shadowed.outcome, "trap", "{shadowed:?}");
+            assert_eq!(shadowed.result, None);
+        }
+    }
+
+    let (status, view) = lab
+        .api
+        .call("GET", &deployment, Some(&marketer), None)
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        view["shadow"],
+        json!(shadow),
+        "a failing shadow below its share stays"
+    );
+    let agreement = &view["shadow_agreement"];
+    assert_eq!(agreement["calls"], 6, "{agreement}");
+    assert_eq!(agreement["shadow_failed"], 3, "{agreement}");
+    let mean = differences.iter().sum::<u64>() as f64 / differences.len() as f64;
+    assert_eq!(
+        agreement["mean_score_difference"],
+        json!(mean),
+        "{agreement}"
+    );
+    assert_eq!(
+        agreement["same_result_percent"],
+        json!((same * 100) as f64 / 3.0),
+        "{agreement}"
+    );
+    assert_eq!(agreement["same_first_choice_percent"], json!(null));
+    lab.stop().await;
 }

@@ -19,7 +19,7 @@ use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
 use crate::model::{
     CanarySpec, DemotionRule, DeploymentRecord, FailureMode, Policy, PolicyVersion, SampleInput,
-    TestVector, World,
+    ShadowAgreement, TestVector, World,
 };
 use crate::policy::{LoadError, SampleReport};
 
@@ -299,21 +299,38 @@ fn empty_deployment(policy_id: &str) -> DeploymentRecord {
     }
 }
 
+/// A deployment as stored, with how its shadow agrees with the version
+/// that served (on this node, since the deployment was made).
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentView {
+    #[serde(flatten)]
+    pub deployment: DeploymentRecord,
+    /// None without a shadow.
+    pub shadow_agreement: Option<ShadowAgreement>,
+}
+
 #[utoipa::path(get, path = "/v1/policies/{id}/deployment", tag = "policies",
     security(("bearer" = ["operator", "marketer", "bidder"])),
-    responses((status = 200, body = DeploymentRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = DeploymentView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_deployment(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<DeploymentRecord>> {
+) -> ApiResult<Json<DeploymentView>> {
     let policy = visible_policy(&state, &caller, &id)?;
-    Ok(Json(
-        state
-            .store
-            .deployment(&policy.id)?
-            .unwrap_or_else(|| empty_deployment(&policy.id)),
-    ))
+    let deployment = state
+        .store
+        .deployment(&policy.id)?
+        .unwrap_or_else(|| empty_deployment(&policy.id));
+    let shadow_agreement = state
+        .policies
+        .registry()
+        .get(&policy.id)
+        .and_then(|serving| serving.shadow_agreement());
+    Ok(Json(DeploymentView {
+        deployment,
+        shadow_agreement,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

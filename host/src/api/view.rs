@@ -116,6 +116,7 @@ pub const RULES: &[Rule] = &[
     rule("trace.policies[].role", Yes, Yes),
     rule("trace.policies[].outcome", Yes, Yes),
     rule("trace.policies[].error", Yes, Yes),
+    opaque("trace.policies[].result", Yes, Yes),
     rule("trace.policies[].fuel_used", Yes, Yes),
     rule("trace.policies[].elapsed_us", Yes, Yes),
     opaque("trace.policies[].logs", Yes, Yes),
@@ -446,6 +447,7 @@ mod tests {
             role: "active".into(),
             outcome: "ok".into(),
             error: Some("e".into()),
+            result: Some(serde_json::json!({"score": 1})),
             fuel_used: 1,
             elapsed_us: 1,
             logs: vec![crate::model::GuestLog {

@@ -163,6 +163,23 @@ pub struct Demotion {
     pub reason: String,
 }
 
+/// How a deployment's shadow agrees with the version that served, over
+/// the last calls it ran on (this node's, since the deployment was made).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ShadowAgreement {
+    /// Calls the shadow ran on (at most 100).
+    pub calls: u32,
+    /// Of them, calls the shadow failed on.
+    pub shadow_failed: u32,
+    /// Of the others, the share where both returned the same result.
+    pub same_result_percent: Option<f64>,
+    /// Scorers: the mean distance between the two scores.
+    pub mean_score_difference: Option<f64>,
+    /// Selectors: the share where both put the same bid first (the same
+    /// winner, if it answers).
+    pub same_first_choice_percent: Option<f64>,
+}
+
 /// Demotions a deployment record remembers.
 pub const MAX_DEMOTIONS_KEPT: usize = 20;
 

@@ -52,6 +52,12 @@ pub struct PolicyTrace {
     /// `ok`, or the failure kind (`trap`, `timeout`, `out_of_fuel`, …).
     pub outcome: String,
     pub error: Option<String>,
+    /// What it returned, when it returned: a scorer's `{score, tags}`, a
+    /// bidder module's bid or `null`, a selector's order. A shadow's is
+    /// kept beside the served version's, which is what routed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
     pub fuel_used: u64,
     pub elapsed_us: u64,
     #[schema(value_type = Vec<Object>)]

@@ -7,6 +7,7 @@
 //! (engine and limits), [`CompiledPolicy`] (validate, compile, invoke),
 //! [`PolicyRegistry`] (hot swap, canary, shadow).
 
+mod agreement;
 mod artifact;
 mod bindings;
 mod compile_process;

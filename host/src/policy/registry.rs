@@ -8,12 +8,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use arc_swap::ArcSwap;
 use serde::Serialize;
 
+use super::agreement::{AgreementWindow, Compare};
 use super::compiled::CompiledPolicy;
 use super::demotion::FailureWindow;
 use super::invoke::{Invocation, InvocationContext, PolicyFailure};
 
 use crate::model::{
-    BidCandidate, BidDecision, CallFacts, DemotionRule, FailureMode, Offer, Quality, World,
+    BidCandidate, BidDecision, CallFacts, DemotionRule, FailureMode, Offer, Quality,
+    ShadowAgreement, World,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +49,8 @@ pub struct Deployment {
     /// this deployment serves.
     canary_failures: Arc<Mutex<FailureWindow>>,
     shadow_failures: Arc<Mutex<FailureWindow>>,
+    /// How the shadow's results compare with the served ones.
+    agreement: Arc<Mutex<AgreementWindow>>,
 }
 
 /// The result of a deployment serving one call.
@@ -91,7 +95,20 @@ impl Deployment {
             demotion,
             canary_failures: Arc::new(Mutex::new(FailureWindow::new(demotion))),
             shadow_failures: Arc::new(Mutex::new(FailureWindow::new(demotion))),
+            agreement: Arc::default(),
         }
+    }
+
+    /// How the shadow agrees with the served version over the last calls;
+    /// none without a shadow.
+    pub fn shadow_agreement(&self) -> Option<ShadowAgreement> {
+        self.shadow.as_ref()?;
+        Some(
+            self.agreement
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .summary(),
+        )
     }
 
     /// When the canary or shadow is taken out on its own (it starts
@@ -231,7 +248,7 @@ impl Deployment {
         }
     }
 
-    fn run<T>(
+    fn run<T: Compare>(
         &self,
         call_id: &str,
         ctx: &InvocationContext,
@@ -251,6 +268,9 @@ impl Deployment {
                 invocation: invoke(shadow, &shadow_ctx),
             }
         });
+        if let Some(shadow) = &shadow {
+            self.compare(&invocation, &shadow.invocation);
+        }
         let mut demotions = Vec::new();
         if canary && let Some(reason) = judge(&self.canary_failures, &invocation) {
             demotions.push(Demote {
@@ -275,6 +295,26 @@ impl Deployment {
             shadow,
             demotions,
         }
+    }
+}
+
+impl Deployment {
+    /// Counts one call in the shadow's agreement: a comparison when both
+    /// ran, a failure when only the served version did; nothing when the
+    /// served version failed, or the host did not run the shadow.
+    fn compare<T: Compare>(&self, served: &Invocation<T>, shadow: &Invocation<T>) {
+        let Ok(served) = &served.outcome else {
+            return;
+        };
+        let comparison = match &shadow.outcome {
+            Ok(result) => Some(served.compare(result)),
+            Err(PolicyFailure::Unavailable(_) | PolicyFailure::CpuShare) => return,
+            Err(_) => None,
+        };
+        self.agreement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(comparison);
     }
 }
 

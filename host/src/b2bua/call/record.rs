@@ -228,6 +228,7 @@ mod tests {
             role: "active".to_owned(),
             outcome: "ok".to_owned(),
             error: None,
+            result: None,
             fuel_used: 1,
             elapsed_us: 1,
             logs: vec![

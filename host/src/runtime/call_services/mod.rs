@@ -18,6 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::RealTimeAnswer;
 use crate::access;
 use crate::auction::real_time::{Answer, Failure};
@@ -156,6 +158,7 @@ impl CallServices {
             error: Some(format!(
                 "policy {policy_id} has no active version: {instead}"
             )),
+            result: None,
             fuel_used: 0,
             elapsed_us: 0,
             logs: Vec::new(),
@@ -166,7 +169,12 @@ impl CallServices {
 
     /// Policy traces of one run (and its shadow) for `tenant_id`, with
     /// their metrics.
-    fn traces<T>(&self, policy_id: &str, tenant_id: &str, run: &Run<T>) -> Vec<PolicyTrace> {
+    fn traces<T: Serialize>(
+        &self,
+        policy_id: &str,
+        tenant_id: &str,
+        run: &Run<T>,
+    ) -> Vec<PolicyTrace> {
         let role = if run.canary { "canary" } else { "active" };
         let mut traces = vec![policy_trace(
             policy_id,
@@ -295,7 +303,7 @@ impl CallServices {
     }
 }
 
-fn policy_trace<T>(
+fn policy_trace<T: Serialize>(
     policy_id: &str,
     tenant_id: &str,
     version: &str,
@@ -312,6 +320,11 @@ fn policy_trace<T>(
         role: role.to_owned(),
         outcome,
         error,
+        result: invocation
+            .outcome
+            .as_ref()
+            .ok()
+            .and_then(|result| serde_json::to_value(result).ok()),
         fuel_used: invocation.fuel_used,
         elapsed_us: u64::try_from(invocation.elapsed.as_micros()).unwrap_or(u64::MAX),
         logs: invocation.logs.clone(),
@@ -339,6 +352,7 @@ fn usable<'a>(
                 role: "active".to_owned(),
                 outcome: "not_usable".to_owned(),
                 error: Some(refusal.to_string()),
+                result: None,
                 fuel_used: 0,
                 elapsed_us: 0,
                 logs: Vec::new(),
