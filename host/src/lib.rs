@@ -38,6 +38,7 @@ pub mod names;
 pub mod number;
 pub mod policy;
 pub mod rate;
+pub mod replay;
 pub mod runtime;
 pub mod sip;
 pub mod store;

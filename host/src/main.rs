@@ -49,6 +49,7 @@ fn main() -> ExitCode {
             cli::check(check).map_err(anyhow::Error::from)
         }
         Command::Policy(PolicyCommand::Run(run)) => cli::run(run).map_err(anyhow::Error::from),
+        Command::Replay(replay) => cli::run_replay(replay).map_err(anyhow::Error::from),
         Command::Policy(PolicyCommand::Compile(_)) => unreachable!("answered above"),
     };
     match outcome {

@@ -104,14 +104,19 @@ const LAYERS: &[(&str, &[&str], &str)] = &[
         "policy uploads, compiles and deployments",
     ),
     (
+        "replay",
+        &["model", "policy", "store"],
+        "stored calls run again through a candidate version",
+    ),
+    (
         "config",
         &["b2bua", "fair", "policy"],
         "the configuration file",
     ),
     (
         "cli",
-        &["model", "policy", "clock"],
-        "`plugboard policy …` for authors",
+        &["model", "policy", "clock", "store", "replay"],
+        "`plugboard policy …` and `plugboard replay`",
     ),
     (
         "api",

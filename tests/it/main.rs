@@ -34,7 +34,10 @@ mod policy_hostile;
 mod policy_registry;
 /// docs/quickstart.sh against `plugboard serve`: the quickstart end to end.
 mod quickstart;
-/// What a call record keeps of its policies' inputs, for judging another version.
+/// Stored calls through a candidate version: the library and `plugboard replay`.
+mod replay;
+/// What a call record keeps of its policies' inputs and a shadow's results;
+/// a failing canary taken out.
 mod rollout;
 /// RFC 3261 dialogs: ids, route sets, targets, CSeq.
 mod sip_dialogs;

@@ -2,12 +2,14 @@
 //! `main.rs` only parses, dispatches and turns errors into exit codes.
 
 mod policy;
+mod replay;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 pub use policy::{check, compile, run};
+pub use replay::run_replay;
 
 use crate::model::World;
 
@@ -32,6 +34,39 @@ pub enum Command {
     /// Work with policy components locally: validate, run on a sample.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Run stored calls again through a candidate component and report
+    /// what it would have changed (scores, winners, payout), with no side
+    /// effect. Reads a data directory no server holds: a stopped node's,
+    /// or a copy of it.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The candidate component (`.wasm`).
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The world it implements: scorer, bidder or selector.
+    #[arg(long)]
+    pub world: World,
+    /// Only this campaign's calls.
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// Calls received at or after this time (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+    #[arg(long)]
+    pub since: Option<jiff::Timestamp>,
+    /// Calls received before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<jiff::Timestamp>,
+    /// Calls at most, oldest first.
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: usize,
+    /// The data directory (default ./plugboard-data).
+    #[arg(long, default_value = "plugboard-data")]
+    pub data_dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -143,4 +178,14 @@ pub enum CliError {
     Load(#[from] crate::policy::LoadError),
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyFailure),
+    #[error("{0} holds no store (nothing to replay)")]
+    NoStore(PathBuf),
+    #[error(
+        "{0} is in use by a running server: replay a copy of it, or the directory of a stopped one"
+    )]
+    StoreInUse(PathBuf),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
 }

@@ -109,7 +109,7 @@ fn render_text(run: &SampleReport, compile_time: Duration) -> String {
     out
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+pub(super) fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|cause| CliError::Read {
         path: path.to_owned(),
         cause,

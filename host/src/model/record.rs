@@ -32,6 +32,12 @@ pub struct BidTrace {
     pub tenant_id: String,
     pub target_id: String,
     pub amount_micros: u64,
+    /// The bid's quality floor and minimum billable duration, as they were:
+    /// what a replay judges the bid by.
+    #[serde(default)]
+    pub min_quality: u8,
+    #[serde(default)]
+    pub min_duration_s: u32,
     /// `static`, `module` (the bidder's strategy module) or `real_time`.
     #[serde(default)]
     pub source: String,

@@ -203,6 +203,8 @@ fn bid_trace(bid: &Bid, source: Source, status: &str, reason: Option<&str>) -> B
         tenant_id: bid.tenant_id.clone(),
         target_id: bid.target_id.clone(),
         amount_micros: bid.amount_micros,
+        min_quality: bid.min_quality,
+        min_duration_s: bid.min_duration_s,
         source: source.as_str().to_owned(),
         status: status.to_owned(),
         reason: reason.map(str::to_owned),

@@ -2,7 +2,8 @@
 //! sandbox can be tested against each kind of hostile guest with one build.
 //! Any other campaign gets a well-behaved constant score of 42; a call to
 //! +18005550666 spins whatever its campaign, and calls to +18005550668
-//! panic every other time (the first scores, the second panics, …).
+//! panic every other time (the first scores, the second panics, …); calls
+//! to +18005550670 score 0.
 
 use std::hint::black_box;
 
@@ -15,11 +16,16 @@ pub struct HostileScorer;
 const SPIN_NUMBER: &str = "+18005550666";
 /// Called number whose calls fail every other time, counted in the kv store.
 const EVERY_OTHER_NUMBER: &str = "+18005550668";
+/// Called number whose calls score 0.
+const ZERO_NUMBER: &str = "+18005550670";
 
 impl Scorer for HostileScorer {
     fn score(call: &Call, host: &impl CallerHistory) -> Result<Quality, String> {
         if call.called == SPIN_NUMBER {
             spin();
+        }
+        if call.called == ZERO_NUMBER {
+            return Ok(Quality::new(0).tag("zero"));
         }
         if call.called == EVERY_OTHER_NUMBER {
             let seen = host

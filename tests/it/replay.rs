@@ -1,0 +1,224 @@
+//! Replay: stored calls through a candidate version, in the library and as
+//! `plugboard replay` on a copy of a data directory.
+
+use std::path::Path;
+use std::process::Command;
+
+use host::model::World;
+use host::policy::{CompiledPolicy, Limits, PolicyEngine};
+use host::replay::{ReplayRange, ReplayReport, replay};
+use serde_json::json;
+use tests::call_lab::CallLab;
+use tests::{example_policy, plugboard_bin, test_guest};
+
+/// Scores 0 with the hostile scorer (`tests/guests/hostile-scorer`), and
+/// ends in 0, which puts the cheapest bid first with the test selector.
+const NUMBER: &str = "+18005550670";
+
+fn compiled(world: World, bytes: &[u8]) -> CompiledPolicy {
+    let engine = PolicyEngine::new(Limits::default()).expect("engine");
+    CompiledPolicy::load(&engine, world, bytes, None).expect("compiles")
+}
+
+fn replayed(lab: &CallLab, world: World, bytes: &[u8]) -> ReplayReport {
+    let range = ReplayRange {
+        campaign_id: Some(lab.campaign_id.clone()),
+        limit: 1000,
+        ..ReplayRange::default()
+    };
+    replay(
+        &lab.api.state.store,
+        &compiled(world, bytes),
+        &range,
+        &mut |_| {},
+    )
+    .expect("replays")
+}
+
+fn plugboard(args: &[&str], data_dir: &Path) -> (bool, String, String) {
+    let out = Command::new(plugboard_bin())
+        .arg("replay")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .expect("plugboard runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_is_judged_on_stored_calls_with_no_side_effect() {
+    let lab = CallLab::start().await;
+    let marketer = lab.marketer_key.clone();
+    let (scorer, _) = lab
+        .deploy_new(
+            &marketer,
+            "scorer",
+            example_policy("geo-history-scorer"),
+            "fallback",
+        )
+        .await;
+    lab.update_campaign(json!({"numbers": [NUMBER], "scorer_policy_id": scorer}))
+        .await;
+    let buyer = lab.buyer("buyer_answers", 4).await;
+    let target = lab.target(buyer.port, 20, 10).await;
+    let bid = |amount: u64| {
+        json!({"campaign_id": lab.campaign_id, "target_id": target, "amount_micros": amount,
+               "min_quality": 10, "min_duration_s": 0})
+    };
+    let rich = lab.bid_with(bid(30_000_000)).await;
+    let cheap = lab.bid_with(bid(10_000_000)).await;
+    lab.carrier_to(NUMBER, "caller_hangs_up", 4, &["-d", "100", "-l", "1"])
+        .await
+        .assert_ok();
+    buyer.finish().await.assert_ok();
+    let records = lab.wait_for_records(4).await;
+    assert!(
+        records.iter().all(|r| r.payout_micros == 30_000_000),
+        "{records:?}"
+    );
+
+    // The active version itself: nothing changes (replay is deterministic).
+    let same = replayed(&lab, World::Scorer, &example_policy("geo-history-scorer"));
+    assert_eq!(same.calls_replayed, 4);
+    assert_eq!(same.score_changes.as_ref().map(|s| s.unchanged), Some(4));
+    assert_eq!(same.winners_changed, 0);
+    assert_eq!(same.payout_micros_after, same.payout_micros_before);
+    assert!(
+        same.sample.is_empty() && same.failures.is_empty(),
+        "{same:?}"
+    );
+
+    // A scorer that scores 0: every call falls below both bids' floor.
+    let zero = replayed(&lab, World::Scorer, &test_guest("hostile-scorer.wasm"));
+    assert_eq!(zero.calls_replayed, 4);
+    let scores = zero.score_changes.as_ref().expect("a scorer's report");
+    assert_eq!((scores.down, scores.up, scores.unchanged), (4, 0, 0));
+    assert_eq!(zero.winners_changed, 4);
+    assert_eq!(zero.winner_changes.len(), 1);
+    assert_eq!(zero.winner_changes[0].from.as_deref(), Some(rich.as_str()));
+    assert_eq!(zero.winner_changes[0].to, None);
+    assert_eq!(zero.payout_micros_before, 120_000_000);
+    assert_eq!(zero.payout_micros_after, 0);
+    let crossed: Vec<(&str, u64, u64)> = zero
+        .floor_crossings
+        .iter()
+        .map(|c| (c.bid_id.as_str(), c.admitted, c.excluded))
+        .collect();
+    let mut expected = vec![(rich.as_str(), 0, 4), (cheap.as_str(), 0, 4)];
+    expected.sort();
+    assert_eq!(crossed, expected);
+    assert_eq!(zero.sample.len(), 4);
+    assert_eq!(zero.sample[0].score_after, Some(0));
+
+    // A selector putting the cheapest first, and a bidder module bidding
+    // 50 USD on every offer: each takes every call from the rich bid.
+    let cheapest = replayed(&lab, World::Selector, &test_guest("test-selector.wasm"));
+    assert_eq!(cheapest.winners_changed, 4);
+    assert_eq!(
+        cheapest.winner_changes[0].to.as_deref(),
+        Some(cheap.as_str())
+    );
+    assert_eq!(cheapest.payout_micros_after, 40_000_000);
+    assert!(cheapest.score_changes.is_none());
+    let outbidding = replayed(&lab, World::Bidder, &test_guest("echo-bidder.wasm"));
+    assert_eq!(outbidding.winners_changed, 4);
+    assert_eq!(
+        outbidding.winner_changes[0].to.as_deref(),
+        Some("candidate")
+    );
+    assert_eq!(outbidding.payout_micros_after, 200_000_000);
+
+    // Nothing the candidates did reached the store.
+    let after: Vec<_> = lab.records();
+    assert_eq!(after.len(), 4);
+    assert_eq!(after, records);
+
+    // The command line, on a copy of the data directory; the live one is
+    // held by the running server and is refused with a clear line.
+    lab.api.state.store.flush().expect("flush");
+    let hostile = tests::target_dir().join("test-guests/hostile-scorer.wasm");
+    let hostile = hostile.to_str().expect("utf-8 path");
+    let copy = tempfile::tempdir().expect("temp dir");
+    copy_dir(&lab.api.data_dir, copy.path());
+    let (ok, stdout, stderr) = plugboard(
+        &["--policy", hostile, "--world", "scorer", "--json"],
+        copy.path(),
+    );
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(report["calls_replayed"], 4, "{report}");
+    assert_eq!(report["winners_changed"], 4);
+    assert_eq!(report["payout_micros_after"], 0);
+    let (ok, text, stderr) = plugboard(&["--policy", hostile, "--world", "scorer"], copy.path());
+    assert!(ok, "{stderr}");
+    assert!(text.contains("calls replayed: 4"), "{text}");
+    assert!(
+        text.contains("first bid to ring changed on 4 calls"),
+        "{text}"
+    );
+    assert!(text.contains("payout: 120000000 → 0 micros"), "{text}");
+
+    let refusals = [
+        (
+            vec!["--world", "bidder"],
+            "does not implement the bidder world",
+        ),
+        (
+            vec!["--world", "scorer", "--campaign", "cmp_nope"],
+            "no campaign cmp_nope",
+        ),
+        (
+            vec!["--world", "scorer", "--since", "2099-01-01T00:00:00Z"],
+            "no stored call is in that range",
+        ),
+        (
+            vec![
+                "--world",
+                "scorer",
+                "--since",
+                "2026-12-02T00:00:00Z",
+                "--until",
+                "2026-12-01T00:00:00Z",
+            ],
+            "the range ends before it starts",
+        ),
+    ];
+    for (args, says) in refusals {
+        let mut all = vec!["--policy", hostile];
+        all.extend(args);
+        let (ok, _, stderr) = plugboard(&all, copy.path());
+        assert!(!ok && stderr.contains(says), "{all:?}: {stderr}");
+    }
+    let (ok, _, stderr) = plugboard(
+        &["--policy", hostile, "--world", "scorer"],
+        &lab.api.data_dir,
+    );
+    assert!(
+        !ok && stderr.contains("in use by a running server"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = plugboard(
+        &["--policy", hostile, "--world", "scorer"],
+        &copy.path().join("nothing"),
+    );
+    assert!(!ok && stderr.contains("holds no store"), "{stderr}");
+    lab.stop().await;
+}
