@@ -6,6 +6,56 @@ use serde_json::json;
 use tests::call_lab::{CALLER, CallLab};
 use tests::{example_policy, str_field, test_guest};
 
+/// Calls to this number make the hostile scorer fail every other time.
+const EVERY_OTHER: &str = "+18005550668";
+
+/// The example scorer and the hostile one as two versions of one policy
+/// of the lab's marketer, deployed as `deployment` asks (`STEADY` and
+/// `HOSTILE` in it stand for the two versions) and scoring the campaign,
+/// which `EVERY_OTHER` is the number of: the policy, the two versions and
+/// its deployment's path.
+async fn two_versions(
+    lab: &CallLab,
+    deployment: serde_json::Value,
+) -> (String, String, String, String) {
+    let marketer = &lab.marketer_key;
+    let uploaded = lab
+        .api
+        .upload(marketer, "scorer", example_policy("geo-history-scorer"))
+        .await;
+    let (policy, steady) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
+    let (status, hostile) = lab
+        .api
+        .raw(
+            "POST",
+            &format!("/v1/policies/{policy}/versions"),
+            Some(marketer),
+            Some(test_guest("hostile-scorer.wasm")),
+            "application/wasm",
+        )
+        .await;
+    assert_eq!(status, 201, "{hostile}");
+    let hostile = str_field(&hostile, "version");
+    let body = deployment
+        .to_string()
+        .replace("STEADY", &steady)
+        .replace("HOSTILE", &hostile);
+    let path = format!("/v1/policies/{policy}/deployment");
+    let (status, body) = lab
+        .api
+        .call(
+            "PUT",
+            &path,
+            Some(marketer),
+            Some(serde_json::from_str(&body).expect("json")),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    lab.update_campaign(json!({"numbers": [EVERY_OTHER], "scorer_policy_id": policy}))
+        .await;
+    (policy, steady, hostile, path)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_record_keeps_what_each_policy_saw_and_shows_it_to_the_marketer_alone() {
     let lab = CallLab::start().await;
@@ -79,46 +129,20 @@ async fn a_call_record_keeps_what_each_policy_saw_and_shows_it_to_the_marketer_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_that_fails_too_often_is_taken_out_and_the_next_calls_use_the_active_version() {
     let lab = CallLab::start().await;
-    let every_other = "+18005550668";
     let marketer = lab.marketer_key.clone();
-    let uploaded = lab
-        .api
-        .upload(&marketer, "scorer", example_policy("geo-history-scorer"))
-        .await;
-    let (policy, steady) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
-    let (status, canary) = lab
-        .api
-        .raw(
-            "POST",
-            &format!("/v1/policies/{policy}/versions"),
-            Some(&marketer),
-            Some(test_guest("hostile-scorer.wasm")),
-            "application/wasm",
-        )
-        .await;
-    assert_eq!(status, 201, "{canary}");
-    let canary = str_field(&canary, "version");
-    let deployment = format!("/v1/policies/{policy}/deployment");
-    let (status, body) = lab
-        .api
-        .call(
-            "PUT",
-            &deployment,
-            Some(&marketer),
-            Some(json!({
-                "active": steady,
-                "canary": {"version": canary, "percent": 100},
-                "failure_mode": "fallback",
-                "demotion": {"window": 10, "max_failure_percent": 40},
-            })),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    lab.update_campaign(json!({"numbers": [every_other], "scorer_policy_id": policy}))
-        .await;
+    let (policy, steady, canary, deployment) = two_versions(
+        &lab,
+        json!({
+            "active": "STEADY",
+            "canary": {"version": "HOSTILE", "percent": 100},
+            "failure_mode": "fallback",
+            "demotion": {"window": 10, "max_failure_percent": 40},
+        }),
+    )
+    .await;
     let (buyer, _) = lab.bidding_buyer("buyer_answers", 16).await;
 
-    lab.carrier_to(every_other, "caller_hangs_up", 16, &["-d", "10", "-l", "1"])
+    lab.carrier_to(EVERY_OTHER, "caller_hangs_up", 16, &["-d", "10", "-l", "1"])
         .await
         .assert_ok();
     buyer.finish().await.assert_ok();
@@ -221,41 +245,12 @@ async fn a_demotion_rule_out_of_bounds_is_refused_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadows_results_are_kept_beside_the_served_ones_and_its_agreement_reported() {
     let lab = CallLab::start().await;
-    let every_other = "+18005550668";
     let marketer = lab.marketer_key.clone();
-    let uploaded = lab
-        .api
-        .upload(&marketer, "scorer", example_policy("geo-history-scorer"))
-        .await;
-    let (policy, served) = (str_field(&uploaded, "id"), str_field(&uploaded, "version"));
-    let (status, shadow) = lab
-        .api
-        .raw(
-            "POST",
-            &format!("/v1/policies/{policy}/versions"),
-            Some(&marketer),
-            Some(test_guest("hostile-scorer.wasm")),
-            "application/wasm",
-        )
-        .await;
-    assert_eq!(status, 201, "{shadow}");
-    let shadow = str_field(&shadow, "version");
-    let deployment = format!("/v1/policies/{policy}/deployment");
-    let (status, body) = lab
-        .api
-        .call(
-            "PUT",
-            &deployment,
-            Some(&marketer),
-            Some(json!({"active": served, "shadow": shadow})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    lab.update_campaign(json!({"numbers": [every_other], "scorer_policy_id": policy}))
-        .await;
+    let (_, _, shadow, deployment) =
+        two_versions(&lab, json!({"active": "STEADY", "shadow": "HOSTILE"})).await;
     let (buyer, _) = lab.bidding_buyer("buyer_answers", 6).await;
 
-    lab.carrier_to(every_other, "caller_hangs_up", 6, &["-d", "10", "-l", "1"])
+    lab.carrier_to(EVERY_OTHER, "caller_hangs_up", 6, &["-d", "10", "-l", "1"])
         .await
         .assert_ok();
     buyer.finish().await.assert_ok();
