@@ -244,6 +244,15 @@ fi
 SKIPS_END=$(cpu_share_skips)
 # utime + stime, in clock ticks, from /proc (ps rounds to whole seconds).
 CPU=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f s", ($14 + $15) / hz }' /proc/$PB_PID/stat)
+# What the records of the run hold: the whole record and the policies'
+# inputs kept for replay, in bytes of JSON, over the last page of calls.
+SIZES=$(curl -sf -H "Authorization: Bearer $OP" "http://127.0.0.1:$HTTP_PORT/v1/calls?campaign_id=$CID&limit=100" | python3 -c '
+import json, sys
+calls = json.load(sys.stdin)["calls"]
+sizes = lambda pick: sorted(len(json.dumps(pick(c), separators=(",", ":"))) for c in calls)
+whole, inputs = sizes(lambda c: c), sizes(lambda c: c.get("inputs"))
+mid = lambda v: v[len(v) // 2] if v else 0
+print("%d records: whole %d B median, %d max; inputs %d B median, %d max" % (len(calls), mid(whole), whole[-1] if whole else 0, mid(inputs), inputs[-1] if inputs else 0))')
 echo
 echo "highest rate with zero failed calls (steps of ${STEP_S}s: $RATES)"
 echo "  plugboard  $PB_BEST calls/s  (policies: $POLICIES)"
@@ -260,3 +269,4 @@ echo "  $PB_BEST calls/s with zero failed calls, with: $ATTACKED_BEST"
 echo "policy runs skipped for a spent CPU share, before the attack: $SKIPS_CALM"
 echo "  and after it: $SKIPS_END"
 echo "plugboard CPU time over the run: $CPU"
+echo "call records: $SIZES"

@@ -91,25 +91,35 @@ async fn a_call_record_keeps_what_each_policy_saw_and_shows_it_to_the_marketer_a
     assert_eq!(inputs.call.attribution.len(), 2, "the scorer sees it all");
     assert_eq!(inputs.caller_history.calls_seen, 0, "a first call");
     // The offer is the redacted one: shared attribution only, no caller.
-    assert_eq!(inputs.offer.call_id, record.id);
-    assert_eq!(inputs.offer.quality.score, 50);
+    let offer = inputs.offer(&record);
+    assert_eq!(offer.call_id, record.id);
+    assert_eq!(offer.quality.score, 50);
     assert_eq!(
-        inputs.offer.attribution,
+        offer.attribution,
         [("utm_source".to_owned(), "google".to_owned())]
     );
     // The candidates in the auction's order; the bid above the call's
     // quality is not one.
-    let candidates: Vec<&str> = inputs.candidates.iter().map(|c| c.id.as_str()).collect();
+    let candidates: Vec<&str> = inputs
+        .candidates
+        .iter()
+        .map(|c| c.bid_id.as_str())
+        .collect();
     assert_eq!(candidates, [rich_bid.as_str(), cheap_bid.as_str()]);
     assert!(!candidates.contains(&fussy_bid.as_str()));
-    assert_eq!(inputs.candidates[0].amount_micros, 30_000_000);
+    assert_eq!(inputs.bids(&record)[0].amount_micros, 30_000_000);
+    assert_eq!(inputs.bids(&record)[0].min_quality, 0);
     assert_eq!(inputs.candidates_omitted, 0);
 
     let seen_by_marketer = lab.record_through_api(&record.id).await;
     assert_eq!(seen_by_marketer["inputs"]["call"]["caller"], CALLER);
     assert_eq!(
-        seen_by_marketer["inputs"]["offer"]["attribution"],
-        json!({"utm_source": "google"})
+        seen_by_marketer["inputs"]["shared_attribution_keys"],
+        json!(["utm_source"])
+    );
+    assert_eq!(
+        seen_by_marketer["inputs"]["candidates"][0]["bid_id"],
+        json!(rich_bid)
     );
     let (status, seen_by_bidder) = lab
         .api

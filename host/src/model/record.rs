@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{BidCandidate, CallFacts, CallerHistory, GuestLog, Offer};
+use super::{BidCandidate, CallFacts, CallerHistory, GuestLog, Offer, Quality, TargetStats};
 
 /// How a call ended, from the caller's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -180,7 +180,13 @@ pub struct CallRecord {
     pub inputs: Option<PolicyInputs>,
 }
 
-/// The inputs of a call's policies, as they were when it was routed.
+/// The inputs of a call's policies, as they were when it was routed. What
+/// the record holds elsewhere is not repeated: the offer bidder modules saw
+/// is the call's facts with its quality, its tags and the attribution the
+/// campaign shared ([`PolicyInputs::offer`]); the selector's candidates are
+/// bids of the trace with their targets' answering record then
+/// ([`PolicyInputs::bids`]). Every call record grows by what is here, so it
+/// is kept small.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct PolicyInputs {
     /// The call as the scorer and the selector saw it (headers bounded as
@@ -190,17 +196,72 @@ pub struct PolicyInputs {
     /// The caller's history when the call arrived.
     #[schema(value_type = Object)]
     pub caller_history: CallerHistory,
-    /// The redacted offer every bidder strategy module saw.
-    #[schema(value_type = Object)]
-    pub offer: Offer,
+    /// The attribution keys the campaign shared with bidders then.
+    #[serde(default)]
+    pub shared_attribution_keys: Vec<String>,
     /// The eligible bids in the auction's order: what the campaign's
     /// selector saw, or would have seen had it one. At most
     /// [`MAX_KEPT_CANDIDATES`], the first.
-    #[schema(value_type = Vec<Object>)]
-    pub candidates: Vec<BidCandidate>,
+    pub candidates: Vec<Candidate>,
     /// Candidates beyond those kept.
     #[serde(default)]
     pub candidates_omitted: u32,
+}
+
+/// An eligible bid, by its id in the trace, and what its target's record
+/// of answering was when the selector saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct Candidate {
+    pub bid_id: String,
+    #[schema(value_type = Object)]
+    pub target_stats: TargetStats,
+}
+
+impl PolicyInputs {
+    /// The redacted offer every bidder strategy module saw.
+    pub fn offer(&self, record: &CallRecord) -> Offer {
+        let call = &self.call;
+        Offer {
+            call_id: call.id.clone(),
+            campaign_id: call.campaign_id.clone(),
+            quality: Quality {
+                score: record.quality.unwrap_or_default(),
+                tags: record.trace.tags.clone(),
+            },
+            caller_geography: call.caller_geography.clone(),
+            time: call.time.clone(),
+            attribution: call
+                .attribution
+                .iter()
+                .filter(|(key, _)| self.shared_attribution_keys.contains(key))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The candidates as the selector saw them, in its order; a candidate
+    /// whose bid the trace did not keep (past its hundred) is left out.
+    pub fn bids(&self, record: &CallRecord) -> Vec<BidCandidate> {
+        self.candidates
+            .iter()
+            .filter_map(|candidate| {
+                let bid = record
+                    .trace
+                    .bids
+                    .iter()
+                    .find(|b| b.bid_id == candidate.bid_id)?;
+                Some(BidCandidate {
+                    id: bid.bid_id.clone(),
+                    bidder_id: bid.bidder_id.clone(),
+                    target_id: bid.target_id.clone(),
+                    amount_micros: bid.amount_micros,
+                    min_quality: bid.min_quality,
+                    min_duration_seconds: bid.min_duration_s,
+                    target_stats: candidate.target_stats.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Candidates a record keeps at most, as it keeps a hundred bids.

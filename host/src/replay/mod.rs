@@ -130,7 +130,8 @@ fn replay_call(
         kv: kv.clone(),
         kv_namespace: "replay".to_owned(),
     };
-    let pool = contenders(record, inputs);
+    let candidates = inputs.bids(record);
+    let pool = contenders(record, &candidates);
     let quality = record.quality.unwrap_or(FALLBACK_QUALITY);
     let before = first_at(&pool, quality, floor);
     let mut call = Replayed {
@@ -169,7 +170,7 @@ fn replay_call(
                 tags,
             };
             let order = match candidate
-                .select(&ctx, &inputs.call, &scored, &inputs.candidates)
+                .select(&ctx, &inputs.call, &scored, &candidates)
                 .outcome
             {
                 Ok(order) => order,
@@ -178,9 +179,9 @@ fn replay_call(
                     Vec::new()
                 }
             };
-            first_in_order(inputs, &order, floor)
+            first_in_order(&candidates, &order, floor)
         }
-        World::Bidder => match candidate.bid(&ctx, &inputs.offer).outcome {
+        World::Bidder => match candidate.bid(&ctx, &inputs.offer(record)).outcome {
             Ok(Some(decision)) if decision.amount_micros >= floor => {
                 let outbids = before
                     .as_ref()

@@ -1,7 +1,7 @@
 //! Which bid a stored call would have rung first with another score or
 //! another order, from what its record kept: pure.
 
-use crate::model::{CallRecord, PolicyInputs};
+use crate::model::{BidCandidate, CallRecord};
 
 /// A bid as a replay ranks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +17,8 @@ pub struct Contender {
 /// auction's order, then those dropped only for their quality floor (a
 /// higher score lets them in; the rules after the floor are taken to pass,
 /// places and caps as they were).
-pub fn contenders(record: &CallRecord, inputs: &PolicyInputs) -> Vec<Contender> {
-    let eligible = inputs.candidates.iter().map(|c| Contender {
+pub fn contenders(record: &CallRecord, candidates: &[BidCandidate]) -> Vec<Contender> {
+    let eligible = candidates.iter().map(|c| Contender {
         bid_id: c.id.clone(),
         amount_micros: c.amount_micros,
         min_quality: c.min_quality,
@@ -58,11 +58,10 @@ pub fn first_at(contenders: &[Contender], score: u8, floor_price_micros: u64) ->
 /// The first bid to ring in a selector's `order` of the eligible bids (an
 /// order out of contract leaves the auction's), at or above the floor.
 pub fn first_in_order(
-    inputs: &PolicyInputs,
+    candidates: &[BidCandidate],
     order: &[u32],
     floor_price_micros: u64,
 ) -> Option<Contender> {
-    let candidates = &inputs.candidates;
     let in_contract = order.iter().all(|&i| (i as usize) < candidates.len());
     let ordered: Vec<usize> = if in_contract && !order.is_empty() {
         order.iter().map(|&i| i as usize).collect()

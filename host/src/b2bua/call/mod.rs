@@ -28,7 +28,7 @@ use crate::dialog::session_timer::{self, SessionTimer, UasTimer};
 use crate::dialog::{Dialog, DialogState};
 use crate::model::{
     Bid, BidCandidate, BidTrace, CallFacts, CallOutcome, CallRecord, CallerHistory, Campaign,
-    DecisionTrace, GuestLog, LegTrace, MAX_KEPT_CANDIDATES, Offer, PolicyInputs, PolicyTrace,
+    Candidate, DecisionTrace, GuestLog, LegTrace, MAX_KEPT_CANDIDATES, PolicyInputs, PolicyTrace,
     Target, TargetEventTrace, Winner,
 };
 use crate::sip::locate::{self, Location, Plan, Transport};
@@ -167,9 +167,8 @@ pub struct RingTree {
     /// Bids considered beyond those in `bids` (the record's bound).
     pub bids_omitted: u32,
     pub policies: Vec<PolicyTrace>,
-    /// The offer bidder modules saw and the candidates the selector saw,
-    /// kept in the record with the call's facts.
-    pub offer: Offer,
+    /// The candidates the selector saw (or would have), kept in the record
+    /// with the call's facts.
     pub candidates: Vec<BidCandidate>,
 }
 

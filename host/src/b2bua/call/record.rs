@@ -132,8 +132,14 @@ impl Call {
         PolicyInputs {
             call: scoring.call.clone(),
             caller_history: scoring.history,
-            offer: self.tree.offer.clone(),
-            candidates: candidates[..kept].to_vec(),
+            shared_attribution_keys: scoring.campaign.shared_attribution_keys.clone(),
+            candidates: candidates[..kept]
+                .iter()
+                .map(|c| Candidate {
+                    bid_id: c.id.clone(),
+                    target_stats: c.target_stats.clone(),
+                })
+                .collect(),
             candidates_omitted: u32::try_from(candidates.len() - kept).unwrap_or(u32::MAX),
         }
     }

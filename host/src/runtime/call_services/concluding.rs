@@ -112,7 +112,6 @@ impl CallServices {
             bids: traces,
             bids_omitted: u32::try_from(bids_omitted).unwrap_or(u32::MAX),
             policies,
-            offer: gathering.offer,
             candidates,
         }
     }
