@@ -93,10 +93,13 @@ deploy() {
 MK=$(post POST /tenants "$OP" '{"name":"acme","role":"marketer"}' | jq -r .api_key)
 BK=$(post POST /tenants "$OP" '{"name":"buyer","role":"bidder"}' | jq -r .api_key)
 CID=$(post POST /campaigns "$MK" '{"name":"solar","numbers":["+18005550100"]}' | jq -r .id)
+# The buyer is a load generator: when it drops calls at an overloaded
+# step, pausing its targets (three misses in a row, for five minutes) would
+# refuse every later call with 480 and measure nothing, so they never pause.
 BID=$(post POST /bidders "$BK" '{"name":"Buyer"}' | jq -r .id)
 for i in $(seq 1 10); do
   TID=$(post POST "/bidders/$BID/targets" "$BK" \
-    "{\"uri\":\"sip:sales$i@127.0.0.1:$BUYER_PORT$TARGET_PARAMS\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" | jq -r .id)
+    "{\"uri\":\"sip:sales$i@127.0.0.1:$BUYER_PORT$TARGET_PARAMS\",\"ring_timeout_s\":20,\"max_concurrent\":100000,\"miss_limit\":0}" | jq -r .id)
   post POST /bids "$BK" "{\"campaign_id\":\"$CID\",\"target_id\":\"$TID\",\"amount_micros\":${i}000000,\"min_quality\":0,\"min_duration_s\":0}" > /dev/null
 done
 POLICY=$(deploy scorer "$MK" geo-history-scorer.wasm)
@@ -109,7 +112,7 @@ if [ "$POLICIES" = all ]; then
   for i in $(seq 1 10); do
     MB=$(post POST /bidders "$BK" "{\"name\":\"Module $i\",\"strategy_policy_id\":\"$MODULE\"}" | jq -r .id)
     post POST "/bidders/$MB/targets" "$BK" \
-      "{\"uri\":\"sip:module$i@127.0.0.1:$BUYER_PORT$TARGET_PARAMS\",\"ring_timeout_s\":20,\"max_concurrent\":100000}" > /dev/null
+      "{\"uri\":\"sip:module$i@127.0.0.1:$BUYER_PORT$TARGET_PARAMS\",\"ring_timeout_s\":20,\"max_concurrent\":100000,\"miss_limit\":0}" > /dev/null
   done
   SELECTOR=$(deploy selector "$MK" answer-rate-selector.wasm)
   post PATCH "/campaigns/$CID" "$MK" "{\"selector_policy_id\":\"$SELECTOR\"}" > /dev/null
