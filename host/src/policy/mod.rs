@@ -3,9 +3,9 @@
 //!
 //! What policies see and return is the shared vocabulary, `crate::model`;
 //! `convert` maps it to and from the WIT-generated types. Reading order:
-//! [`PolicyEngine`]
-//! (engine and limits), [`CompiledPolicy`] (validate, compile, invoke),
-//! [`PolicyRegistry`] (hot swap, canary, shadow).
+//! [`PolicyEngine`] (engine and limits), [`CompiledPolicy`] (validate,
+//! compile, invoke), [`PolicyRegistry`] (hot swap, canary, shadow, and the
+//! windows that judge a canary's failures and a shadow's agreement).
 
 mod agreement;
 mod artifact;
