@@ -9,14 +9,15 @@ use std::sync::{Arc, Mutex};
 use crate::clock;
 use crate::fair::{FairGate, Shares};
 use crate::model::{
-    CanarySpec, Demotion, DemotionRule, DeploymentRecord, FailureMode, MAX_DEMOTIONS_KEPT, Policy,
-    PolicyKv, PolicyVersion, SampleInput, World,
+    CallRecord, CanarySpec, Demotion, DemotionRule, DeploymentRecord, FailureMode,
+    MAX_DEMOTIONS_KEPT, Policy, PolicyKv, PolicyVersion, SampleInput, World,
 };
 use crate::policy::{
     ArtifactCache, CompiledPolicy, Compiler, Demote, Deployment, DeploymentError, LoadError,
     MemoryKv, MissingInput, PolicyEngine, PolicyRegistry, SampleReport, compile_and_load,
     run_sample,
 };
+use crate::replay::{ReplayError, ReplayRange, ReplayReport};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -403,6 +404,29 @@ impl PolicyLifecycle {
                 self.registry.remove(policy_id);
             }
         }
+    }
+
+    /// Replays stored calls through `compiled` off the async runtime's
+    /// threads, in `tenant`'s turn at the same gate as dry runs, so that a
+    /// tenant replaying in a loop waits behind itself.
+    pub async fn replay(
+        &self,
+        tenant: &str,
+        compiled: Arc<CompiledPolicy>,
+        range: ReplayRange,
+        visible: impl Fn(&CallRecord) -> bool + Send + 'static,
+    ) -> Result<Result<ReplayReport, ReplayError>, LifecycleError> {
+        let _turn = self
+            .samples
+            .enter(tenant)
+            .await
+            .map_err(|_| LifecycleError::SamplesBusy)?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::replay::replay(&store, &compiled, &range, &visible, &mut |_| {})
+        })
+        .await
+        .map_err(|e| LifecycleError::Worker(e.to_string()))
     }
 
     /// Takes a failing canary or shadow out of `policy_id`'s deployment,

@@ -209,6 +209,7 @@ fn request(
         ("put", "/v1/policies/{id}/deployment") => json(json!({"active": null})),
         ("put", "/v1/policies/{id}/versions/{version}/test-vectors") => json(json!([])),
         ("post", "/v1/policies/{id}/dry-run") => json(json!({"input": {}})),
+        ("post", "/v1/policies/{id}/versions/{version}/replay") => json(json!({})),
         _ => (None, ""),
     };
     (concrete, body, content_type)

@@ -99,14 +99,14 @@ const LAYERS: &[(&str, &[&str], &str)] = &[
         "persistence (sled): keyspaces, codec, transactions",
     ),
     (
-        "lifecycle",
-        &["model", "policy", "store", "fair", "clock"],
-        "policy uploads, compiles and deployments",
-    ),
-    (
         "replay",
         &["model", "policy", "store"],
         "stored calls run again through a candidate version",
+    ),
+    (
+        "lifecycle",
+        &["model", "policy", "store", "fair", "clock", "replay"],
+        "policy uploads, compiles, deployments and replays",
     ),
     (
         "config",
@@ -133,6 +133,7 @@ const LAYERS: &[(&str, &[&str], &str)] = &[
             "number",
             "policy",
             "rate",
+            "replay",
             "sip",
             "store",
         ],

@@ -30,6 +30,7 @@ fn replayed(lab: &CallLab, world: World, bytes: &[u8]) -> ReplayReport {
         &lab.api.state.store,
         &compiled(world, bytes),
         &range,
+        &|_| true,
         &mut |_| {},
     )
     .expect("replays")
@@ -207,6 +208,68 @@ async fn a_candidate_is_judged_on_stored_calls_with_no_side_effect() {
         let (ok, _, stderr) = plugboard(&all, copy.path());
         assert!(!ok && stderr.contains(says), "{all:?}: {stderr}");
     }
+
+    // The same through the API, for an uploaded version of the scorer.
+    let (status, uploaded) = lab
+        .api
+        .raw(
+            "POST",
+            &format!("/v1/policies/{scorer}/versions"),
+            Some(&marketer),
+            Some(test_guest("hostile-scorer.wasm")),
+            "application/wasm",
+        )
+        .await;
+    assert_eq!(status, 201, "{uploaded}");
+    let version = tests::str_field(&uploaded, "version");
+    let path = format!("/v1/policies/{scorer}/versions/{version}/replay");
+    let ask = |key: String, body: serde_json::Value| {
+        let (api, path) = (&lab.api, path.clone());
+        async move { api.call("POST", &path, Some(&key), Some(body)).await }
+    };
+    let (status, through_api) =
+        ask(marketer.clone(), json!({"campaign_id": lab.campaign_id})).await;
+    assert_eq!(status, 200, "{through_api}");
+    assert_eq!(through_api["calls_replayed"], 4);
+    assert_eq!(through_api["winners_changed"], 4);
+    assert_eq!(through_api["payout_micros_before"], 120_000_000);
+    assert_eq!(through_api["payout_micros_after"], 0);
+    let (status, _) = ask(lab.bidder_key.clone(), json!({})).await;
+    assert_eq!(
+        status, 403,
+        "a bidder learns nothing of the calls it did not win"
+    );
+    let (_, rival) = lab.api.tenant("rival", "marketer").await;
+    let (status, body) = ask(rival, json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    for (body, code) in [
+        (json!({"limit": 0}), "request.invalid_field"),
+        (json!({"since": 4_102_444_800_i64}), "replay.empty"),
+        (
+            json!({"campaign_id": "cmp_nope"}),
+            "request.unknown_campaign",
+        ),
+        (json!({"since": 200, "until": 100}), "request.invalid_field"),
+    ] {
+        let (status, reply) = ask(marketer.clone(), body.clone()).await;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{body}: {reply}"
+        );
+    }
+    let (status, reply) = lab
+        .api
+        .call(
+            "POST",
+            &format!("/v1/policies/{scorer}/versions/0000000000000000/replay"),
+            Some(&marketer),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 404, "{reply}");
+    assert_eq!(lab.records(), records, "replays store nothing");
+
     let (ok, _, stderr) = plugboard(
         &["--policy", hostile, "--world", "scorer"],
         &lab.api.data_dir,

@@ -51,6 +51,10 @@ pub const FLOOR_PRICE_MICROS: Bound = Bound::Range {
 };
 pub const MIN_QUALITY: Bound = Bound::Range { min: 0, max: 100 };
 pub const PERCENT: Bound = Bound::Range { min: 0, max: 100 };
+pub const REPLAY_LIMIT: Bound = Bound::Range {
+    min: 1,
+    max: 10_000,
+};
 pub const DEMOTION_WINDOW: Bound = Bound::Range {
     min: 1,
     max: 10_000,
@@ -176,6 +180,7 @@ const FIELDS: &[(&str, &str, Bound)] = &[
     ("DniRequest", "session_id", SESSION_ID),
     ("DniRequest", "attributes", DNI_ATTRIBUTES),
     ("CanarySpec", "percent", PERCENT),
+    ("ReplayRequest", "limit", REPLAY_LIMIT),
     ("DemotionRule", "window", DEMOTION_WINDOW),
     ("DemotionRule", "max_failure_percent", PERCENT),
 ];

@@ -18,10 +18,11 @@ use crate::access::quota::{self, Kind};
 use crate::clock;
 use crate::lifecycle::{DeploymentSpec, LifecycleError};
 use crate::model::{
-    CanarySpec, DemotionRule, DeploymentRecord, FailureMode, Policy, PolicyVersion, SampleInput,
-    ShadowAgreement, TestVector, World,
+    CanarySpec, DemotionRule, DeploymentRecord, FailureMode, Policy, PolicyVersion, Role,
+    SampleInput, ShadowAgreement, TestVector, World,
 };
 use crate::policy::{LoadError, SampleReport};
+use crate::replay::{ReplayError, ReplayRange, ReplayReport};
 
 /// Routes; `upload_limit` is the component size limit (uploads get one more
 /// byte of room so that the runtime, not the body limit, names the problem).
@@ -36,6 +37,7 @@ pub(super) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(get_deployment, put_deployment))
         .routes(routes!(rollback))
         .routes(routes!(dry_run))
+        .routes(routes!(replay_version))
         .routes(routes!(get_test_vectors, put_test_vectors))
 }
 
@@ -402,6 +404,79 @@ async fn rollback(
             .await
             .map_err(lifecycle_error)?,
     ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Only this campaign's calls (a marketer's own).
+    pub campaign_id: Option<String>,
+    /// Calls received at or after this time, Unix seconds.
+    pub since: Option<i64>,
+    /// Calls received before this time, Unix seconds.
+    pub until: Option<i64>,
+    /// Calls at most, oldest first (default 1,000).
+    pub limit: Option<u32>,
+}
+
+/// Runs stored calls again through a version and reports what it would
+/// have changed (scores, first bids, payout), with no side effect: the
+/// calls of the caller's campaigns (every campaign's for an operator).
+#[utoipa::path(post, path = "/v1/policies/{id}/versions/{version}/replay", tag = "policies",
+    request_body = ReplayRequest,
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = ReplayReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn replay_version(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((id, version)): Path<(String, String)>,
+    Body(request): Body<ReplayRequest>,
+) -> ApiResult<Json<ReplayReport>> {
+    let policy = owned_policy(&state, &caller, &id)?;
+    let limit = request.limit.unwrap_or(1000);
+    contract::REPLAY_LIMIT.check("limit", limit.into())?;
+    if let Some(campaign_id) = &request.campaign_id {
+        let visible = state
+            .store
+            .campaign(campaign_id)?
+            .is_some_and(|c| caller.owns(&c.tenant_id));
+        if !visible {
+            return Err(ApiError::unprocessable(
+                "request.unknown_campaign",
+                format!("no campaign {campaign_id}"),
+            ));
+        }
+    }
+    let compiled = state
+        .policies
+        .version(&policy, &version)
+        .await
+        .map_err(|e| match e {
+            LifecycleError::UnknownVersion(_) => ApiError::not_found("version"),
+            other => lifecycle_error(other),
+        })?;
+    let range = ReplayRange {
+        campaign_id: request.campaign_id,
+        since_ms: request.since.map(|s| s.saturating_mul(1000)),
+        until_ms: request.until.map(|s| s.saturating_mul(1000)),
+        limit: limit as usize,
+    };
+    let reader = caller.tenant_id.clone();
+    let every_campaign = caller.role == Role::Operator;
+    let report = state
+        .policies
+        .replay(&caller.tenant_id, compiled, range, move |record| {
+            every_campaign || record.tenant_id == reader
+        })
+        .await
+        .map_err(lifecycle_error)?
+        .map_err(|e| match e {
+            ReplayError::Store(s) => s.into(),
+            ReplayError::Empty => ApiError::unprocessable("replay.empty", e.to_string()),
+            other => ApiError::unprocessable("request.invalid_field", other.to_string()),
+        })?;
+    Ok(Json(report))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -27,7 +27,7 @@ pub fn run_replay(args: &ReplayArgs) -> Result<String, CliError> {
             let _ = std::io::stderr().flush();
         }
     };
-    let report = replay(&store, &candidate, &range, &mut progress)?;
+    let report = replay(&store, &candidate, &range, &|_| true, &mut progress)?;
     if on_terminal {
         eprintln!();
     }

@@ -51,12 +51,14 @@ pub enum ReplayError {
     BackwardRange,
 }
 
-/// Replays the calls of `range` through `candidate`; `progress` hears how
-/// many calls are done after each page.
+/// Replays the calls of `range` that `visible` admits (a marketer's own,
+/// through the API) through `candidate`; `progress` hears how many calls
+/// are done after each page.
 pub fn replay(
     store: &Store,
     candidate: &CompiledPolicy,
     range: &ReplayRange,
+    visible: &dyn Fn(&CallRecord) -> bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ReplayReport, ReplayError> {
     if let (Some(since), Some(until)) = (range.since_ms, range.until_ms)
@@ -83,7 +85,7 @@ pub fn replay(
     while seen < range.limit {
         let page = store.calls(
             &filter,
-            |r| !r.campaign_id.is_empty(),
+            |r| !r.campaign_id.is_empty() && visible(r),
             cursor.as_deref(),
             PAGE.min(range.limit - seen),
         )?;
