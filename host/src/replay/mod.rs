@@ -135,7 +135,12 @@ fn replay_call(
     let candidates = inputs.bids(record);
     let pool = contenders(record, &candidates);
     let quality = record.quality.unwrap_or(FALLBACK_QUALITY);
-    let before = first_at(&pool, quality, floor);
+    // What rang first then (a selector may have put it there), else what
+    // the auction's ranking would put first.
+    let before = match record.trace.ring_order.first() {
+        Some(rung) => pool.iter().find(|c| &c.bid_id == rung).cloned(),
+        None => first_at(&pool, quality, floor),
+    };
     let mut call = Replayed {
         call_id: record.id.clone(),
         score_before: None,
@@ -163,7 +168,11 @@ fn replay_call(
                 .filter(|c| (c.min_quality <= quality) != (c.min_quality <= score))
                 .map(|c| (c.bid_id.clone(), c.min_quality <= score))
                 .collect();
-            first_at(&pool, score, floor)
+            if score == quality {
+                before.clone()
+            } else {
+                first_at(&pool, score, floor)
+            }
         }
         World::Selector => {
             let tags = record.trace.tags.clone();
