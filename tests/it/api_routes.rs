@@ -519,6 +519,7 @@ async fn health_metrics_and_openapi_are_served() {
             "/v1/policies/{id}/dry-run",
             "/v1/policies/{id}/rollback",
             "/v1/policies/{id}/versions",
+            "/v1/policies/{id}/versions/{version}/replay",
             "/v1/policies/{id}/versions/{version}/test-vectors",
             "/v1/tenants",
             "/v1/tenants/{id}",
