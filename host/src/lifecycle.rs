@@ -453,15 +453,16 @@ impl PolicyLifecycle {
             "shadow" if record.shadow.as_deref().is_some_and(named) => record.shadow = None,
             _ => {}
         }
+        let now = clock::unix_now();
         record.demotions.push(Demotion {
             version: demote.version.chars().take(16).collect(),
             role: demote.role.to_owned(),
-            at: clock::unix_now(),
+            at: now,
             reason: demote.reason.clone(),
         });
         let excess = record.demotions.len().saturating_sub(MAX_DEMOTIONS_KEPT);
         record.demotions.drain(..excess);
-        record.updated_at = clock::unix_now();
+        record.updated_at = now;
         self.store.put_deployment(&record)?;
         Ok(true)
     }

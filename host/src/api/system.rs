@@ -67,27 +67,9 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
                 .set_gauge("plugboard_policy_deployment_shadow", series(shadow), 1);
         }
     }
-    let policies: std::collections::HashMap<String, String> = state
-        .store
-        .policies()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| (p.id, p.name))
-        .collect();
-    let bidders: std::collections::HashMap<String, String> = state
-        .store
-        .bidders()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|b| (b.id, b.name))
-        .collect();
-    let targets: std::collections::HashMap<String, String> = state
-        .store
-        .targets()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|t| Some((t.id, t.name?)))
-        .collect();
+    let policies = names(state.store.policies(), |p| Some((p.id, p.name)));
+    let bidders = names(state.store.bidders(), |b| Some((b.id, b.name)));
+    let targets = names(state.store.targets(), |t| Some((t.id, t.name?)));
     let name_of = |label: &str, id: &str| match label {
         "policy" => policies.get(id).cloned(),
         "bidder" => bidders.get(id).cloned(),
@@ -98,4 +80,16 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render_named(&name_of),
     )
+}
+
+/// Names by id of what `rows` holds (nothing when the store cannot be read:
+/// the series still show, without names).
+fn names<T>(
+    rows: Result<Vec<T>, crate::store::StoreError>,
+    id_and_name: impl Fn(T) -> Option<(String, String)>,
+) -> std::collections::HashMap<String, String> {
+    rows.unwrap_or_default()
+        .into_iter()
+        .filter_map(id_and_name)
+        .collect()
 }

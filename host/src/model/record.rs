@@ -242,14 +242,16 @@ impl PolicyInputs {
     /// The candidates as the selector saw them, in its order; a candidate
     /// whose bid the trace did not keep (past its hundred) is left out.
     pub fn bids(&self, record: &CallRecord) -> Vec<BidCandidate> {
+        let traced: std::collections::HashMap<&str, &BidTrace> = record
+            .trace
+            .bids
+            .iter()
+            .map(|b| (b.bid_id.as_str(), b))
+            .collect();
         self.candidates
             .iter()
             .filter_map(|candidate| {
-                let bid = record
-                    .trace
-                    .bids
-                    .iter()
-                    .find(|b| b.bid_id == candidate.bid_id)?;
+                let bid = traced.get(candidate.bid_id.as_str())?;
                 Some(BidCandidate {
                     id: bid.bid_id.clone(),
                     bidder_id: bid.bidder_id.clone(),

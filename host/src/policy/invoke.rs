@@ -76,6 +76,16 @@ pub enum PolicyFailure {
 
 impl PolicyFailure {
     /// The failure's kind as records and metrics name it (`trap`, `timeout`…).
+    /// Whether the host did not run the version at all (no instance free,
+    /// its tenant past its CPU share): the failure says nothing of the
+    /// version, so windows that judge a version do not count it.
+    pub fn is_not_run(&self) -> bool {
+        matches!(
+            self,
+            PolicyFailure::Unavailable(_) | PolicyFailure::CpuShare
+        )
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             PolicyFailure::Trap(_) => "trap",

@@ -308,7 +308,7 @@ impl Deployment {
         };
         let comparison = match &shadow.outcome {
             Ok(result) => Some(served.compare(result)),
-            Err(PolicyFailure::Unavailable(_) | PolicyFailure::CpuShare) => return,
+            Err(failure) if failure.is_not_run() => return,
             Err(_) => None,
         };
         self.agreement
@@ -325,7 +325,7 @@ impl Deployment {
 fn judge<T>(window: &Mutex<FailureWindow>, invocation: &Invocation<T>) -> Option<String> {
     let failure = match &invocation.outcome {
         Ok(_) => None,
-        Err(PolicyFailure::Unavailable(_) | PolicyFailure::CpuShare) => return None,
+        Err(failure) if failure.is_not_run() => return None,
         Err(failure) => Some(failure.kind()),
     };
     window
