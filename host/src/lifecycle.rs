@@ -17,7 +17,10 @@ use crate::policy::{
     MemoryKv, MissingInput, PolicyEngine, PolicyRegistry, SampleReport, compile_and_load,
     run_sample,
 };
-use crate::replay::{ReplayError, ReplayRange, ReplayReport};
+use crate::replay::{
+    JobError, JobState, KvSource, ReplayError, ReplayJob, ReplayJobs, ReplayRange, ReplayReport,
+    StartRefusal,
+};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,8 @@ pub enum LifecycleError {
     Busy,
     #[error("too many dry runs and test vectors are waiting; try again in a few seconds")]
     SamplesBusy,
+    #[error("version {version} fails the replay gate: {detail}")]
+    ReplayGate { version: String, detail: String },
     #[error("version {version} fails its test vector `{name}`: expected {expected}, got {got}")]
     TestVector {
         version: String,
@@ -57,6 +62,19 @@ pub struct DeploymentSpec {
     pub shadow: Option<String>,
     pub failure_mode: FailureMode,
     pub demotion: DemotionRule,
+    /// Checked before a version starts serving (active or canary), beside
+    /// its test vectors.
+    pub replay_gate: Option<ReplayGate>,
+}
+
+/// A version may serve only if a replay of the last `calls` calls changes
+/// the first bid to ring on at most `max_winners_changed_percent` of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayGate {
+    pub calls: usize,
+    pub max_winners_changed_percent: u8,
+    /// Whose calls: a marketer's own campaigns', or every campaign's.
+    pub calls_of: Option<String>,
 }
 
 pub struct PolicyLifecycle {
@@ -79,6 +97,7 @@ pub struct PolicyLifecycle {
     /// Dry runs and test vectors: policy instances beside the calls', a
     /// few at once, one per tenant.
     samples: FairGate,
+    replays: ReplayJobs,
 }
 
 /// Uploads, or sample runs, one tenant may have running and waiting.
@@ -108,6 +127,7 @@ impl PolicyLifecycle {
             compiled: Mutex::new(HashMap::new()),
             compiles: FairGate::new(1, ONE_PER_TENANT, WAITING_IN_ALL),
             samples: FairGate::new(SAMPLES_AT_ONCE, ONE_PER_TENANT, WAITING_IN_ALL),
+            replays: ReplayJobs::new(),
         }
     }
 
@@ -247,10 +267,21 @@ impl PolicyLifecycle {
             spec.active.as_ref(),
             spec.canary.as_ref().map(|c| &c.version),
         ];
+        let previous = self.store.deployment(&policy.id)?;
+        let new_to_serving = |version: &String| {
+            previous.as_ref().is_none_or(|p| {
+                p.active.as_ref() != Some(version)
+                    && p.canary.as_ref().is_none_or(|c| &c.version != version)
+            })
+        };
         for version in serving.into_iter().flatten() {
             self.check_vectors(policy, version).await?;
+            if let Some(gate) = &spec.replay_gate
+                && new_to_serving(version)
+            {
+                self.check_replay(policy, version, gate).await?;
+            }
         }
-        let previous = self.store.deployment(&policy.id)?;
         let mut history = previous
             .as_ref()
             .map(|p| p.history.clone())
@@ -308,6 +339,7 @@ impl PolicyLifecycle {
                 shadow: current.shadow.clone(),
                 failure_mode: current.failure_mode,
                 demotion: current.demotion,
+                replay_gate: None,
             };
             return self.deploy(policy, spec).await;
         }
@@ -319,6 +351,7 @@ impl PolicyLifecycle {
             shadow: None,
             failure_mode: current.failure_mode,
             demotion: current.demotion,
+            replay_gate: None,
         };
         // The version served before: its test vectors passed then.
         self.apply(policy, spec, history).await
@@ -369,6 +402,58 @@ impl PolicyLifecycle {
                     got: got.to_string(),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Replays the last calls through `version`; too many changed first
+    /// bids, or no call to judge it on, refuse it.
+    async fn check_replay(
+        &self,
+        policy: &Policy,
+        version: &str,
+        gate: &ReplayGate,
+    ) -> Result<(), LifecycleError> {
+        let compiled = self.version(policy, version).await?;
+        let range = ReplayRange {
+            limit: gate.calls,
+            newest: true,
+            kv: KvSource::Policy {
+                policy_id: policy.id.clone(),
+                owner_tenant: policy.tenant_id.clone(),
+            },
+            ..ReplayRange::default()
+        };
+        let calls_of = gate.calls_of.clone();
+        let refused = |detail: String| LifecycleError::ReplayGate {
+            version: version.to_owned(),
+            detail,
+        };
+        let report = self
+            .replay(&policy.tenant_id, compiled, range, move |record| {
+                calls_of.as_ref().is_none_or(|t| &record.tenant_id == t)
+            })
+            .await?
+            .map_err(|e| match e {
+                ReplayError::Store(e) => LifecycleError::Store(e),
+                ReplayError::Empty => refused("no stored call to replay it on".to_owned()),
+                other => refused(other.to_string()),
+            })?;
+        let replayed = report.calls_replayed;
+        if replayed == 0 {
+            return Err(refused(
+                "no stored call kept the inputs to replay it on".to_owned(),
+            ));
+        }
+        let allowed = u64::from(gate.max_winners_changed_percent);
+        if report.winners_changed * 100 > allowed * replayed {
+            let failures: u64 = report.failures.values().sum();
+            return Err(refused(format!(
+                "it changed the first bid to ring on {} of the last {replayed} calls ({:.1} %), \
+                 more than the {allowed} % allowed ({failures} of them failed)",
+                report.winners_changed,
+                report.winners_changed as f64 * 100.0 / replayed as f64,
+            )));
         }
         Ok(())
     }
@@ -429,6 +514,58 @@ impl PolicyLifecycle {
         .map_err(|e| LifecycleError::Worker(e.to_string()))
     }
 
+    /// Starts a replay as a job of `tenant`'s, read back with
+    /// [`PolicyLifecycle::replay_job`]; it waits for the tenant's turn as a
+    /// synchronous replay does.
+    pub fn start_replay(
+        self: &Arc<Self>,
+        tenant: &str,
+        job_id: String,
+        (policy_id, version): (&str, &str),
+        compiled: Arc<CompiledPolicy>,
+        range: ReplayRange,
+        visible: impl Fn(&CallRecord) -> bool + Send + 'static,
+    ) -> Result<ReplayJob, StartRefusal> {
+        let job = ReplayJob {
+            id: job_id,
+            policy_id: policy_id.to_owned(),
+            version: version.to_owned(),
+            state: JobState::Queued,
+            calls_done: 0,
+            calls_limit: range.limit as u64,
+            started_at: clock::unix_now(),
+            finished_at: None,
+            report: None,
+            error: None,
+        };
+        let (job, handle) = self.replays.start(tenant, job)?;
+        let (lifecycle, tenant) = (self.clone(), tenant.to_owned());
+        tokio::spawn(async move {
+            let outcome = match lifecycle.samples.enter(&tenant).await {
+                Err(_) => Err(job_error("policy.busy", &LifecycleError::SamplesBusy)),
+                Ok(_turn) => {
+                    handle.running();
+                    let (store, progress) = (lifecycle.store.clone(), handle.clone());
+                    tokio::task::spawn_blocking(move || {
+                        crate::replay::replay(&store, &compiled, &range, &visible, &mut |done| {
+                            progress.progress(done)
+                        })
+                    })
+                    .await
+                    .map_err(|e| job_error("internal", &e))
+                    .and_then(|ran| ran.map_err(|e| job_error(e.code(), &e)))
+                }
+            };
+            handle.finish(outcome, clock::unix_now());
+        });
+        Ok(job)
+    }
+
+    /// `tenant`'s replay job as it stands.
+    pub fn replay_job(&self, tenant: &str, id: &str) -> Option<ReplayJob> {
+        self.replays.get(tenant, id)
+    }
+
     /// Takes a failing canary or shadow out of `policy_id`'s deployment,
     /// on the call path's say-so: at once in the registry, then in the
     /// record with when and why. Whether it was still there to take out
@@ -482,6 +619,7 @@ impl PolicyLifecycle {
                 shadow: record.shadow.clone(),
                 failure_mode: record.failure_mode,
                 demotion: record.demotion,
+                replay_gate: None,
             };
             match self.build(&policy, &spec).await {
                 Ok(deployment) => {
@@ -494,5 +632,20 @@ impl PolicyLifecycle {
             }
         }
         Ok(restored)
+    }
+}
+
+/// What a failed job says: an internal failure's detail goes to the log.
+fn job_error(code: &str, error: &dyn std::fmt::Display) -> JobError {
+    if code == "internal" {
+        tracing::error!(%error, "a replay job failed");
+        return JobError {
+            code: code.to_owned(),
+            message: "internal error".to_owned(),
+        };
+    }
+    JobError {
+        code: code.to_owned(),
+        message: error.to_string(),
     }
 }

@@ -521,6 +521,7 @@ async fn health_metrics_and_openapi_are_served() {
             "/v1/policies/{id}/versions",
             "/v1/policies/{id}/versions/{version}/replay",
             "/v1/policies/{id}/versions/{version}/test-vectors",
+            "/v1/replays/{id}",
             "/v1/tenants",
             "/v1/tenants/{id}",
         ]

@@ -381,6 +381,7 @@ async fn a_shared_bidder_module_keeps_each_tenants_state_apart() {
         shadow: None,
         failure_mode: host::model::FailureMode::Skip,
         demotion: Default::default(),
+        replay_gate: None,
     };
     policies.deploy(&policy, spec).await.expect("deployed");
     let (_, other_key) = lab.api.tenant("buyer2", "bidder").await;

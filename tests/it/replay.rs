@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use host::model::World;
+use host::model::{CallRecord, World};
 use host::policy::{CompiledPolicy, Limits, PolicyEngine};
-use host::replay::{ReplayRange, ReplayReport, replay};
+use host::replay::{KvSource, ReplayRange, ReplayReport, replay};
+use host::store::Store;
 use serde_json::json;
 use tests::call_lab::CallLab;
 use tests::{example_policy, plugboard_bin, test_guest};
@@ -34,6 +35,95 @@ fn replayed(lab: &CallLab, world: World, bytes: &[u8]) -> ReplayReport {
         &mut |_| {},
     )
     .expect("replays")
+}
+
+/// Calls to this number fail every other time with the hostile scorer,
+/// which counts them in its key-value store.
+const EVERY_OTHER: &str = "+18005550668";
+
+/// The hostile scorer replayed on copies of `record` to [`EVERY_OTHER`],
+/// in a store of their own whose scorer namespace holds `seen`.
+fn replay_on_a_counter(record: &CallRecord, seen: Option<u8>, range: ReplayRange) -> ReplayReport {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("store");
+    let calls: Vec<CallRecord> = (0..3)
+        .map(|i| {
+            let mut call = record.clone();
+            call.id = format!("call_counter_{i}");
+            call.received_at_ms += i;
+            let inputs = call.inputs.as_mut().expect("inputs kept");
+            inputs.call.called = EVERY_OTHER.to_owned();
+            call
+        })
+        .collect();
+    store.record_calls(&calls).expect("recorded");
+    let namespace = Store::kv_namespace("pol_counter", &record.tenant_id);
+    if let Some(seen) = seen {
+        assert!(
+            store
+                .kv_put(&namespace, "every-other", &[seen], 1 << 20)
+                .expect("kv")
+        );
+    }
+    let report = replay(
+        &store,
+        &compiled(World::Scorer, &test_guest("hostile-scorer.wasm")),
+        &range,
+        &|_| true,
+        &mut |_| {},
+    )
+    .expect("replays");
+    assert_eq!(
+        store.kv_get(&namespace, "every-other").expect("kv"),
+        seen.map(|s| vec![s]),
+        "what the candidate wrote is dropped"
+    );
+    report
+}
+
+/// Each replayed call reads the same snapshot of the policy's store, and
+/// never what an earlier replayed call wrote.
+fn replays_read_a_snapshot(record: &CallRecord) {
+    let of_counter = |newest: bool| ReplayRange {
+        limit: 10,
+        newest,
+        kv: KvSource::Policy {
+            policy_id: "pol_counter".to_owned(),
+            owner_tenant: record.tenant_id.clone(),
+        },
+        ..ReplayRange::default()
+    };
+    let odd = replay_on_a_counter(record, Some(1), of_counter(false));
+    assert_eq!(odd.calls_replayed, 3);
+    assert_eq!(odd.failures.get("trap"), Some(&3), "{odd:?}");
+    let even = replay_on_a_counter(record, Some(2), of_counter(false));
+    assert!(even.failures.is_empty(), "{even:?}");
+    let unscored = replay_on_a_counter(
+        record,
+        Some(1),
+        ReplayRange {
+            kv: KvSource::Empty,
+            ..of_counter(false)
+        },
+    );
+    assert!(
+        unscored.failures.is_empty(),
+        "an empty store each call: {unscored:?}"
+    );
+    let newest = replay_on_a_counter(
+        record,
+        Some(1),
+        ReplayRange {
+            limit: 2,
+            ..of_counter(true)
+        },
+    );
+    let ids: Vec<&str> = newest.sample.iter().map(|d| d.call_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["call_counter_1", "call_counter_2"],
+        "the last two, oldest first"
+    );
 }
 
 fn plugboard(args: &[&str], data_dir: &Path) -> (bool, String, String) {
@@ -151,6 +241,7 @@ async fn a_candidate_is_judged_on_stored_calls_with_no_side_effect() {
     let after: Vec<_> = lab.records();
     assert_eq!(after.len(), 4);
     assert_eq!(after, records);
+    replays_read_a_snapshot(&records[0]);
 
     // The command line, on a copy of the data directory; the live one is
     // held by the running server and is refused with a clear line.
@@ -225,11 +316,17 @@ async fn a_candidate_is_judged_on_stored_calls_with_no_side_effect() {
     let path = format!("/v1/policies/{scorer}/versions/{version}/replay");
     let ask = |key: String, body: serde_json::Value| {
         let (api, path) = (&lab.api, path.clone());
-        async move { api.call("POST", &path, Some(&key), Some(body)).await }
+        async move { api.replay(&path, &key, body).await }
     };
-    let (status, through_api) =
-        ask(marketer.clone(), json!({"campaign_id": lab.campaign_id})).await;
-    assert_eq!(status, 200, "{through_api}");
+    let (status, job) = ask(marketer.clone(), json!({"campaign_id": lab.campaign_id})).await;
+    assert_eq!(
+        (status, job["state"].as_str()),
+        (202, Some("done")),
+        "{job}"
+    );
+    assert_eq!(job["calls_done"], 4);
+    assert_eq!(job["version"], version.as_str());
+    let through_api = &job["report"];
     assert_eq!(through_api["calls_replayed"], 4);
     assert_eq!(through_api["winners_changed"], 4);
     assert_eq!(through_api["payout_micros_before"], 120_000_000);
@@ -240,11 +337,18 @@ async fn a_candidate_is_judged_on_stored_calls_with_no_side_effect() {
         "a bidder learns nothing of the calls it did not win"
     );
     let (_, rival) = lab.api.tenant("rival", "marketer").await;
-    let (status, body) = ask(rival, json!({})).await;
+    let (status, body) = ask(rival.clone(), json!({})).await;
     assert_eq!(status, 404, "{body}");
+    let own_job = format!("/v1/replays/{}", job["id"].as_str().expect("id"));
+    for key in [&rival, &lab.bidder_key] {
+        let (status, body) = lab.api.call("GET", &own_job, Some(key), None).await;
+        assert!(
+            status == 404 || status == 403,
+            "another's job: {status} {body}"
+        );
+    }
     for (body, code) in [
         (json!({"limit": 0}), "request.invalid_field"),
-        (json!({"since": 4_102_444_800_i64}), "replay.empty"),
         (
             json!({"campaign_id": "cmp_nope"}),
             "request.unknown_campaign",
@@ -258,6 +362,14 @@ async fn a_candidate_is_judged_on_stored_calls_with_no_side_effect() {
             "{body}: {reply}"
         );
     }
+    // An empty range is found by the job, which says so.
+    let (status, empty) = ask(marketer.clone(), json!({"since": 4_102_444_800_i64})).await;
+    assert_eq!(
+        (status, empty["state"].as_str()),
+        (202, Some("failed")),
+        "{empty}"
+    );
+    assert_eq!(empty["error"]["code"], "replay.empty", "{empty}");
     let (status, reply) = lab
         .api
         .call(
@@ -269,6 +381,74 @@ async fn a_candidate_is_judged_on_stored_calls_with_no_side_effect() {
         .await;
     assert_eq!(status, 404, "{reply}");
     assert_eq!(lab.records(), records, "replays store nothing");
+
+    // The replay gate: the zero scorer changes every winner, so it may not
+    // serve under a 50 % gate; the refusal names the gate and changes
+    // nothing. A gate it passes lets it through.
+    let deployment = format!("/v1/policies/{scorer}/deployment");
+    let (_, before) = lab
+        .api
+        .call("GET", &deployment, Some(&marketer), None)
+        .await;
+    let gated = |percent: u64| {
+        json!({"active": version, "failure_mode": "fallback",
+               "replay_gate": {"calls": 4, "max_winners_changed_percent": percent}})
+    };
+    let (status, refused) = lab
+        .api
+        .call("PUT", &deployment, Some(&marketer), Some(gated(50)))
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["code"], "deployment.replay_gate_failed");
+    let says = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        says.contains("replay gate") && says.contains("4 of the last 4 calls"),
+        "{says}"
+    );
+    let (_, unchanged) = lab
+        .api
+        .call("GET", &deployment, Some(&marketer), None)
+        .await;
+    assert_eq!(unchanged, before);
+    let (status, body) = lab
+        .api
+        .call(
+            "PUT",
+            &deployment,
+            Some(&marketer),
+            Some(json!({"active": version,
+            "replay_gate": {"calls": 0, "max_winners_changed_percent": 5}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, passed) = lab
+        .api
+        .call("PUT", &deployment, Some(&marketer), Some(gated(100)))
+        .await;
+    assert_eq!(status, 200, "{passed}");
+    assert_eq!(passed["active"], version.as_str());
+    let (bidder_policy, _) = lab
+        .deploy_new(
+            &lab.bidder_key,
+            "bidder",
+            test_guest("echo-bidder.wasm"),
+            "fallback",
+        )
+        .await;
+    let (status, body) = lab
+        .api
+        .call(
+            "PUT",
+            &format!("/v1/policies/{bidder_policy}/deployment"),
+            Some(&lab.bidder_key),
+            Some(json!({"active": null, "replay_gate": {"max_winners_changed_percent": 5}})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("auth.forbidden_role")),
+        "a bidder's replay would read rival bids: {body}"
+    );
 
     let (ok, _, stderr) = plugboard(
         &["--policy", hostile, "--world", "scorer"],

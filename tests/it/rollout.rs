@@ -18,6 +18,15 @@ async fn two_versions(
     lab: &CallLab,
     deployment: serde_json::Value,
 ) -> (String, String, String, String) {
+    two_versions_of(lab, test_guest("hostile-scorer.wasm"), deployment).await
+}
+
+/// As [`two_versions`], with `second` as the second version.
+async fn two_versions_of(
+    lab: &CallLab,
+    second: Vec<u8>,
+    deployment: serde_json::Value,
+) -> (String, String, String, String) {
     let marketer = &lab.marketer_key;
     let uploaded = lab
         .api
@@ -30,7 +39,7 @@ async fn two_versions(
             "POST",
             &format!("/v1/policies/{policy}/versions"),
             Some(marketer),
-            Some(test_guest("hostile-scorer.wasm")),
+            Some(second),
             "application/wasm",
         )
         .await;
@@ -319,5 +328,69 @@ async fn a_shadows_results_are_kept_beside_the_served_ones_and_its_agreement_rep
         "{agreement}"
     );
     assert_eq!(agreement["same_first_choice_percent"], json!(null));
+    lab.stop().await;
+}
+
+/// A caller from the area code the shadow's new rule is about.
+const NEW_YORK_CALLER: &str = "+12125550123";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_that_differs_on_one_area_code_agrees_on_the_other_calls() {
+    let lab = CallLab::start().await;
+    let (_, _, _, deployment) = two_versions_of(
+        &lab,
+        test_guest("area-code-scorer.wasm"),
+        json!({"active": "STEADY", "shadow": "HOSTILE"}),
+    )
+    .await;
+    let (buyer, _) = lab.bidding_buyer("buyer_answers", 6).await;
+    for caller in [CALLER, NEW_YORK_CALLER] {
+        lab.carrier_from(
+            caller,
+            EVERY_OTHER,
+            "caller_hangs_up",
+            3,
+            &["-d", "10", "-l", "1"],
+        )
+        .await
+        .assert_ok();
+    }
+    buyer.finish().await.assert_ok();
+    let records = lab.wait_for_records(6).await;
+    let mut differences = Vec::new();
+    for record in &records {
+        let score_of = |role: &str| {
+            let run = record.trace.policies.iter().find(|p| p.role == role);
+            let result = run.and_then(|p| p.result.clone()).expect("a result");
+            (result["score"].as_u64().expect("a score"), result)
+        };
+        let ((active, served), (shadow, shadowed)) = (score_of("active"), score_of("shadow"));
+        if record.caller == NEW_YORK_CALLER {
+            assert!(shadow < active, "{served} / {shadowed}");
+            assert!(
+                shadowed["tags"].to_string().contains("area-212"),
+                "{shadowed}"
+            );
+        } else {
+            assert_eq!(served, shadowed);
+        }
+        differences.push(active.abs_diff(shadow));
+    }
+    let (status, view) = lab
+        .api
+        .call("GET", &deployment, Some(&lab.marketer_key), None)
+        .await;
+    assert_eq!(status, 200, "{view}");
+    let agreement = &view["shadow_agreement"];
+    assert_eq!(agreement["calls"], 6, "{agreement}");
+    assert_eq!(agreement["shadow_failed"], 0, "{agreement}");
+    assert_eq!(agreement["same_result_percent"], json!(50.0), "{agreement}");
+    let mean = differences.iter().sum::<u64>() as f64 / 6.0;
+    assert_eq!(
+        agreement["mean_score_difference"],
+        json!(mean),
+        "{agreement}"
+    );
+    assert!(mean > 0.0);
     lab.stop().await;
 }

@@ -608,6 +608,19 @@ impl CallLab {
         calls: u32,
         extra: &[&str],
     ) -> Carrier {
+        self.carrier_from(CALLER, number, scenario_name, calls, extra)
+            .await
+    }
+
+    /// As [`CallLab::carrier_to`], from `caller`.
+    pub async fn carrier_from(
+        &self,
+        caller: &str,
+        number: &str,
+        scenario_name: &str,
+        calls: u32,
+        extra: &[&str],
+    ) -> Carrier {
         let port = free_port();
         let log = self.logs.path().join(format!("carrier-{port}.log"));
         let output = Command::new(sipp_path())
@@ -615,7 +628,7 @@ impl CallLab {
             .arg("-sf")
             .arg(scenario(scenario_name))
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-s", number, "-key", "caller", CALLER])
+            .args(["-s", number, "-key", "caller", caller])
             .args(["-m", &calls.to_string()])
             .args([
                 "-timeout",

@@ -258,6 +258,31 @@ impl TestApi {
         self.raw(method, path, key, body, "application/json").await
     }
 
+    /// Starts a replay job (`POST` to a version's `/replay`) and waits, up
+    /// to a minute, for it to end: the start's status and, when it was
+    /// started, the job as it ended (else the refusal).
+    pub async fn replay(
+        &self,
+        path: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let (status, started) = self.call("POST", path, Some(key), Some(body)).await;
+        if status != 202 {
+            return (status, started);
+        }
+        let job = format!("/v1/replays/{}", str_field(&started, "id"));
+        for _ in 0..600 {
+            let (status, seen) = self.call("GET", &job, Some(key), None).await;
+            assert_eq!(status, 200, "{seen}");
+            if matches!(seen["state"].as_str(), Some("done" | "failed")) {
+                return (202, seen);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("replay job {job} did not end in a minute");
+    }
+
     /// One request with raw bytes as the body.
     pub async fn raw(
         &self,

@@ -111,6 +111,7 @@ fn caller_verification(call: &Call) -> Option<bool> {
     }
 }
 
+#[cfg(feature = "export")]
 guest_sdk::export_scorer!(GeoHistoryScorer);
 
 #[cfg(test)]

@@ -181,6 +181,8 @@ const FIELDS: &[(&str, &str, Bound)] = &[
     ("DniRequest", "attributes", DNI_ATTRIBUTES),
     ("CanarySpec", "percent", PERCENT),
     ("ReplayRequest", "limit", REPLAY_LIMIT),
+    ("ReplayGateSpec", "calls", REPLAY_LIMIT),
+    ("ReplayGateSpec", "max_winners_changed_percent", PERCENT),
     ("DemotionRule", "window", DEMOTION_WINDOW),
     ("DemotionRule", "max_failure_percent", PERCENT),
 ];

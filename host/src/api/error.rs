@@ -60,6 +60,7 @@ impl ApiError {
             "pool" => "pool.not_found",
             "call" => "call.not_found",
             "session" => "dni.session_not_found",
+            "replay" => "replay.not_found",
             _ => "not_found",
         };
         Self::new(StatusCode::NOT_FOUND, code, format!("no such {what}"))

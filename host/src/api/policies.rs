@@ -1,11 +1,13 @@
 //! Policies: upload (the body is the component), versions, deployment
-//! (active, canary, shadow, failure mode), rollback and dry-run.
+//! (active, canary, shadow, failure mode, gates), rollback, dry-run and
+//! replay jobs.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,13 +18,13 @@ use super::extract::{Body, Caller, Params};
 use super::{ApiState, contract, new_id};
 use crate::access::quota::{self, Kind};
 use crate::clock;
-use crate::lifecycle::{DeploymentSpec, LifecycleError};
+use crate::lifecycle::{DeploymentSpec, LifecycleError, ReplayGate};
 use crate::model::{
     CanarySpec, DemotionRule, DeploymentRecord, FailureMode, Policy, PolicyVersion, Role,
     SampleInput, ShadowAgreement, TestVector, World,
 };
 use crate::policy::{LoadError, SampleReport};
-use crate::replay::{ReplayError, ReplayRange, ReplayReport};
+use crate::replay::{KvSource, ReplayJob, ReplayRange};
 
 /// Routes; `upload_limit` is the component size limit (uploads get one more
 /// byte of room so that the runtime, not the body limit, names the problem).
@@ -38,6 +40,7 @@ pub(super) fn routes(upload_limit: usize) -> OpenApiRouter<ApiState> {
         .routes(routes!(rollback))
         .routes(routes!(dry_run))
         .routes(routes!(replay_version))
+        .routes(routes!(get_replay))
         .routes(routes!(get_test_vectors, put_test_vectors))
 }
 
@@ -67,6 +70,9 @@ fn lifecycle_error(e: LifecycleError) -> ApiError {
         ),
         LifecycleError::TestVector { .. } => {
             ApiError::unprocessable("deployment.test_vector_failed", e.to_string())
+        }
+        LifecycleError::ReplayGate { .. } => {
+            ApiError::unprocessable("deployment.replay_gate_failed", e.to_string())
         }
     }
 }
@@ -352,10 +358,31 @@ pub struct DeploymentRequest {
     /// over 50 % of its last 100 invocations failed).
     #[serde(default)]
     pub demotion: DemotionRule,
+    /// Refuses a version new to serving (active or canary) unless a replay
+    /// of the last calls changes few enough winners. Marketers and the
+    /// operator; a replay reads rivals' bids, so not bidders.
+    #[serde(default)]
+    pub replay_gate: Option<ReplayGateSpec>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayGateSpec {
+    /// The last calls of the policy's tenant (every campaign's for the
+    /// operator) to replay (default 1,000).
+    #[serde(default = "default_gate_calls")]
+    pub calls: u32,
+    /// Refused when the first bid to ring changes on more of them.
+    pub max_winners_changed_percent: u8,
+}
+
+fn default_gate_calls() -> u32 {
+    1000
 }
 
 /// Activates versions atomically: calls in flight finish on the version they
-/// started with.
+/// started with. Each version new to serving passes its test vectors and,
+/// when asked, the replay gate; a refusal names the gate and the version.
 #[utoipa::path(put, path = "/v1/policies/{id}/deployment", tag = "policies", request_body = DeploymentRequest,
     security(("bearer" = ["operator", "marketer", "bidder"])),
     responses((status = 200, body = DeploymentRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -371,12 +398,28 @@ async fn put_deployment(
         "demotion.max_failure_percent",
         request.demotion.max_failure_percent.into(),
     )?;
+    let replay_gate = match request.replay_gate {
+        None => None,
+        Some(gate) => {
+            contract::REPLAY_LIMIT.check("replay_gate.calls", gate.calls.into())?;
+            contract::PERCENT.check(
+                "replay_gate.max_winners_changed_percent",
+                gate.max_winners_changed_percent.into(),
+            )?;
+            Some(ReplayGate {
+                calls: gate.calls as usize,
+                max_winners_changed_percent: gate.max_winners_changed_percent,
+                calls_of: replay_reader(&caller)?,
+            })
+        }
+    };
     let spec = DeploymentSpec {
         active: request.active,
         canary: request.canary,
         shadow: request.shadow,
         failure_mode: request.failure_mode,
         demotion: request.demotion,
+        replay_gate,
     };
     Ok(Json(
         state
@@ -419,23 +462,50 @@ pub struct ReplayRequest {
     pub limit: Option<u32>,
 }
 
-/// Runs stored calls again through a version and reports what it would
-/// have changed (scores, first bids, payout), with no side effect: the
-/// calls of the caller's campaigns (every campaign's for an operator).
+/// Whose calls `caller` may replay: none named for the operator (every
+/// campaign's), else the caller's own campaigns'. A bidder may not: a
+/// replay's report names rival bids.
+fn replay_reader(caller: &Caller) -> ApiResult<Option<String>> {
+    match caller.role {
+        Role::Operator => Ok(None),
+        Role::Marketer => Ok(Some(caller.tenant_id.clone())),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "auth.forbidden_role",
+            "a bidder key may not replay calls: a replay reads rival bids",
+        )),
+    }
+}
+
+/// Starts a replay of stored calls through a version, as a job: what it
+/// would have changed (scores, first bids, payout), with no side effect,
+/// over the calls of the caller's campaigns (every campaign's for the
+/// operator). The job's progress and report are at the `Location` given,
+/// `GET /v1/replays/{id}`.
 #[utoipa::path(post, path = "/v1/policies/{id}/versions/{version}/replay", tag = "policies",
     request_body = ReplayRequest,
     security(("bearer" = ["operator", "marketer"])),
-    responses((status = 200, body = ReplayReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202, body = ReplayJob, headers(("location" = String, description = "The job: `/v1/replays/{id}`"))), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 async fn replay_version(
     State(state): State<ApiState>,
     caller: Caller,
     Path((id, version)): Path<(String, String)>,
     Body(request): Body<ReplayRequest>,
-) -> ApiResult<Json<ReplayReport>> {
+) -> ApiResult<impl IntoResponse> {
     let policy = owned_policy(&state, &caller, &id)?;
+    let reader = replay_reader(&caller)?;
     let limit = request.limit.unwrap_or(1000);
     contract::REPLAY_LIMIT.check("limit", limit.into())?;
+    if let (Some(since), Some(until)) = (request.since, request.until)
+        && until < since
+    {
+        return Err(ApiError::unprocessable(
+            "request.invalid_field",
+            "`until` is before `since`",
+        ));
+    }
     if let Some(campaign_id) = &request.campaign_id {
         let visible = state
             .store
@@ -461,22 +531,55 @@ async fn replay_version(
         since_ms: request.since.map(|s| s.saturating_mul(1000)),
         until_ms: request.until.map(|s| s.saturating_mul(1000)),
         limit: limit as usize,
+        newest: false,
+        kv: KvSource::Policy {
+            policy_id: policy.id.clone(),
+            owner_tenant: policy.tenant_id.clone(),
+        },
     };
-    let reader = caller.tenant_id.clone();
-    let every_campaign = caller.role == Role::Operator;
-    let report = state
+    let job = state
         .policies
-        .replay(&caller.tenant_id, compiled, range, move |record| {
-            every_campaign || record.tenant_id == reader
-        })
-        .await
-        .map_err(lifecycle_error)?
-        .map_err(|e| match e {
-            ReplayError::Store(s) => s.into(),
-            ReplayError::Empty => ApiError::unprocessable("replay.empty", e.to_string()),
-            other => ApiError::unprocessable("request.invalid_field", other.to_string()),
+        .start_replay(
+            &caller.tenant_id,
+            new_id("rpl")?,
+            (&policy.id, &version),
+            compiled,
+            range,
+            move |record| reader.as_ref().is_none_or(|t| &record.tenant_id == t),
+        )
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "replay.too_many",
+                e.to_string(),
+            )
         })?;
-    Ok(Json(report))
+    let location =
+        HeaderValue::from_str(&format!("/v1/replays/{}", job.id)).map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(job),
+    ))
+}
+
+/// A replay job started by the caller: `queued`, `running` (with the calls
+/// read so far), then `done` with its report or `failed` with why.
+/// Jobs live in the server's memory, the last ten per tenant.
+#[utoipa::path(get, path = "/v1/replays/{id}", tag = "policies",
+    security(("bearer" = ["operator", "marketer"])),
+    responses((status = 200, body = ReplayJob), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn get_replay(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReplayJob>> {
+    state
+        .policies
+        .replay_job(&caller.tenant_id, &id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("replay"))
 }
 
 #[derive(Deserialize, ToSchema)]

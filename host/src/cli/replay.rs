@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{CliError, ReplayArgs};
 use crate::policy::{CompiledPolicy, Limits, PolicyEngine};
-use crate::replay::{ReplayRange, ReplayReport, replay};
+use crate::replay::{KvSource, ReplayRange, ReplayReport, replay};
 use crate::store::Store;
 
 pub fn run_replay(args: &ReplayArgs) -> Result<String, CliError> {
@@ -16,14 +16,19 @@ pub fn run_replay(args: &ReplayArgs) -> Result<String, CliError> {
         since_ms: args.since.map(|t| t.as_millisecond()),
         until_ms: args.until.map(|t| t.as_millisecond()),
         limit: args.limit,
+        newest: false,
+        kv: KvSource::Campaigns,
     };
     let engine = PolicyEngine::new(Limits::default())?;
     let candidate = CompiledPolicy::load(&engine, args.world, &bytes, None)?;
     let store = open(&args.data_dir)?;
     let on_terminal = std::io::stderr().is_terminal();
+    let at_most = store
+        .calls_received_between(range.since_ms, range.until_ms)
+        .min(range.limit) as u64;
     let mut progress = |done: u64| {
         if on_terminal {
-            eprint!("\rreplayed {done} calls");
+            eprint!("\r{}", progress_bar(done, at_most));
             let _ = std::io::stderr().flush();
         }
     };
@@ -35,6 +40,20 @@ pub fn run_replay(args: &ReplayArgs) -> Result<String, CliError> {
         return Ok(serde_json::to_string_pretty(&report).unwrap_or_default());
     }
     Ok(render(&report))
+}
+
+/// `[#####.....] 500 / 1000 calls`; the total counts the range's calls of
+/// every campaign, so a campaign's replay may end short of it.
+fn progress_bar(done: u64, total: u64) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (done.min(total) * WIDTH)
+        .checked_div(total)
+        .unwrap_or(WIDTH) as usize;
+    format!(
+        "[{}{}] {done} / {total} calls",
+        "#".repeat(filled),
+        ".".repeat(WIDTH as usize - filled)
+    )
 }
 
 /// The store of `data_dir`, never created here: replay reads what a server
@@ -114,4 +133,29 @@ fn render(report: &ReplayReport) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_bar;
+
+    #[test]
+    fn the_bar_fills_with_the_calls_done() {
+        assert_eq!(
+            progress_bar(0, 4),
+            format!("[{}] 0 / 4 calls", ".".repeat(30))
+        );
+        assert_eq!(
+            progress_bar(2, 4),
+            format!("[{}{}] 2 / 4 calls", "#".repeat(15), ".".repeat(15))
+        );
+        assert_eq!(
+            progress_bar(9, 4),
+            format!("[{}] 9 / 4 calls", "#".repeat(30))
+        );
+        assert_eq!(
+            progress_bar(0, 0),
+            format!("[{}] 0 / 0 calls", "#".repeat(30))
+        );
+    }
 }

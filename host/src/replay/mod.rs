@@ -2,25 +2,31 @@
 //! to see what it would have changed before it routes live money. Each
 //! call is run on the inputs its record kept (the call facts, the caller's
 //! history as it was then, the offer, the candidates), deterministically
-//! and with no side effect: the candidate starts with an empty key-value
-//! store of its own, as a new version would, and nothing it writes reaches
-//! the store. Then the auction's choice is made again from the record
-//! ([`rerank`]) and the differences summed ([`report`]).
+//! and with no side effect: the candidate reads a snapshot of a policy's
+//! key-value store ([`snapshot`]) and what it writes is dropped with the
+//! call. Then the auction's choice is made again from the record
+//! ([`rerank`]) and the differences summed ([`report`]). Long replays run
+//! as jobs ([`jobs`]).
 
+mod jobs;
 mod report;
 mod rerank;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use jobs::{JobError, JobHandle, JobState, MAX_JOBS_KEPT, ReplayJob, ReplayJobs, StartRefusal};
 pub use report::{
     CallDiff, FloorCrossing, ReplayReport, Replayed, SAMPLE, ScoreChanges, Tally, WinnerChange,
 };
+pub use snapshot::KvSource;
 
-use crate::model::{CallRecord, PolicyInputs, PolicyKv, Quality, World};
-use crate::policy::{CompiledPolicy, InvocationContext, MemoryKv};
+use crate::model::{CallRecord, Campaign, PolicyInputs, PolicyKv, Quality, World};
+use crate::policy::{CompiledPolicy, InvocationContext};
 use crate::store::{CallFilter, Store, StoreError};
 use rerank::{Contender, contenders, first_at, first_in_order};
+use snapshot::Snapshots;
 
 /// Quality a call gets when the candidate scorer fails on it: what the
 /// `fallback` failure mode gives a live call.
@@ -37,6 +43,9 @@ pub struct ReplayRange {
     pub until_ms: Option<i64>,
     /// Calls at most, oldest first.
     pub limit: usize,
+    /// The last `limit` calls of the range rather than the first.
+    pub newest: bool,
+    pub kv: KvSource,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +58,18 @@ pub enum ReplayError {
     UnknownCampaign(String),
     #[error("the range ends before it starts")]
     BackwardRange,
+}
+
+impl ReplayError {
+    /// The code the API refuses a replay with for this.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReplayError::Store(_) => "internal",
+            ReplayError::Empty => "replay.empty",
+            ReplayError::UnknownCampaign(_) => "request.unknown_campaign",
+            ReplayError::BackwardRange => "request.invalid_field",
+        }
+    }
 }
 
 /// Replays the calls of `range` that `visible` admits (a marketer's own,
@@ -77,15 +98,19 @@ pub fn replay(
         since_ms: range.since_ms,
         until_ms: range.until_ms,
     };
-    let kv: Arc<dyn PolicyKv> = Arc::new(MemoryKv::new());
-    let mut floors: HashMap<String, u64> = HashMap::new();
+    let replayable = |r: &CallRecord| !r.campaign_id.is_empty() && visible(r);
+    let mut cursor = match range.newest {
+        true => store.cursor_before_newest(&filter, replayable, range.limit)?,
+        false => None,
+    };
+    let mut snapshots = Snapshots::new(store, range.kv.clone(), candidate.world());
+    let mut campaigns: HashMap<String, Option<Campaign>> = HashMap::new();
     let mut tally = Tally::new(candidate.world());
     let mut seen = 0usize;
-    let mut cursor: Option<String> = None;
     while seen < range.limit {
         let page = store.calls(
             &filter,
-            |r| !r.campaign_id.is_empty() && visible(r),
+            replayable,
             cursor.as_deref(),
             PAGE.min(range.limit - seen),
         )?;
@@ -95,17 +120,14 @@ pub fn replay(
                 tally.without_inputs();
                 continue;
             };
-            let floor = match floors.get(&record.campaign_id) {
-                Some(floor) => *floor,
-                None => {
-                    let floor = store
-                        .campaign(&record.campaign_id)?
-                        .map_or(0, |c| c.floor_price_micros);
-                    floors.insert(record.campaign_id.clone(), floor);
-                    floor
-                }
-            };
-            tally.add(replay_call(candidate, &kv, record, inputs, floor));
+            if !campaigns.contains_key(&record.campaign_id) {
+                let campaign = store.campaign(&record.campaign_id)?;
+                campaigns.insert(record.campaign_id.clone(), campaign);
+            }
+            let campaign = &campaigns[&record.campaign_id];
+            let floor = campaign.as_ref().map_or(0, |c| c.floor_price_micros);
+            let kv = snapshots.for_call(&record.tenant_id, campaign.as_ref())?;
+            tally.add(replay_call(candidate, kv, record, inputs, floor));
         }
         progress(seen as u64);
         match page.next_cursor {
@@ -122,14 +144,14 @@ pub fn replay(
 /// One call through the candidate, and the auction's choice again.
 fn replay_call(
     candidate: &CompiledPolicy,
-    kv: &Arc<dyn PolicyKv>,
+    kv: Arc<dyn PolicyKv>,
     record: &CallRecord,
     inputs: &PolicyInputs,
     floor: u64,
 ) -> Replayed {
     let ctx = InvocationContext {
         history: inputs.caller_history,
-        kv: kv.clone(),
+        kv,
         kv_namespace: "replay".to_owned(),
     };
     let candidates = inputs.bids(record);

@@ -213,6 +213,7 @@ async fn load_examples(state: &ApiState, dir: &Path) -> Result<(), ServeError> {
                 shadow: None,
                 failure_mode: FailureMode::Fallback,
                 demotion: Default::default(),
+                replay_gate: None,
             };
             state.policies.deploy(&policy, spec).await
         };

@@ -105,13 +105,7 @@ impl Store {
             {
                 break;
             }
-            let matches = filter
-                .campaign_id
-                .as_ref()
-                .is_none_or(|c| &record.campaign_id == c)
-                && filter.outcome.is_none_or(|o| record.outcome == o)
-                && visible(&record);
-            if !matches {
+            if !(filter.admits(&record) && visible(&record)) {
                 continue;
             }
             if calls.len() == limit || (!calls.is_empty() && bytes_held + bytes.len() > max_bytes) {
@@ -126,6 +120,54 @@ impl Store {
             calls,
             next_cursor: if more { last_key } else { None },
         })
+    }
+
+    /// Calls received in `[since_ms, until_ms)`, whatever their campaign:
+    /// counted from the keys, nothing decoded.
+    pub fn calls_received_between(&self, since_ms: Option<i64>, until_ms: Option<i64>) -> usize {
+        let since = format!("{:016x}", since_ms.unwrap_or(0).max(0));
+        match until_ms {
+            Some(until) => self
+                .calls
+                .tree
+                .range(since.as_bytes()..format!("{:016x}", until.max(0)).as_bytes())
+                .keys()
+                .count(),
+            None => self.calls.tree.range(since.as_bytes()..).keys().count(),
+        }
+    }
+
+    /// The cursor after which the `n` newest calls matching `filter` and
+    /// `visible` follow, for [`Store::calls`]; none when fewer match (they
+    /// all follow from the start). Read newest first, so it costs the `n`
+    /// calls, not the whole history.
+    pub fn cursor_before_newest(
+        &self,
+        filter: &CallFilter,
+        visible: impl Fn(&CallRecord) -> bool,
+        n: usize,
+    ) -> Result<Option<String>, StoreError> {
+        let since = format!("{:016x}", filter.since_ms.unwrap_or(0).max(0));
+        let entries = match filter.until_ms {
+            Some(until) => self
+                .calls
+                .tree
+                .range(since.as_bytes()..format!("{:016x}", until.max(0)).as_bytes()),
+            None => self.calls.tree.range(since.as_bytes()..),
+        };
+        let mut matched = 0usize;
+        for entry in entries.rev() {
+            let (key, bytes) = entry?;
+            let record: CallRecord = codec::decode(self.calls.name, &bytes)?;
+            if !(filter.admits(&record) && visible(&record)) {
+                continue;
+            }
+            if matched == n {
+                return Ok(Some(String::from_utf8_lossy(&key).into_owned()));
+            }
+            matched += 1;
+        }
+        Ok(None)
     }
 
     /// The caller's history before any call not yet recorded.

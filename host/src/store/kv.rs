@@ -19,6 +19,21 @@ impl Store {
             .map(|v| v.to_vec()))
     }
 
+    /// Every entry of a namespace, for a replay's snapshot (bounded by the
+    /// keys a policy may hold).
+    pub fn kv_entries(&self, namespace: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut prefix = namespace.as_bytes().to_vec();
+        prefix.push(0);
+        self.policy_kv
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((key, value.to_vec()))
+            })
+            .collect()
+    }
+
     /// Keys a namespace holds, up to `limit` (counting stops there).
     pub fn kv_count(&self, namespace: &str, limit: usize) -> Result<usize, StoreError> {
         let mut prefix = namespace.as_bytes().to_vec();

@@ -146,6 +146,17 @@ pub struct CallFilter {
     pub until_ms: Option<i64>,
 }
 
+impl CallFilter {
+    /// Whether `record` matches the campaign and outcome asked for (the
+    /// times are the listing's range, read from the keys).
+    fn admits(&self, record: &CallRecord) -> bool {
+        self.campaign_id
+            .as_ref()
+            .is_none_or(|c| &record.campaign_id == c)
+            && self.outcome.is_none_or(|o| record.outcome == o)
+    }
+}
+
 /// Beside the pool's own key; `#` sorts before every id character.
 fn exhausted_key(campaign_id: &str) -> String {
     format!("{campaign_id}#exhausted")
