@@ -10,8 +10,6 @@
 //! `cargo xtask policies && cargo bench -p tests --bench replay`
 //! (`RECORDS=…`, default 100,000; `CALLS=…` real calls, default 200).
 
-use std::time::Instant;
-
 use host::model::{CallRecord, World};
 use host::policy::{CompiledPolicy, Limits, PolicyEngine};
 use host::replay::{KvSource, ReplayRange, replay};
@@ -82,7 +80,7 @@ async fn main() {
     );
 
     let store = &lab.api.state.store;
-    let started = Instant::now();
+    let started = host::clock::now();
     let last_ms = real.iter().map(|r| r.received_at_ms).max().unwrap_or(0);
     let mut batch: Vec<CallRecord> = Vec::with_capacity(256);
     for i in real.len()..records {
@@ -102,7 +100,7 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let started = Instant::now();
+    let started = host::clock::now();
     let mut read = 0usize;
     let mut cursor = None;
     loop {
@@ -134,7 +132,7 @@ async fn main() {
             kv: KvSource::Campaigns,
             ..ReplayRange::default()
         };
-        let started = Instant::now();
+        let started = host::clock::now();
         let report = replay(store, &candidate, &range, &|_| true, &mut |_| {}).expect("replays");
         let took = started.elapsed().as_secs_f64();
         println!(
