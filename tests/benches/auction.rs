@@ -15,7 +15,6 @@ use std::time::Duration;
 use serde_json::json;
 use tests::bid_endpoint::BidEndpoint;
 use tests::call_lab::CallLab;
-use tests::example_policy;
 
 const DEADLINE_MS: i64 = 100;
 
@@ -29,25 +28,7 @@ async fn main() {
     lab.update_campaign(json!({"auction_timeout_ms": DEADLINE_MS}))
         .await;
     let buyer = lab.buyer("buyer_answers", calls * 2).await;
-    let bidder_key = lab.bidder_key.clone();
-    let (module, _) = lab
-        .deploy_new(
-            &bidder_key,
-            "bidder",
-            example_policy("state-hour-bidder"),
-            "skip",
-        )
-        .await;
-    for i in 0..10 {
-        let bidder = lab
-            .new_bidder(
-                &format!("Module {i}"),
-                json!({"strategy_policy_id": module}),
-            )
-            .await;
-        lab.target_of(&bidder, buyer.port, json!({"max_concurrent": 100_000}))
-            .await;
-    }
+    lab.example_module_bidders(10, buyer.port).await;
     let mut endpoints = Vec::new();
     for (i, delay_ms) in [5u64, 15, 25, 35, 50].into_iter().enumerate() {
         let endpoint = BidEndpoint::start(

@@ -50,25 +50,7 @@ async fn main() {
     lab.update_campaign(json!({"scorer_policy_id": scorer, "selector_policy_id": selector}))
         .await;
     let buyer = lab.buyer("buyer_answers", calls * 2).await;
-    let bidder_key = lab.bidder_key.clone();
-    let (module, _) = lab
-        .deploy_new(
-            &bidder_key,
-            "bidder",
-            example_policy("state-hour-bidder"),
-            "skip",
-        )
-        .await;
-    for i in 0..10 {
-        let bidder = lab
-            .new_bidder(
-                &format!("Module {i}"),
-                json!({"strategy_policy_id": module}),
-            )
-            .await;
-        lab.target_of(&bidder, buyer.port, json!({"max_concurrent": 100_000}))
-            .await;
-    }
+    lab.example_module_bidders(10, buyer.port).await;
     lab.carrier("caller_hangs_up", calls, &["-d", "10", "-r", "50"])
         .await
         .assert_ok();

@@ -441,6 +441,30 @@ impl CallLab {
         (policy, bidder)
     }
 
+    /// `count` bidders of the lab's bidder tenant whose strategy is the
+    /// example bidder module, each with a target at `port` taking any
+    /// number of calls at once (the benchmarks' market).
+    pub async fn example_module_bidders(&self, count: usize, port: u16) {
+        let (module, _) = self
+            .deploy_new(
+                &self.bidder_key,
+                "bidder",
+                crate::example_policy("state-hour-bidder"),
+                "skip",
+            )
+            .await;
+        for i in 0..count {
+            let bidder = self
+                .new_bidder(
+                    &format!("Module {i}"),
+                    json!({"strategy_policy_id": module}),
+                )
+                .await;
+            self.target_of(&bidder, port, json!({"max_concurrent": 100_000}))
+                .await;
+        }
+    }
+
     /// Gives the lab's campaign a pool of `pooled` alone and hands it to a
     /// visitor session with `attributes`: a call to `pooled` is attributed.
     pub async fn visitor_on(&self, pooled: &str, attributes: serde_json::Value) {
