@@ -450,7 +450,7 @@ impl PolicyLifecycle {
             let failures: u64 = report.failures.values().sum();
             return Err(refused(format!(
                 "it changed the first bid to ring on {} of the last {replayed} calls ({:.1} %), \
-                 more than the {allowed} % allowed ({failures} of them failed)",
+                 more than the {allowed} % allowed; it failed on {failures}",
                 report.winners_changed,
                 report.winners_changed as f64 * 100.0 / replayed as f64,
             )));

@@ -385,7 +385,8 @@ fn default_gate_calls() -> u32 {
 /// when asked, the replay gate; a refusal names the gate and the version.
 #[utoipa::path(put, path = "/v1/policies/{id}/deployment", tag = "policies", request_body = DeploymentRequest,
     security(("bearer" = ["operator", "marketer", "bidder"])),
-    responses((status = 200, body = DeploymentRecord), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = DeploymentRecord), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn put_deployment(
     State(state): State<ApiState>,
     caller: Caller,
