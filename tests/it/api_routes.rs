@@ -684,7 +684,7 @@ async fn a_version_failing_its_test_vectors_cannot_be_activated() {
         {
           "error": {
             "code": "deployment.test_vector_failed",
-            "message": "version 6781371ea252563c fails its test vector `paid traffic scores 99`: expected {\"score\":99,\"tags\":[]}, got {\"score\":85,\"tags\":[\"business-hours\",\"repeat-caller\",\"paid-traffic\",\"keyword\",\"verified-caller\"]}"
+            "message": "version 294577356a2e3bdd fails its test vector `paid traffic scores 99`: expected {\"score\":99,\"tags\":[]}, got {\"score\":85,\"tags\":[\"business-hours\",\"repeat-caller\",\"paid-traffic\",\"keyword\",\"verified-caller\"]}"
           }
         }"#]]
     .assert_eq(&redact(&refused));
