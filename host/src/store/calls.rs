@@ -125,15 +125,18 @@ impl Store {
     /// Calls received in `[since_ms, until_ms)`, whatever their campaign:
     /// counted from the keys, nothing decoded.
     pub fn calls_received_between(&self, since_ms: Option<i64>, until_ms: Option<i64>) -> usize {
+        self.received_between(since_ms, until_ms).keys().count()
+    }
+
+    /// The records received in `[since_ms, until_ms)`, by key.
+    fn received_between(&self, since_ms: Option<i64>, until_ms: Option<i64>) -> sled::Iter {
         let since = format!("{:016x}", since_ms.unwrap_or(0).max(0));
         match until_ms {
             Some(until) => self
                 .calls
                 .tree
-                .range(since.as_bytes()..format!("{:016x}", until.max(0)).as_bytes())
-                .keys()
-                .count(),
-            None => self.calls.tree.range(since.as_bytes()..).keys().count(),
+                .range(since.as_bytes()..format!("{:016x}", until.max(0)).as_bytes()),
+            None => self.calls.tree.range(since.as_bytes()..),
         }
     }
 
@@ -147,16 +150,11 @@ impl Store {
         visible: impl Fn(&CallRecord) -> bool,
         n: usize,
     ) -> Result<Option<String>, StoreError> {
-        let since = format!("{:016x}", filter.since_ms.unwrap_or(0).max(0));
-        let entries = match filter.until_ms {
-            Some(until) => self
-                .calls
-                .tree
-                .range(since.as_bytes()..format!("{:016x}", until.max(0)).as_bytes()),
-            None => self.calls.tree.range(since.as_bytes()..),
-        };
         let mut matched = 0usize;
-        for entry in entries.rev() {
+        for entry in self
+            .received_between(filter.since_ms, filter.until_ms)
+            .rev()
+        {
             let (key, bytes) = entry?;
             let record: CallRecord = codec::decode(self.calls.name, &bytes)?;
             if !(filter.admits(&record) && visible(&record)) {
